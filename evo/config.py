@@ -1,0 +1,233 @@
+"""RunConfig: one pydantic model for a whole run.
+
+It is read from TOML, it is the `evolve` flow's parameter schema (the Prefect
+UI form), and it is stored with the run. `RunConfig()` with no arguments is
+the embedded default that `make demo` runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evo.objectives import METRICS
+
+MetricName = Literal[
+    "total_return", "sharpe_ratio", "sortino_ratio", "max_drawdown", "n_trades", "win_rate", "exposure"
+]
+assert set(MetricName.__args__) == set(METRICS)  # type: ignore[attr-defined]
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticData(_Model):
+    """A seeded regime-switching market (bull, bear and choppy regimes of GBM)."""
+
+    n_bars: int = Field(6000, ge=50, description="Bars per symbol.")
+    freq: str = Field("1h", description="Bar frequency, a pandas offset like '1h' or '1D'.")
+    start: str = Field("2020-01-01", description="Timestamp of the first bar.")
+    symbols: list[str] = Field(default_factory=lambda: ["SYN"], min_length=1, description="One market per symbol.")
+    seed: int = Field(7, description="Seed of the market generator (independent of the run seed).")
+
+
+class DataConfig(_Model):
+    """Market data: files (CSV or Parquet, one symbol per file) or a synthetic market."""
+
+    paths: list[str] = Field(
+        default_factory=list,
+        description="OHLCV files. Columns open, high, low, close, volume and a datetime index "
+        "(first column, or one named date/datetime/timestamp/time). Several files make a multi-asset market.",
+    )
+    synthetic: SyntheticData | None = Field(
+        default_factory=SyntheticData, description="Used when no paths are given."
+    )
+    freq: str | None = Field(None, description="Bar frequency for annualisation; inferred from the index if empty.")
+    start: str | None = Field(None, description="Drop bars before this timestamp.")
+    end: str | None = Field(None, description="Drop bars after this timestamp.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        if self.paths and self.synthetic is not None:
+            # a TOML that names files means files; the synthetic default only fills an empty section
+            object.__setattr__(self, "synthetic", None)
+        if not self.paths and self.synthetic is None:
+            raise ValueError("give data.paths or data.synthetic")
+        return self
+
+
+class StrategyConfig(_Model):
+    family: str = Field("rsi_pullback", description="Strategy family (evo.strategies).")
+    bounds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Per-gene [low, high] overriding the family's bounds."
+    )
+
+    @model_validator(mode="after")
+    def _family_and_bounds(self) -> "StrategyConfig":
+        from evo import strategies
+
+        try:
+            family = strategies.get(self.family)
+        except KeyError as e:
+            raise ValueError(e.args[0]) from None
+        for name, (lo, hi) in self.bounds.items():
+            if not lo < hi:
+                raise ValueError(f"bounds for gene {name!r} are inverted or empty: [{lo}, {hi}]")
+        family.space(self.bounds)  # raises on unknown genes or integer genes with fractional bounds
+        return self
+
+
+class Objective(_Model):
+    metric: MetricName = Field(description="Metric to optimise.")
+    direction: Literal["max", "min"] = Field(description="max or min. max_drawdown is <= 0: maximise it.")
+    ref: float | None = Field(None, description="Hypervolume reference in metric units (default per metric).")
+
+
+class Constraint(_Model):
+    metric: MetricName
+    op: Literal[">=", "<="]
+    value: float
+
+
+class AlgorithmConfig(_Model):
+    name: Literal["nsga2"] = "nsga2"
+    pop_size: int = Field(64, ge=4, description="Survivors per generation.")
+    n_offsprings: int | None = Field(None, ge=1, description="Offspring per generation (default pop_size).")
+    generations: int = Field(12, ge=1, description="Total generations; generation 1 is the initial population.")
+    sampling: Literal["lhs", "random"] = "lhs"
+    crossover_prob: float = Field(0.9, ge=0, le=1)
+    crossover_eta: float = Field(15.0, gt=0)
+    mutation_eta: float = Field(20.0, gt=0)
+    mutation_prob: float | None = Field(None, ge=0, le=1, description="Per-gene probability (default 1/n_genes).")
+
+
+class EvaluationConfig(_Model):
+    engine: Literal["vectorbt"] = Field("vectorbt", description="Backtest engine.")
+    init_cash: float = Field(10_000.0, gt=0)
+    fees: float = Field(0.001, ge=0, lt=1, description="Fraction of each order's value.")
+    slippage: float = Field(0.0005, ge=0, lt=1, description="Fraction of price paid on each fill.")
+    reducer: Literal["mean", "median"] = Field(
+        "mean", description="How per-asset metrics combine into fitness on a multi-asset market."
+    )
+    memory_budget_mb: float | None = Field(
+        None, gt=0, description="Memory for evaluation; default memory_fraction of available memory."
+    )
+    memory_fraction: float = Field(0.5, gt=0, le=0.9)
+    max_parallel: int = Field(2, ge=1, description="Evaluate chunks running at once.")
+    retries: int = Field(2, ge=0, description="Prefect retries of a failed evaluate chunk.")
+    retry_delay_seconds: float = Field(1.0, ge=0)
+
+
+class StorageConfig(_Model):
+    url: str | None = Field(
+        None, description="SQLAlchemy URL. --db and EVO_DATABASE_URL take precedence; default sqlite:///evo.db."
+    )
+
+
+class RunConfig(_Model):
+    """Everything a run needs: data, strategy space, objectives, algorithm, evaluation, storage."""
+
+    name: str | None = Field(None, description="Run name (unique in the database). Default: the config file's stem.")
+    seed: int = Field(42, description="Seed of the evolution.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    objectives: list[Objective] = Field(
+        default_factory=lambda: [
+            Objective(metric="sharpe_ratio", direction="max"),
+            Objective(metric="max_drawdown", direction="max"),
+        ],
+        min_length=1,
+    )
+    constraints: list[Constraint] = Field(
+        default_factory=lambda: [Constraint(metric="n_trades", op=">=", value=10)]
+    )
+    algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+
+    @field_validator("objectives")
+    @classmethod
+    def _distinct(cls, v: list[Objective]) -> list[Objective]:
+        seen = [o.metric for o in v]
+        dup = sorted({m for m in seen if seen.count(m) > 1})
+        if dup:
+            raise ValueError(f"objective metric(s) listed twice: {dup}")
+        return v
+
+    # -- identity -------------------------------------------------------------------------------
+    def identity(self) -> dict:
+        """The part of the config that decides the run's trajectory.
+
+        Excluded: the name, the storage URL, the generation count (a run can be
+        extended) and resource settings (memory, parallelism, retries), which
+        change how fast a run goes but never what it computes.
+        """
+        d = self.model_dump(mode="json")
+        d.pop("name")
+        d.pop("storage")
+        # where the files are is not what they are: the data fingerprint is checked separately
+        d["data"].pop("paths")
+        d["algorithm"].pop("generations")
+        for k in ("memory_budget_mb", "memory_fraction", "max_parallel", "retries", "retry_delay_seconds"):
+            d["evaluation"].pop(k)
+        return d
+
+    def identity_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
+
+    def with_overrides(self, *, name: str | None = None, generations: int | None = None, seed: int | None = None) -> "RunConfig":
+        d = self.model_dump()
+        if name is not None:
+            d["name"] = name
+        if generations is not None:
+            d["algorithm"]["generations"] = generations
+        if seed is not None:
+            d["seed"] = seed
+        return validate(d)
+
+
+def _format(err: ValidationError, source: str | None) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"field '{loc}': {msg}")
+    where = f"{source}: " if source else ""
+    return where + "; ".join(lines)
+
+
+def validate(data: dict, source: str | None = None) -> RunConfig:
+    """Validate a plain dict; a ConfigError names every offending field."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format(e, source)) from None
+
+
+def load(path: str | Path) -> RunConfig:
+    """Read a TOML file. Relative data paths are resolved against the file's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    data.setdefault("name", path.stem)
+    paths = data.get("data", {}).get("paths")
+    if isinstance(paths, list):
+        data["data"]["paths"] = [
+            str((path.parent / p).resolve()) if isinstance(p, str) and not Path(p).is_absolute() and "://" not in p else p
+            for p in paths
+        ]
+    return validate(data, source=str(path))

@@ -1,0 +1,308 @@
+"""Market data: load and validate OHLCV, fingerprint it, or generate a seeded synthetic market.
+
+A `Market` holds aligned (bars x symbols) float64 arrays. Tasks never receive
+it as a parameter: they receive the `DataConfig` and call `get_market`, which
+loads once per process and checks the fingerprint the run was started with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evo.config import DataConfig, SyntheticData
+
+FIELDS = ("open", "high", "low", "close", "volume")
+_TIME_COLUMNS = ("date", "datetime", "timestamp", "time")
+
+
+class DataError(ValueError):
+    """Market data that cannot be used; the message names the file, column or row."""
+
+
+@dataclass(frozen=True, eq=False)
+class Market:
+    index: pd.DatetimeIndex
+    symbols: tuple[str, ...]
+    open: np.ndarray  # (n_bars, n_symbols), Fortran order: one contiguous column per symbol
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    freq: pd.Timedelta
+    fingerprint: str
+
+    @property
+    def n_bars(self) -> int:
+        return len(self.index)
+
+    @property
+    def n_assets(self) -> int:
+        return len(self.symbols)
+
+    def frame(self, asset: int) -> pd.DataFrame:
+        """One symbol's OHLCV as a DataFrame (what `reference_signals` takes)."""
+        return pd.DataFrame({f: getattr(self, f)[:, asset] for f in FIELDS}, index=self.index)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt") or suffix == ".gz":
+            df = pd.read_csv(path)
+        else:
+            raise DataError(f"{path}: unknown file type {suffix!r} (use .csv or .parquet)")
+    except DataError:
+        raise
+    except Exception as e:  # pandas raises many types for malformed input
+        raise DataError(f"{path}: cannot parse: {str(e).splitlines()[0]}") from None
+    if len(df) == 0:
+        raise DataError(f"{path}: no rows")
+    return df
+
+
+def _to_ohlcv(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    df = df.rename(columns={c: str(c).strip().lower() for c in df.columns})
+    if not isinstance(df.index, pd.DatetimeIndex):
+        tcol = next((c for c in _TIME_COLUMNS if c in df.columns), None)
+        if tcol is None:
+            first = df.columns[0]
+            if first in FIELDS:
+                raise DataError(f"{source}: no datetime column (expected one of {list(_TIME_COLUMNS)} or a first column of timestamps)")
+            tcol = first
+        try:
+            idx = pd.to_datetime(df[tcol], utc=False, format="mixed")
+        except (ValueError, TypeError) as e:
+            raise DataError(f"{source}: column {tcol!r} is not datetimes: {str(e).splitlines()[0]}") from None
+        df = df.drop(columns=[tcol])
+        df.index = pd.DatetimeIndex(idx, name="time")
+    missing = [f for f in FIELDS if f not in df.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {missing}; have {list(df.columns)}")
+    out = pd.DataFrame(index=df.index)
+    for f in FIELDS:
+        col = pd.to_numeric(df[f], errors="coerce")
+        bad = col.isna() & df[f].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{source}: row {row + 1}: column {f!r} is not a number: {df[f].iloc[row]!r}")
+        out[f] = col.astype(np.float64)
+    if out.index.tz is not None:
+        out.index = out.index.tz_convert("UTC").tz_localize(None)
+    return out
+
+
+def validate_ohlcv(df: pd.DataFrame, source: str) -> None:
+    """Sorted unique timestamps, finite positive prices, finite non-negative volume, sane high/low."""
+    idx = df.index
+    if idx.hasnans:
+        raise DataError(f"{source}: row {int(np.flatnonzero(idx.isna())[0]) + 1}: missing timestamp")
+    dup = idx.duplicated()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        raise DataError(f"{source}: row {row + 1}: duplicate timestamp {idx[row]}")
+    if not idx.is_monotonic_increasing:
+        row = int(np.flatnonzero(np.diff(idx.asi8) < 0)[0]) + 1
+        raise DataError(f"{source}: row {row + 1}: timestamp {idx[row]} is before the previous row (unsorted)")
+    for f in FIELDS:
+        v = df[f].to_numpy()
+        bad = ~np.isfinite(v)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{source}: row {row + 1} ({idx[row]}): {f} is {v[row]} (must be finite)")
+        bad = (v < 0) if f == "volume" else (v <= 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            need = "non-negative" if f == "volume" else "positive"
+            raise DataError(f"{source}: row {row + 1} ({idx[row]}): {f} is {v[row]} (must be {need})")
+    o, h, lo, c = (df[f].to_numpy() for f in ("open", "high", "low", "close"))
+    bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{source}: row {row + 1} ({idx[row]}): high/low do not contain open and close")
+
+
+def _symbol_frames(cfg: DataConfig) -> dict[str, pd.DataFrame]:
+    frames: dict[str, pd.DataFrame] = {}
+    for p in cfg.paths:
+        path = Path(p)
+        raw = _read_file(path)
+        cols = {str(c).strip().lower(): c for c in raw.columns}
+        if "symbol" in cols:  # long format: one file, many symbols
+            for sym, part in raw.groupby(cols["symbol"], sort=True):
+                frames[f"{sym}"] = _to_ohlcv(part.drop(columns=[cols["symbol"]]).reset_index(drop=True), f"{path} [{sym}]")
+        else:
+            sym = path.stem
+            if sym in frames:
+                raise DataError(f"{path}: symbol {sym!r} given twice")
+            frames[sym] = _to_ohlcv(raw, str(path))
+    return frames
+
+
+def _slice(df: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
+    if cfg.start:
+        df = df[df.index >= pd.Timestamp(cfg.start)]
+    if cfg.end:
+        df = df[df.index <= pd.Timestamp(cfg.end)]
+    return df
+
+
+def _infer_freq(index: pd.DatetimeIndex, source: str) -> pd.Timedelta:
+    if len(index) < 2:
+        raise DataError(f"{source}: need at least 2 bars to infer the bar frequency")
+    return pd.Timedelta(int(np.median(np.diff(index.asi8))), unit="ns")
+
+
+def fingerprint(index: pd.DatetimeIndex, symbols: tuple[str, ...], arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of the content (timestamps, symbols, OHLCV values), independent of file format."""
+    h = hashlib.sha256()
+    h.update(json.dumps(list(symbols)).encode())
+    h.update(np.ascontiguousarray(index.asi8).tobytes())
+    for f in FIELDS:
+        h.update(np.ascontiguousarray(arrays[f], dtype="<f8").tobytes(order="F"))
+    return h.hexdigest()
+
+
+def build_market(frames: dict[str, pd.DataFrame], freq: str | None, source: str) -> Market:
+    if not frames:
+        raise DataError(f"{source}: no market data")
+    for sym, df in frames.items():
+        validate_ohlcv(df, f"{source} [{sym}]" if len(frames) > 1 else source)
+    symbols = tuple(frames)
+    index = frames[symbols[0]].index
+    for sym in symbols[1:]:
+        index = index.intersection(frames[sym].index)
+    if len(index) == 0:
+        raise DataError(f"{source}: the symbols {list(symbols)} share no timestamps")
+    arrays = {
+        f: np.asfortranarray(np.column_stack([frames[s].loc[index, f].to_numpy() for s in symbols]))
+        for f in FIELDS
+    }
+    td = pd.Timedelta(freq) if freq else _infer_freq(index, source)
+    return Market(
+        index=pd.DatetimeIndex(index, name="time"),
+        symbols=symbols,
+        freq=td,
+        fingerprint=fingerprint(index, symbols, arrays),
+        **arrays,
+    )
+
+
+def load_market(cfg: DataConfig) -> Market:
+    """Load and validate the market a DataConfig describes."""
+    if cfg.paths:
+        frames = {s: _slice(df, cfg) for s, df in _symbol_frames(cfg).items()}
+        source = cfg.paths[0] if len(cfg.paths) == 1 else f"{len(cfg.paths)} files"
+        return build_market(frames, cfg.freq, source)
+    assert cfg.synthetic is not None
+    frames = {s: _slice(df, cfg) for s, df in synthetic_frames(cfg.synthetic).items()}
+    return build_market(frames, cfg.freq or cfg.synthetic.freq, "synthetic market")
+
+
+def check_length(market: Market, max_window: int, min_after_warmup: int = 50) -> None:
+    """The largest window must leave bars to trade on."""
+    need = max_window + min_after_warmup
+    if market.n_bars < need:
+        raise DataError(
+            f"market has {market.n_bars} bars; the largest window ({max_window}) needs at least {need} "
+            f"({min_after_warmup} after warm-up). Narrow the window bounds or give more data."
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# one load per process
+
+_cache: dict[str, Market] = {}
+_cache_lock = threading.Lock()
+
+
+def _cache_key(cfg: DataConfig) -> str:
+    stats = []
+    for p in cfg.paths:
+        try:
+            st = Path(p).stat()
+            stats.append((p, st.st_size, st.st_mtime_ns))
+        except OSError:
+            stats.append((p, None, None))
+    return json.dumps([cfg.model_dump(mode="json"), stats], sort_keys=True)
+
+
+def get_market(cfg: DataConfig, expected_fingerprint: str | None = None) -> Market:
+    """The market for `cfg`, loaded at most once per process (and again if a file changed).
+
+    With `expected_fingerprint`, refuse data whose content differs from what
+    the run was started on.
+    """
+    key = _cache_key(cfg)
+    with _cache_lock:
+        market = _cache.get(key)
+        if market is None:
+            market = load_market(cfg)
+            if len(_cache) >= 4:
+                _cache.pop(next(iter(_cache)))
+            _cache[key] = market
+    if expected_fingerprint is not None and market.fingerprint != expected_fingerprint:
+        raise DataError(
+            f"market data changed: fingerprint {market.fingerprint[:12]} differs from the run's "
+            f"{expected_fingerprint[:12]}"
+        )
+    return market
+
+
+# ---------------------------------------------------------------------------------------------
+# synthetic market
+
+#: (drift per bar in units of sigma, sigma multiplier) of the bull, bear and choppy regimes
+_REGIMES = np.array([[0.04, 0.8], [-0.05, 1.3], [0.0, 1.0]])
+_STAY = 0.995  # regimes last ~200 bars on average
+
+
+def synthetic_frames(spec: SyntheticData) -> dict[str, pd.DataFrame]:
+    """Regime-switching geometric Brownian motion with intrabar ranges and volume.
+
+    Deterministic for a given spec; every symbol gets its own regime path.
+    """
+    rng = np.random.default_rng(spec.seed)
+    index = pd.date_range(pd.Timestamp(spec.start), periods=spec.n_bars, freq=spec.freq, name="time")
+    base_sigma = 0.01 * np.sqrt(pd.Timedelta(spec.freq) / pd.Timedelta("1h"))
+    frames = {}
+    for sym in spec.symbols:
+        n = spec.n_bars
+        u = rng.random(n)
+        jump = rng.integers(0, 3, n)
+        regime = np.empty(n, dtype=np.int64)
+        r = 2
+        for t in range(n):
+            if u[t] > _STAY:
+                r = int(jump[t])
+            regime[t] = r
+        drift, mult = _REGIMES[regime, 0], _REGIMES[regime, 1]
+        sigma = base_sigma * mult
+        ret = drift * sigma + sigma * rng.standard_normal(n) - 0.5 * sigma**2
+        close = 100.0 * np.exp(np.cumsum(ret))
+        gap = sigma * 0.1 * rng.standard_normal(n)
+        open_ = np.concatenate([[100.0], close[:-1]]) * np.exp(gap)
+        wick = np.abs(rng.standard_normal((2, n))) * sigma * 0.5
+        high = np.maximum(open_, close) * np.exp(wick[0])
+        low = np.minimum(open_, close) * np.exp(-wick[1])
+        volume = np.round(1e4 * np.exp(0.3 * rng.standard_normal(n)) * (1 + 20 * np.abs(ret)), 2)
+        frames[sym] = pd.DataFrame(
+            {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
+        )
+    return frames

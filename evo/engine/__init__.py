@@ -1,0 +1,42 @@
+"""Evaluation engines: strategies x market -> metrics. Heavy imports happen on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from evo.objectives import METRICS
+
+
+@dataclass
+class Evaluation:
+    metrics: np.ndarray  # (n, len(METRICS)), reduced across assets
+    per_asset: np.ndarray  # (n_assets, n, len(METRICS))
+
+
+def reduce_assets(per_asset: np.ndarray, reducer: str) -> np.ndarray:
+    """Combine per-asset metrics into one fitness row per strategy."""
+    if per_asset.shape[0] == 1:
+        return per_asset[0].copy()
+    if reducer == "mean":
+        return per_asset.mean(axis=0)
+    if reducer == "median":
+        return np.median(per_asset, axis=0)
+    raise ValueError(f"unknown reducer {reducer!r}")
+
+
+def evaluate(market, family, params: Sequence[dict], settings) -> Evaluation:
+    """Evaluate parameter sets on every symbol of `market` with `settings.engine`."""
+    if settings.engine == "vectorbt":
+        from evo.engine import vbt as engine
+    else:  # pragma: no cover - RunConfig refuses other names
+        raise ValueError(f"unknown engine {settings.engine!r}")
+    if len(params) == 0:
+        empty = np.empty((0, len(METRICS)))
+        return Evaluation(empty, np.empty((market.n_assets, 0, len(METRICS))))
+    per_asset = np.stack(
+        [engine.evaluate_asset(market.frame(a), family, params, settings, market.freq) for a in range(market.n_assets)]
+    )
+    return Evaluation(reduce_assets(per_asset, settings.reducer), per_asset)

@@ -1,0 +1,99 @@
+"""Chunk planner: how many strategies one `evaluate` task takes, from measured memory.
+
+The size of a chunk is never a constant. It is the memory budget (a fixed
+number of MB, or a fraction of what psutil reports available right now),
+divided among the chunks that run at once, divided by what one strategy costs
+on this market. The cost starts from the engine's model and is raised to what
+earlier chunks were seen to use (RSS growth per strategy), never lowered.
+Chunking cannot change results: every strategy is evaluated on its own column.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import psutil
+
+MB = 1024 * 1024
+
+#: Bytes per strategy per bar per asset that the vectorbt engine holds at its
+#: peak: ~4 float64 indicator columns, 2 boolean signal columns, and the
+#: portfolio's broadcast inputs and (value, returns, drawdown, position) series.
+VBT_BYTES_PER_STRATEGY_BAR = 160
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    available: int
+    rss: int
+
+    @classmethod
+    def now(cls) -> "MemoryReading":
+        return cls(available=psutil.virtual_memory().available, rss=psutil.Process().memory_info().rss)
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    sizes: tuple[int, ...]
+    budget_bytes: int
+    bytes_per_strategy: int
+    parallel: int
+    available_bytes: int
+
+    def slices(self) -> list[slice]:
+        out, start = [], 0
+        for s in self.sizes:
+            out.append(slice(start, start + s))
+            start += s
+        return out
+
+    def as_stats(self) -> dict:
+        d = asdict(self)
+        d["sizes"] = list(self.sizes)
+        return d
+
+
+def budget_bytes(memory_budget_mb: float | None, memory_fraction: float, reading: MemoryReading) -> int:
+    """The evaluation budget: the configured MB, but never more than `memory_fraction` of what is free."""
+    free = int(reading.available * memory_fraction)
+    if memory_budget_mb is None:
+        return free
+    return min(int(memory_budget_mb * MB), free)
+
+
+def strategy_bytes(n_bars: int, n_assets: int, observed: float | None = None) -> int:
+    """Peak bytes one strategy costs the vectorbt engine (assets are evaluated one after another)."""
+    model = VBT_BYTES_PER_STRATEGY_BAR * n_bars
+    return int(max(model, observed or 0))
+
+
+def plan(n_items: int, per_item: int, budget: int, parallel: int) -> ChunkPlan:
+    """Split `n_items` into the fewest chunks that fit the budget while using `parallel` workers.
+
+    Raises MemoryError when not even one strategy fits.
+    """
+    parallel = max(1, parallel)
+    if n_items == 0:
+        return ChunkPlan((), budget, per_item, parallel, 0)
+    per_chunk_budget = budget // parallel
+    max_size = per_chunk_budget // max(per_item, 1)
+    if max_size < 1:
+        raise MemoryError(
+            f"one strategy needs ~{per_item / MB:.1f} MB but the budget per parallel chunk is "
+            f"{per_chunk_budget / MB:.1f} MB; raise evaluation.memory_budget_mb or lower max_parallel"
+        )
+    # at least `parallel` chunks (when there are enough items) so that every worker has work,
+    # otherwise as few as the budget allows: each task run costs orchestration time
+    n_chunks = max(math.ceil(n_items / max_size), min(parallel, n_items))
+    base, extra = divmod(n_items, n_chunks)
+    sizes = tuple(base + (1 if i < extra else 0) for i in range(n_chunks))
+    return ChunkPlan(sizes, budget, per_item, parallel, 0)
+
+
+def plan_for(n_items: int, n_bars: int, n_assets: int, settings, observed: float | None = None) -> ChunkPlan:
+    """Plan with a fresh psutil reading and the run's evaluation settings."""
+    reading = MemoryReading.now()
+    b = budget_bytes(settings.memory_budget_mb, settings.memory_fraction, reading)
+    p = plan(n_items, strategy_bytes(n_bars, n_assets, observed), b, settings.max_parallel)
+    return ChunkPlan(p.sizes, p.budget_bytes, p.bytes_per_strategy, p.parallel, reading.available)

@@ -1,0 +1,85 @@
+"""The vectorbt engine: `Portfolio.from_signals` over a whole chunk of strategies as columns.
+
+This is the reference: `portfolio_metrics` defines what every metric means.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from evo.objectives import METRICS
+from evo.strategies.base import Family, Params
+
+
+def portfolio_metrics(pf) -> np.ndarray:
+    """(n_columns, len(METRICS)) from a vectorbt Portfolio, in METRICS order.
+
+    exposure is the fraction of bars that end with an open position.
+    """
+    cols = {
+        "total_return": pf.total_return(),
+        "sharpe_ratio": pf.sharpe_ratio(),
+        "sortino_ratio": pf.sortino_ratio(),
+        "max_drawdown": pf.max_drawdown(),
+        "n_trades": pf.trades.count(),
+        "win_rate": pf.trades.win_rate(),
+        "exposure": pf.position_mask().mean(),
+    }
+    return np.column_stack([np.asarray(cols[m], dtype=np.float64).reshape(-1) for m in METRICS])
+
+
+def _per_column(values: np.ndarray | None, n: int) -> np.ndarray | float:
+    # a (1, n) row broadcasts per column in vectorbt; NaN disables a stop
+    if values is None:
+        return np.nan
+    return np.asarray(values, dtype=np.float64).reshape(1, n)
+
+
+def simulate(
+    close: pd.Series,
+    entries: pd.DataFrame | np.ndarray,
+    exits: pd.DataFrame | np.ndarray,
+    *,
+    init_cash: float,
+    fees: float,
+    slippage: float,
+    sl_stop: np.ndarray | None,
+    tp_stop: np.ndarray | None,
+    freq: pd.Timedelta | str,
+) -> np.ndarray:
+    import vectorbt as vbt
+
+    entries = np.asarray(entries, dtype=bool)
+    n = entries.shape[1]
+    pf = vbt.Portfolio.from_signals(
+        close,
+        entries,
+        np.asarray(exits, dtype=bool),
+        init_cash=init_cash,
+        fees=fees,
+        slippage=slippage,
+        sl_stop=_per_column(sl_stop, n),
+        tp_stop=_per_column(tp_stop, n),
+        freq=freq,
+    )
+    return portfolio_metrics(pf)
+
+
+def evaluate_asset(ohlcv: pd.DataFrame, family: Family, params: Sequence[Params], settings, freq) -> np.ndarray:
+    """Metrics of every parameter set on one symbol: (len(params), len(METRICS))."""
+    entries, exits = family.reference_signals(ohlcv, list(params))
+    sl, tp = family.stops(params)
+    return simulate(
+        ohlcv["close"],
+        entries.to_numpy(),
+        exits.to_numpy(),
+        init_cash=settings.init_cash,
+        fees=settings.fees,
+        slippage=settings.slippage,
+        sl_stop=sl,
+        tp_stop=tp,
+        freq=freq,
+    )

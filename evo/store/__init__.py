@@ -1,0 +1,25 @@
+"""Persistence: SQLAlchemy tables (models.py) and the one module that talks SQL (store.py)."""
+
+from evo.store.store import (
+    DEFAULT_URL,
+    GenerationRecord,
+    OffspringRow,
+    RunRecord,
+    Store,
+    StoreError,
+    SurvivorRow,
+    mask_url,
+    resolve_url,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "GenerationRecord",
+    "OffspringRow",
+    "RunRecord",
+    "Store",
+    "StoreError",
+    "SurvivorRow",
+    "mask_url",
+    "resolve_url",
+]

@@ -1,0 +1,104 @@
+"""The schema as SQLAlchemy Core tables. Alembic migrations create it; this module only describes it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from evo.objectives import METRICS
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("config", JSON, nullable=False),
+    Column("config_hash", String(64), nullable=False),
+    Column("family", String(100), nullable=False),
+    Column("data_fingerprint", String(64), nullable=False),
+    Column("evaluation_key", String(64), nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("generations_target", Integer, nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_expires", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+generations = Table(
+    "generations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("checkpoint", JSON, nullable=False),
+    Column("stats", JSON, nullable=False),
+    Column("flow_run_id", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("run_id", "number", name="uq_generations_run_number"),
+)
+
+individuals = Table(
+    "individuals",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("family", String(100), nullable=False),
+    Column("genome_hash", String(64), nullable=False),
+    Column("genes", JSON, nullable=False),
+    UniqueConstraint("family", "genome_hash", name="uq_individuals_family_hash"),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("individual_id", Integer, ForeignKey("individuals.id"), nullable=False),
+    Column("evaluation_key", String(64), nullable=False),
+    # NaN is stored as NULL (SQLite cannot hold NaN)
+    *[Column(m, Double) for m in METRICS],
+    Column("per_asset", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("individual_id", "evaluation_key", name="uq_evaluations_individual_key"),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("run_id", Integer, primary_key=True),
+    Column("generation", Integer, primary_key=True),
+    Column("individual_id", Integer, ForeignKey("individuals.id"), primary_key=True),
+    Column("role", String(10), primary_key=True),  # 'offspring' or 'survivor'
+    Column("rank", Integer),
+    Column("crowding", Double),
+    Column("objectives", JSON, nullable=False),
+    ForeignKeyConstraint(
+        ["run_id", "generation"],
+        ["generations.run_id", "generations.number"],
+        name="fk_members_generation",
+        ondelete="CASCADE",
+    ),
+)
+Index("ix_members_run_generation_role", members.c.run_id, members.c.generation, members.c.role)

@@ -1,0 +1,477 @@
+"""The one module that talks SQL. Everything else asks `Store` for plain data.
+
+A generation is written by `persist_generation` in one transaction: the
+generation row (checkpoint and stats), new individuals, new evaluations and
+the membership rows. Either all of it is committed or none of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from evo.objectives import METRICS
+from evo.store.models import evaluations, generations, individuals, members, runs
+
+DEFAULT_URL = "sqlite:///evo.db"
+_IN_CHUNK = 500  # bound parameters per IN (...) query
+
+
+class StoreError(RuntimeError):
+    """A database problem stated in one line (unreachable, newer schema, ...)."""
+
+
+def resolve_url(url: str | None) -> str:
+    """--db beats EVO_DATABASE_URL beats the default SQLite file."""
+    url = url or os.environ.get("EVO_DATABASE_URL") or DEFAULT_URL
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ***: the only form that is ever printed or logged."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _num(v: float) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def _unnum(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    name: str
+    config: dict
+    config_hash: str
+    family: str
+    data_fingerprint: str
+    evaluation_key: str
+    seed: int
+    status: str
+    generations_target: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    number: int
+    checkpoint: dict
+    stats: dict
+    flow_run_id: str | None
+    created_at: dt.datetime
+
+
+@dataclass
+class OffspringRow:
+    genome_hash: str
+    genes: dict
+    metrics: Sequence[float]  # METRICS order
+    per_asset: list | None
+    objectives: list  # JSON-safe F row
+    new_evaluation: bool  # False when the metrics came from the cache
+
+
+@dataclass
+class SurvivorRow:
+    genome_hash: str
+    rank: int | None
+    crowding: float | None
+    objectives: list
+
+
+class Store:
+    def __init__(self, url: str | None = None):
+        self.url = resolve_url(url)
+        self.masked_url = mask_url(self.url)
+        kw: dict[str, Any] = {"future": True}
+        u = make_url(self.url)
+        if u.get_backend_name() == "sqlite":
+            db = u.database
+            if db and db != ":memory:":
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kw["connect_args"] = {"timeout": 30}
+        else:
+            kw["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = create_engine(self.url, **kw)
+        except Exception as e:
+            raise StoreError(f"bad database URL {self.masked_url}: {e}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- schema --------------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Run Alembic `upgrade head`; refuse a database whose schema is newer than this code."""
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        import migrations
+
+        script_location = str(Path(migrations.__file__).parent)
+        cfg = Config()
+        cfg.set_main_option("script_location", script_location)
+        script = ScriptDirectory.from_config(cfg)
+        heads = set(script.get_heads())
+        try:
+            with self.engine.begin() as conn:
+                current = MigrationContext.configure(conn).get_current_heads()
+                known = {r.revision for r in script.walk_revisions()}
+                unknown = [r for r in current if r not in known]
+                if unknown:
+                    raise StoreError(
+                        f"database {self.masked_url} has schema revision {unknown[0]}, newer than this "
+                        f"version of evo knows (head {', '.join(sorted(heads))}); upgrade evo"
+                    )
+                if set(current) != heads:
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+        except OperationalError as e:
+            raise StoreError(f"cannot reach database {self.masked_url}: {_first_line(e)}") from None
+
+    def schema_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    # -- runs ----------------------------------------------------------------------------------
+    def get_run(self, name: str) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.name == name)).mappings().first()
+        return _run_record(row) if row else None
+
+    def list_runs(self) -> list[tuple[RunRecord, int]]:
+        """Every run with its number of committed generations, newest first."""
+        done = (
+            select(generations.c.run_id, func.count().label("n"))
+            .group_by(generations.c.run_id)
+            .subquery()
+        )
+        q = (
+            select(runs, func.coalesce(done.c.n, 0).label("done"))
+            .outerjoin(done, done.c.run_id == runs.c.id)
+            .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        )
+        with self.engine.connect() as conn:
+            return [(_run_record(r), int(r["done"])) for r in conn.execute(q).mappings()]
+
+    def create_run(
+        self,
+        *,
+        name: str,
+        config: dict,
+        config_hash: str,
+        family: str,
+        data_fingerprint: str,
+        evaluation_key: str,
+        seed: int,
+        generations_target: int,
+    ) -> RunRecord:
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(runs).values(
+                        name=name,
+                        config=config,
+                        config_hash=config_hash,
+                        family=family,
+                        data_fingerprint=data_fingerprint,
+                        evaluation_key=evaluation_key,
+                        seed=seed,
+                        status="running",
+                        generations_target=generations_target,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise StoreError(f"a run named {name!r} already exists") from None
+        rec = self.get_run(name)
+        assert rec is not None
+        return rec
+
+    def update_run(self, run_id: int, **values: Any) -> None:
+        allowed = {"status", "generations_target", "config"}
+        bad = set(values) - allowed
+        if bad:
+            raise ValueError(f"cannot update run fields {sorted(bad)}")
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(updated_at=_now(), **values))
+
+    # -- generations ---------------------------------------------------------------------------
+    def last_generation(self, run_id: int) -> GenerationRecord | None:
+        q = (
+            select(generations)
+            .where(generations.c.run_id == run_id)
+            .order_by(generations.c.number.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).mappings().first()
+        return _gen_record(row) if row else None
+
+    def generation_stats(self, run_id: int) -> list[tuple[int, dict]]:
+        q = select(generations.c.number, generations.c.stats).where(generations.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [(r.number, r.stats) for r in conn.execute(q.order_by(generations.c.number))]
+
+    def generation(self, run_id: int, number: int) -> GenerationRecord | None:
+        q = select(generations).where(generations.c.run_id == run_id, generations.c.number == number)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).mappings().first()
+        return _gen_record(row) if row else None
+
+    # -- evaluation cache ----------------------------------------------------------------------
+    def cached_metrics(self, family: str, hashes: Sequence[str], evaluation_key: str) -> dict[str, tuple[list[float], Any]]:
+        """Metrics already stored for these genomes under this evaluation key, by genome hash."""
+        out: dict[str, tuple[list[float], Any]] = {}
+        cols = [evaluations.c[m] for m in METRICS]
+        with self.engine.connect() as conn:
+            for part in _chunks(list(dict.fromkeys(hashes)), _IN_CHUNK):
+                q = (
+                    select(individuals.c.genome_hash, evaluations.c.per_asset, *cols)
+                    .join(evaluations, evaluations.c.individual_id == individuals.c.id)
+                    .where(
+                        individuals.c.family == family,
+                        individuals.c.genome_hash.in_(part),
+                        evaluations.c.evaluation_key == evaluation_key,
+                    )
+                )
+                for r in conn.execute(q):
+                    out[r[0]] = ([_unnum(v) for v in r[2:]], r[1])
+        return out
+
+    # -- the atomic write ------------------------------------------------------------------------
+    def persist_generation(
+        self,
+        *,
+        run_id: int,
+        number: int,
+        family: str,
+        evaluation_key: str,
+        offspring: Sequence[OffspringRow],
+        survivors: Sequence[SurvivorRow],
+        checkpoint: dict,
+        stats: dict,
+        flow_run_id: str | None = None,
+        fail_after: str | None = None,
+    ) -> bool:
+        """Commit generation `number` of a run, all or nothing.
+
+        Returns False (and writes nothing) if that generation was already
+        committed with the same checkpoint: a retried persist is a no-op.
+        A different checkpoint for an existing generation is an error.
+        `fail_after` is a test hook that raises mid-transaction.
+        """
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(generations).values(
+                        run_id=run_id,
+                        number=number,
+                        checkpoint=checkpoint,
+                        stats=stats,
+                        flow_run_id=flow_run_id,
+                        created_at=now,
+                    )
+                )
+                _maybe_fail(fail_after, "generation")
+                ids = self._ensure_individuals(
+                    conn, family, {o.genome_hash: o.genes for o in offspring}
+                )
+                _maybe_fail(fail_after, "individuals")
+                new_evals = [
+                    {
+                        "individual_id": ids[o.genome_hash],
+                        "evaluation_key": evaluation_key,
+                        "per_asset": o.per_asset,
+                        "created_at": now,
+                        **{m: _num(v) for m, v in zip(METRICS, o.metrics)},
+                    }
+                    for o in offspring
+                    if o.new_evaluation
+                ]
+                if new_evals:
+                    _insert_ignore(conn, evaluations, new_evals, ["individual_id", "evaluation_key"])
+                _maybe_fail(fail_after, "evaluations")
+                rows = [
+                    {
+                        "run_id": run_id,
+                        "generation": number,
+                        "individual_id": ids[o.genome_hash],
+                        "role": "offspring",
+                        "rank": None,
+                        "crowding": None,
+                        "objectives": o.objectives,
+                    }
+                    for o in offspring
+                ]
+                missing = [s.genome_hash for s in survivors if s.genome_hash not in ids]
+                if missing:
+                    ids.update(self._ids_by_hash(conn, family, missing))
+                rows += [
+                    {
+                        "run_id": run_id,
+                        "generation": number,
+                        "individual_id": ids[s.genome_hash],
+                        "role": "survivor",
+                        "rank": s.rank,
+                        "crowding": s.crowding,
+                        "objectives": s.objectives,
+                    }
+                    for s in survivors
+                ]
+                if rows:
+                    conn.execute(insert(members), rows)
+                _maybe_fail(fail_after, "members")
+                conn.execute(update(runs).where(runs.c.id == run_id).values(updated_at=now))
+        except IntegrityError:
+            existing = self.generation(run_id, number)
+            if existing is not None and existing.checkpoint == checkpoint:
+                return False
+            raise StoreError(
+                f"generation {number} of run {run_id} is already committed with a different state"
+            ) from None
+        return True
+
+    def _ensure_individuals(self, conn, family: str, genes_by_hash: dict[str, dict]) -> dict[str, int]:
+        if not genes_by_hash:
+            return {}
+        _insert_ignore(
+            conn,
+            individuals,
+            [{"family": family, "genome_hash": h, "genes": g} for h, g in genes_by_hash.items()],
+            ["family", "genome_hash"],
+        )
+        return self._ids_by_hash(conn, family, list(genes_by_hash))
+
+    @staticmethod
+    def _ids_by_hash(conn, family: str, hashes: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for part in _chunks(list(hashes), _IN_CHUNK):
+            q = select(individuals.c.genome_hash, individuals.c.id).where(
+                individuals.c.family == family, individuals.c.genome_hash.in_(part)
+            )
+            out.update({h: i for h, i in conn.execute(q)})
+        return out
+
+    # -- reading results -----------------------------------------------------------------------
+    def members_of(self, run_id: int, number: int, role: str) -> list[dict]:
+        """Members of one generation with their genes and metrics, in insertion order."""
+        cols = [evaluations.c[m] for m in METRICS]
+        run = select(runs.c.evaluation_key).where(runs.c.id == run_id).scalar_subquery()
+        q = (
+            select(
+                individuals.c.genome_hash,
+                individuals.c.genes,
+                members.c.rank,
+                members.c.crowding,
+                members.c.objectives,
+                evaluations.c.per_asset,
+                *cols,
+            )
+            .join(individuals, individuals.c.id == members.c.individual_id)
+            .outerjoin(
+                evaluations,
+                (evaluations.c.individual_id == members.c.individual_id)
+                & (evaluations.c.evaluation_key == run),
+            )
+            .where(members.c.run_id == run_id, members.c.generation == number, members.c.role == role)
+        )
+        out = []
+        with self.engine.connect() as conn:
+            for r in conn.execute(q).mappings():
+                out.append(
+                    {
+                        "genome_hash": r["genome_hash"],
+                        "genes": r["genes"],
+                        "rank": r["rank"],
+                        "crowding": r["crowding"],
+                        "objectives": r["objectives"],
+                        "per_asset": r["per_asset"],
+                        "metrics": {m: _unnum(r[m]) for m in METRICS},
+                    }
+                )
+        return out
+
+    def count_rows(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in (runs, generations, individuals, evaluations, members)
+            }
+
+
+def _run_record(row) -> RunRecord:
+    return RunRecord(**{k: row[k] for k in RunRecord.__dataclass_fields__})
+
+
+def _gen_record(row) -> GenerationRecord:
+    return GenerationRecord(**{k: row[k] for k in GenerationRecord.__dataclass_fields__})
+
+
+def _chunks(items: list, n: int) -> Iterable[list]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _insert_ignore(conn, table, rows: list[dict], keys: list[str]) -> None:
+    """Bulk INSERT ... ON CONFLICT DO NOTHING (rows another run already wrote are kept)."""
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:  # pragma: no cover
+        raise StoreError(f"unsupported database backend {name!r} (use SQLite or PostgreSQL)")
+    conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+
+
+def _maybe_fail(fail_after: str | None, stage: str) -> None:
+    if fail_after == stage:
+        raise RuntimeError(f"injected persist failure after {stage}")
+
+
+def _first_line(e: Exception) -> str:
+    msg = str(getattr(e, "orig", e) or e)
+    return msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

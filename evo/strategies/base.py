@@ -1,0 +1,166 @@
+"""What a strategy family is: typed genes with bounds, and a vectorbt reference signal builder.
+
+A genome is a float vector in gene order (what pymoo varies). `GeneSpace`
+turns it into a canonical, hashable parameter dict and back. Canonical means a
+genome that decodes to the same parameters always hashes the same, which is
+what makes duplicate elimination and the evaluation cache exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Gene:
+    """One parameter of a family: its type, its bounds and an optional grid step."""
+
+    name: str
+    kind: Literal["int", "float"]
+    low: float
+    high: float
+    step: float | None = None
+    doc: str = ""
+    #: True when the gene is a look-back window in bars; data must be longer.
+    window: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high:
+            raise ValueError(f"gene {self.name!r}: low {self.low} must be below high {self.high}")
+        if self.kind == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError(f"gene {self.name!r}: integer gene needs integer bounds")
+
+    def snap(self, x: np.ndarray) -> np.ndarray:
+        """Clip to bounds and round to the gene's grid (integers, or `step`)."""
+        x = np.clip(x, self.low, self.high)
+        if self.kind == "int":
+            return np.round(x)
+        if self.step:
+            x = self.low + np.round((x - self.low) / self.step) * self.step
+            # strip the float noise of low + k*step so equal grid points are equal bits
+            x = np.clip(np.round(x, 12), self.low, self.high)
+        return x
+
+    def value(self, x: float) -> int | float:
+        return int(x) if self.kind == "int" else float(x)
+
+
+class GeneSpace:
+    """A family's genes with the run's bounds: encode, decode, repair, hash."""
+
+    def __init__(self, family: "Family", genes: Sequence[Gene]):
+        self.family = family
+        self.genes = tuple(genes)
+        self.names = tuple(g.name for g in self.genes)
+        self.xl = np.array([g.low for g in self.genes], dtype=np.float64)
+        self.xu = np.array([g.high for g in self.genes], dtype=np.float64)
+
+    @property
+    def n_var(self) -> int:
+        return len(self.genes)
+
+    def repair(self, X: np.ndarray) -> np.ndarray:
+        """Snap every gene to its grid, then apply the family's own rules."""
+        X = np.array(X, dtype=np.float64, ndmin=2, copy=True)
+        for j, g in enumerate(self.genes):
+            X[:, j] = g.snap(X[:, j])
+        X = self.family.repair(X, self)
+        for j, g in enumerate(self.genes):  # the family's rule must not leave the bounds
+            X[:, j] = g.snap(X[:, j])
+        return X
+
+    def decode(self, X: np.ndarray) -> list[dict[str, int | float]]:
+        X = np.atleast_2d(X)
+        return [{g.name: g.value(x[j]) for j, g in enumerate(self.genes)} for x in X]
+
+    def encode(self, params: Sequence[Params]) -> np.ndarray:
+        missing = [n for n in self.names if any(n not in p for p in params)]
+        if missing:
+            raise ValueError(f"parameters missing genes {missing} of family {self.family.name!r}")
+        return np.array([[float(p[n]) for n in self.names] for p in params], dtype=np.float64)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def max_window(self) -> int:
+        return int(max((g.high for g in self.genes if g.window), default=1))
+
+
+def genome_hash(params: Params) -> str:
+    """Canonical content hash of decoded parameters (sorted keys, exact float repr)."""
+    blob = json.dumps({k: params[k] for k in sorted(params)}, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Family:
+    """Base class of a strategy family. Subclasses set `name` and `genes` and
+    implement `reference_signals`; the rules go in the subclass docstring."""
+
+    name: ClassVar[str]
+    genes: ClassVar[tuple[Gene, ...]]
+
+    def space(self, bounds: Mapping[str, Sequence[float]] | None = None) -> GeneSpace:
+        """The gene space with some bounds narrowed (or widened) by the run config."""
+        bounds = dict(bounds or {})
+        unknown = sorted(set(bounds) - {g.name for g in self.genes})
+        if unknown:
+            raise ValueError(
+                f"unknown gene(s) {unknown} for family {self.name!r}; "
+                f"genes are {[g.name for g in self.genes]}"
+            )
+        genes = []
+        for g in self.genes:
+            if g.name in bounds:
+                lo, hi = bounds[g.name]
+                g = replace(g, low=float(lo), high=float(hi))  # __post_init__ re-validates
+            genes.append(g)
+        return GeneSpace(self, genes)
+
+    def repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
+        """Family-specific rules on snapped genomes; identity by default."""
+        return X
+
+    def stops(self, params: Sequence[Params]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Per-strategy stop-loss and take-profit fractions, or None for no stop."""
+        sl = np.array([p["sl_stop"] for p in params], dtype=np.float64) if "sl_stop" in self._gene_names() else None
+        tp = np.array([p["tp_stop"] for p in params], dtype=np.float64) if "tp_stop" in self._gene_names() else None
+        return sl, tp
+
+    def _gene_names(self) -> set[str]:
+        return {g.name for g in self.genes}
+
+    def reference_signals(self, ohlcv: pd.DataFrame, params: Params | Sequence[Params]):
+        """Entries and exits built from vectorbt indicators.
+
+        `params` is one parameter dict (returns two boolean Series) or a
+        sequence of them (returns two boolean DataFrames, one column each).
+        """
+        single = isinstance(params, Mapping)
+        plist = [params] if single else list(params)
+        entries, exits = self._signals(ohlcv, plist)
+        entries = pd.DataFrame(entries, index=ohlcv.index)
+        exits = pd.DataFrame(exits, index=ohlcv.index)
+        if single:
+            return entries[0].rename("entries"), exits[0].rename("exits")
+        return entries, exits
+
+    def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+def column(params: Sequence[Params], name: str, dtype=np.float64) -> np.ndarray:
+    """One gene across a list of parameter dicts, as an array."""
+    return np.array([p[name] for p in params], dtype=dtype)
+
+
+def as_2d(a: Any, n_rows: int) -> np.ndarray:
+    """vectorbt returns a Series for one parameter and a DataFrame for many."""
+    return np.asarray(a, dtype=np.float64).reshape(n_rows, -1)

@@ -1,0 +1,69 @@
+"""RSI pullback in an uptrend, with a volume filter and stops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column
+
+
+class RsiPullback(Family):
+    """Buy oversold dips while the trend is up; sell when overbought or the trend turns.
+
+    Indicators (vectorbt, simple moving averages, `ewm=False`):
+      rsi   = vbt.RSI(close, rsi_window)
+      fast  = vbt.MA(close, fast_window);  slow = vbt.MA(close, slow_window)
+      vol_ma = vbt.MA(volume, vol_window)
+
+    Rules, evaluated on each bar's close (NaN during warm-up compares False):
+      entry = rsi < rsi_lower  and  fast > slow  and  volume >= vol_mult * vol_ma
+      exit  = rsi > rsi_upper  or   fast < slow
+    plus a stop-loss of `sl_stop` and a take-profit of `tp_stop` (fractions of
+    the entry price), long only, all-in, one position at a time.
+
+    Repair: fast_window < slow_window (swapped when the optimiser crosses them).
+    """
+
+    name = "rsi_pullback"
+    genes = (
+        Gene("rsi_window", "int", 5, 30, doc="RSI look-back in bars", window=True),
+        Gene("rsi_lower", "float", 10.0, 45.0, step=0.5, doc="oversold level: entry below it"),
+        Gene("rsi_upper", "float", 55.0, 90.0, step=0.5, doc="overbought level: exit above it"),
+        Gene("fast_window", "int", 3, 50, doc="fast MA look-back", window=True),
+        Gene("slow_window", "int", 20, 200, doc="slow MA look-back", window=True),
+        Gene("vol_window", "int", 5, 50, doc="volume MA look-back", window=True),
+        Gene("vol_mult", "float", 0.0, 2.0, step=0.05, doc="volume must be >= vol_mult x its MA (0 = off)"),
+        Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
+        Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
+    )
+
+    def repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
+        f, s = space.index("fast_window"), space.index("slow_window")
+        crossed = X[:, f] > X[:, s]
+        X[crossed, f], X[crossed, s] = X[crossed, s], X[crossed, f].copy()
+        equal = X[:, f] == X[:, s]
+        X[equal, s] = X[equal, s] + 1  # snapped back into bounds by the caller
+        still = X[:, f] >= X[:, s]
+        X[still, f] = X[still, s] - 1
+        return X
+
+    def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:
+        import vectorbt as vbt
+
+        n_bars = len(ohlcv)
+        close, volume = ohlcv["close"], ohlcv["volume"]
+        # vectorbt's indicator cache computes each distinct window once per call
+        rsi = as_2d(vbt.RSI.run(close, window=column(params, "rsi_window", int).tolist()).rsi, n_bars)
+        fast = as_2d(vbt.MA.run(close, window=column(params, "fast_window", int).tolist()).ma, n_bars)
+        slow = as_2d(vbt.MA.run(close, window=column(params, "slow_window", int).tolist()).ma, n_bars)
+        vol_ma = as_2d(vbt.MA.run(volume, window=column(params, "vol_window", int).tolist()).ma, n_bars)
+        vol = volume.to_numpy(dtype=np.float64)[:, None]
+
+        entries = (
+            (rsi < column(params, "rsi_lower"))
+            & (fast > slow)
+            & (vol >= column(params, "vol_mult") * vol_ma)
+        )
+        exits = (rsi > column(params, "rsi_upper")) | (fast < slow)
+        return entries, exits

@@ -1,0 +1,175 @@
+"""The `evo` command line. Imports are lazy so that `evo --help` answers at once.
+
+It lives in flows/ because `run` and `resume` start the Prefect flow; evo/
+stays free of Prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Evolve Pareto sets of trading strategies (NSGA-II + vectorbt + Prefect, stored in SQL).",
+)
+
+_DEBUG = False
+DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL (default: EVO_DATABASE_URL, then sqlite:///evo.db).")
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks.")) -> None:
+    global _DEBUG
+    _DEBUG = debug
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from evo.config import ConfigError
+    from evo.data import DataError
+    from evo.runs import RunError
+    from evo.store import StoreError
+
+    return (ConfigError, DataError, RunError, StoreError, KeyError, MemoryError)
+
+
+def _guard(fn, *args, **kwargs):
+    """Run fn; a known user error becomes one line on stderr and exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except typer.Exit:
+        raise
+    except _user_errors() as e:
+        if _DEBUG:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        _fail(str(msg))
+    except Exception as e:
+        if _DEBUG:
+            raise
+        _fail(f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''} (run with --debug for the traceback)", 1)
+
+
+def _quiet_prefect() -> None:
+    # one line per generation, not per task run; the shutdown of the ephemeral API server
+    # logs harmless flush errors at ERROR level
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _run_flow(**params) -> dict:
+    _quiet_prefect()
+    from flows.evolve import evolve
+
+    return evolve(**params)
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Argument(None, help="TOML config (default: the embedded default config)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: config name or file stem)."),
+    db: Optional[str] = DbOpt,
+    generations: Optional[int] = typer.Option(None, "--generations", min=1, help="Total generations."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the evolution."),
+) -> None:
+    """Start a run (or continue it, if a run of that name has the same config)."""
+
+    def go():
+        from evo import config as cfgmod
+        from evo import runs
+
+        cfg = cfgmod.load(config) if config is not None else cfgmod.RunConfig(name="default")
+        cfg = cfg.with_overrides(name=name, seed=seed, generations=generations)
+        runs.prepare(cfg)  # refuse bad data before Prefect starts
+        out = _run_flow(config=cfg, name=cfg.name, db_url=db)
+        _print_result(out["name"], db)
+
+    _guard(go)
+
+
+@app.command()
+def resume(
+    name: str = typer.Argument(..., help="Run name."),
+    db: Optional[str] = DbOpt,
+    generations: Optional[int] = typer.Option(None, "--generations", min=1, help="New total generations (extends a finished run)."),
+) -> None:
+    """Continue a run from its last committed generation."""
+
+    def go():
+        from evo import runs
+
+        runs.reopen(name, db_url=db, generations=None)  # unknown run or changed data: fail before Prefect starts
+        out = _run_flow(config=None, name=name, db_url=db, generations=generations)
+        _print_result(out["name"], db)
+
+    _guard(go)
+
+
+@app.command("runs")
+def list_runs(db: Optional[str] = DbOpt) -> None:
+    """List runs in the database."""
+
+    def go():
+        from rich.console import Console
+        from rich.table import Table
+
+        from evo import report
+
+        rows = report.list_runs(db)
+        t = Table("name", "status", "generations", "family", "data", "created")
+        for r in rows:
+            t.add_row(r["name"], r["status"], f"{r['generations_done']}/{r['generations_target']}", r["family"], r["data_fingerprint"][:12], r["created_at"][:19])
+        Console().print(t)
+
+    _guard(go)
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="Run name."),
+    db: Optional[str] = DbOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (name, status, generations_done, data_fingerprint, pareto)."),
+) -> None:
+    """Show a run: status, generations and its Pareto set."""
+
+    def go():
+        from evo import report
+
+        summary = report.summary(name, db)
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+        else:
+            report.print_summary(summary)
+
+    _guard(go)
+
+
+def _print_result(name: str, db: str | None) -> None:
+    from evo import report
+
+    summary = report.summary(name, db)
+    report.print_summary(summary)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted; `evo resume NAME` continues from the last committed generation", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
