@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from evo.objectives import METRICS
 
@@ -72,19 +72,28 @@ class StrategyConfig(_Model):
         default_factory=dict, description="Per-gene [low, high] overriding the family's bounds."
     )
 
-    @model_validator(mode="after")
-    def _family_and_bounds(self) -> "StrategyConfig":
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
         from evo import strategies
 
         try:
-            family = strategies.get(self.family)
+            strategies.get(v)
         except KeyError as e:
             raise ValueError(e.args[0]) from None
-        for name, (lo, hi) in self.bounds.items():
+        return v
+
+    @field_validator("bounds")
+    @classmethod
+    def _bounds_fit_family(cls, v: dict, info: ValidationInfo) -> dict:
+        from evo import strategies
+
+        for name, (lo, hi) in v.items():
             if not lo < hi:
                 raise ValueError(f"bounds for gene {name!r} are inverted or empty: [{lo}, {hi}]")
-        family.space(self.bounds)  # raises on unknown genes or integer genes with fractional bounds
-        return self
+        if "family" in info.data:  # else the family error is reported on its own field
+            strategies.get(info.data["family"]).space(v)  # unknown genes, fractional integer bounds
+        return v
 
 
 class Objective(_Model):

@@ -78,6 +78,10 @@ def _read_file(path: Path) -> pd.DataFrame:
 
 
 def _to_ohlcv(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Parse and validate one symbol's rows; messages give the 1-based data row of the file."""
+    # a file read with a default index keeps each row's position in the file, also for one
+    # symbol of a long file; a Parquet file with a datetime index is counted from its top
+    file_rows = np.arange(1, len(df) + 1) if isinstance(df.index, pd.DatetimeIndex) else np.asarray(df.index) + 1
     df = df.rename(columns={c: str(c).strip().lower() for c in df.columns})
     if not isinstance(df.index, pd.DatetimeIndex):
         tcol = next((c for c in _TIME_COLUMNS if c in df.columns), None)
@@ -101,41 +105,46 @@ def _to_ohlcv(df: pd.DataFrame, source: str) -> pd.DataFrame:
         bad = col.isna() & df[f].notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{source}: row {row + 1}: column {f!r} is not a number: {df[f].iloc[row]!r}")
+            raise DataError(f"{source}: row {file_rows[row]}: column {f!r} is not a number: {df[f].iloc[row]!r}")
         out[f] = col.astype(np.float64)
     if out.index.tz is not None:
         out.index = out.index.tz_convert("UTC").tz_localize(None)
+    validate_ohlcv(out, source, rows=file_rows)
     return out
 
 
-def validate_ohlcv(df: pd.DataFrame, source: str) -> None:
-    """Sorted unique timestamps, finite positive prices, finite non-negative volume, sane high/low."""
+def validate_ohlcv(df: pd.DataFrame, source: str, rows: np.ndarray | None = None) -> None:
+    """Sorted unique timestamps, finite positive prices, finite non-negative volume, sane high/low.
+
+    `rows` maps positions to the 1-based data row in the file, for the messages.
+    """
     idx = df.index
+    rownum = (lambda i: int(rows[i])) if rows is not None else (lambda i: i + 1)
     if idx.hasnans:
-        raise DataError(f"{source}: row {int(np.flatnonzero(idx.isna())[0]) + 1}: missing timestamp")
+        raise DataError(f"{source}: row {rownum(int(np.flatnonzero(idx.isna())[0]))}: missing timestamp")
     dup = idx.duplicated()
     if dup.any():
         row = int(np.flatnonzero(dup)[0])
-        raise DataError(f"{source}: row {row + 1}: duplicate timestamp {idx[row]}")
+        raise DataError(f"{source}: row {rownum(row)}: duplicate timestamp {idx[row]}")
     if not idx.is_monotonic_increasing:
         row = int(np.flatnonzero(np.diff(idx.asi8) < 0)[0]) + 1
-        raise DataError(f"{source}: row {row + 1}: timestamp {idx[row]} is before the previous row (unsorted)")
+        raise DataError(f"{source}: row {rownum(row)}: timestamp {idx[row]} is before the previous row (unsorted)")
     for f in FIELDS:
         v = df[f].to_numpy()
         bad = ~np.isfinite(v)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{source}: row {row + 1} ({idx[row]}): {f} is {v[row]} (must be finite)")
+            raise DataError(f"{source}: row {rownum(row)} ({idx[row]}): {f} is {v[row]} (must be finite)")
         bad = (v < 0) if f == "volume" else (v <= 0)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             need = "non-negative" if f == "volume" else "positive"
-            raise DataError(f"{source}: row {row + 1} ({idx[row]}): {f} is {v[row]} (must be {need})")
+            raise DataError(f"{source}: row {rownum(row)} ({idx[row]}): {f} is {v[row]} (must be {need})")
     o, h, lo, c = (df[f].to_numpy() for f in ("open", "high", "low", "close"))
     bad = (h < np.maximum(o, c)) | (lo > np.minimum(o, c))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source}: row {row + 1} ({idx[row]}): high/low do not contain open and close")
+        raise DataError(f"{source}: row {rownum(row)} ({idx[row]}): high/low do not contain open and close")
 
 
 def _symbol_frames(cfg: DataConfig) -> dict[str, pd.DataFrame]:
@@ -146,7 +155,7 @@ def _symbol_frames(cfg: DataConfig) -> dict[str, pd.DataFrame]:
         cols = {str(c).strip().lower(): c for c in raw.columns}
         if "symbol" in cols:  # long format: one file, many symbols
             for sym, part in raw.groupby(cols["symbol"], sort=True):
-                frames[f"{sym}"] = _to_ohlcv(part.drop(columns=[cols["symbol"]]).reset_index(drop=True), f"{path} [{sym}]")
+                frames[f"{sym}"] = _to_ohlcv(part.drop(columns=[cols["symbol"]]), f"{path} [{sym}]")
         else:
             sym = path.stem
             if sym in frames:
@@ -166,24 +175,27 @@ def _slice(df: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
 def _infer_freq(index: pd.DatetimeIndex, source: str) -> pd.Timedelta:
     if len(index) < 2:
         raise DataError(f"{source}: need at least 2 bars to infer the bar frequency")
-    return pd.Timedelta(int(np.median(np.diff(index.asi8))), unit="ns")
+    return pd.Timedelta(int(np.median(np.diff(index.as_unit("ns").asi8))), unit="ns")
 
 
 def fingerprint(index: pd.DatetimeIndex, symbols: tuple[str, ...], arrays: dict[str, np.ndarray]) -> str:
     """sha256 of the content (timestamps, symbols, OHLCV values), independent of file format."""
     h = hashlib.sha256()
     h.update(json.dumps(list(symbols)).encode())
-    h.update(np.ascontiguousarray(index.asi8).tobytes())
+    # pandas keeps s/ms/us/ns resolutions apart: hash nanoseconds so the file format cannot matter
+    h.update(np.ascontiguousarray(index.as_unit("ns").asi8).tobytes())
     for f in FIELDS:
         h.update(np.ascontiguousarray(arrays[f], dtype="<f8").tobytes(order="F"))
     return h.hexdigest()
 
 
 def build_market(frames: dict[str, pd.DataFrame], freq: str | None, source: str) -> Market:
+    """Align validated per-symbol frames on their common timestamps."""
     if not frames:
         raise DataError(f"{source}: no market data")
-    for sym, df in frames.items():
-        validate_ohlcv(df, f"{source} [{sym}]" if len(frames) > 1 else source)
+    empty = [s for s, df in frames.items() if len(df) == 0]
+    if empty:
+        raise DataError(f"{source}: no bars left for {empty} (check data.start / data.end)")
     symbols = tuple(frames)
     index = frames[symbols[0]].index
     for sym in symbols[1:]:
@@ -211,7 +223,10 @@ def load_market(cfg: DataConfig) -> Market:
         source = cfg.paths[0] if len(cfg.paths) == 1 else f"{len(cfg.paths)} files"
         return build_market(frames, cfg.freq, source)
     assert cfg.synthetic is not None
-    frames = {s: _slice(df, cfg) for s, df in synthetic_frames(cfg.synthetic).items()}
+    frames = synthetic_frames(cfg.synthetic)
+    for sym, df in frames.items():
+        validate_ohlcv(df, f"synthetic market [{sym}]")
+    frames = {s: _slice(df, cfg) for s, df in frames.items()}
     return build_market(frames, cfg.freq or cfg.synthetic.freq, "synthetic market")
 
 

@@ -95,8 +95,12 @@ def start(
     name: str | None = None,
     db_url: str | None = None,
     generations: int | None = None,
-) -> tuple[RunContext, Store]:
-    """Create the run, or reopen it when a run of that name has the same config."""
+    check_only: bool = False,
+) -> tuple[RunContext, Store] | None:
+    """Create the run, or reopen it when a run of that name has the same config.
+
+    With `check_only`, do every check (config, data, database, name) and write nothing.
+    """
     name = name or config.name
     if not name:
         raise ConfigError("field 'name': a run needs a name (--name or name = ... in the config)")
@@ -105,6 +109,8 @@ def start(
     store = open_store(db_url or config.storage.url)
     existing = store.get_run(name)
     if existing is None:
+        if check_only:
+            return None
         rec = store.create_run(
             name=name,
             config=config.model_dump(mode="json"),
@@ -124,11 +130,15 @@ def start(
                 f"use another --name, or `evo resume {name}`"
             )
         _check_data(existing, market)
+        if check_only:
+            return None
         rec = _retarget(store, existing, config.algorithm.generations)
     return _context(rec, store, config, market), store
 
 
-def reopen(name: str, *, db_url: str | None = None, generations: int | None = None) -> tuple[RunContext, Store]:
+def reopen(
+    name: str, *, db_url: str | None = None, generations: int | None = None, check_only: bool = False
+) -> tuple[RunContext, Store] | None:
     """Reopen an existing run from its stored config (what `evo resume` does)."""
     store = open_store(db_url)
     existing = store.get_run(name)
@@ -137,6 +147,8 @@ def reopen(name: str, *, db_url: str | None = None, generations: int | None = No
     config = validate(existing.config, source=f"run {name!r}").with_overrides(generations=generations)
     market = prepare(config)
     _check_data(existing, market)
+    if check_only:
+        return None
     target = generations if generations is not None else existing.generations_target
     rec = _retarget(store, existing, target)
     return _context(rec, store, config, market), store

@@ -92,7 +92,8 @@ def run(
 
         cfg = cfgmod.load(config) if config is not None else cfgmod.RunConfig(name="default")
         cfg = cfg.with_overrides(name=name, seed=seed, generations=generations)
-        runs.prepare(cfg)  # refuse bad data before Prefect starts
+        # every check (config, data, database, name) before Prefect starts; writes nothing
+        runs.start(cfg, db_url=db, check_only=True)
         out = _run_flow(config=cfg, name=cfg.name, db_url=db)
         _print_result(out["name"], db)
 
@@ -110,7 +111,7 @@ def resume(
     def go():
         from evo import runs
 
-        runs.reopen(name, db_url=db, generations=None)  # unknown run or changed data: fail before Prefect starts
+        runs.reopen(name, db_url=db, check_only=True)  # unknown run or changed data: fail before Prefect starts
         out = _run_flow(config=None, name=name, db_url=db, generations=generations)
         _print_result(out["name"], db)
 
@@ -152,6 +153,36 @@ def show(
             typer.echo(json.dumps(summary, indent=2))
         else:
             report.print_summary(summary)
+
+    _guard(go)
+
+
+@app.command()
+def bench(
+    persist: bool = typer.Option(True, "--persist/--no-persist", help="Time persisting one generation."),
+    n: int = typer.Option(1000, "--n", min=1, help="Individuals per generation."),
+    repeats: int = typer.Option(7, "--repeats", min=1),
+    db: Optional[str] = typer.Option(None, "--db", help="Database to write to (default: a temporary SQLite file)."),
+    out: Path = typer.Option(Path("bench-results/bench.json"), "--out", help="Where to write the JSON results."),
+) -> None:
+    """Measure the figures in the README's performance table."""
+
+    def go():
+        from rich.console import Console
+        from rich.table import Table
+
+        from evo import bench as b
+
+        results = {}
+        if persist:
+            results["persist"] = b.persist_benchmark(db, n=n, repeats=repeats)
+        t = Table("benchmark", "backend", "size", "median", "min", "max", title="evo bench", title_justify="left")
+        for r in results.values():
+            t.add_row(r["benchmark"], r["backend"], f"{r['individuals']} individuals", f"{r['median_ms']:.1f} ms",
+                      f"{r['min_ms']:.1f} ms", f"{r['max_ms']:.1f} ms")
+        Console().print(t)
+        b.write_json(results, out)
+        typer.echo(f"wrote {out}")
 
     _guard(go)
 

@@ -1,0 +1,116 @@
+"""Reading a run back with plain SQL, to compare runs value for value."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+EVO = str(Path(sys.executable).parent / "evo")
+
+
+def dump_run(url: str, name: str) -> dict:
+    """Every committed generation of a run: checkpoint and members, in a comparable form."""
+    eng = create_engine(url)
+    with eng.connect() as c:
+        run_id = c.execute(text("SELECT id FROM runs WHERE name = :n"), {"n": name}).scalar_one()
+        gens = c.execute(
+            text("SELECT number, checkpoint FROM generations WHERE run_id = :r ORDER BY number"), {"r": run_id}
+        ).all()
+        mem = c.execute(
+            text(
+                "SELECT m.generation, m.role, i.genome_hash, m.rank, m.crowding, m.objectives, "
+                "e.total_return, e.sharpe_ratio, e.sortino_ratio, e.max_drawdown, e.n_trades, e.win_rate, e.exposure "
+                "FROM members m JOIN individuals i ON i.id = m.individual_id "
+                "JOIN runs r ON r.id = m.run_id "
+                "LEFT JOIN evaluations e ON e.individual_id = m.individual_id AND e.evaluation_key = r.evaluation_key "
+                "WHERE m.run_id = :r"
+            ),
+            {"r": run_id},
+        ).all()
+    eng.dispose()
+
+    def norm(v):
+        return json.loads(v) if isinstance(v, str) else v
+
+    return {
+        "generations": [(n, norm(ck)) for n, ck in gens],
+        "members": sorted(
+            (g, role, h, rank, crowd, json.dumps(norm(obj)), *[None if x is None else float(x) for x in metrics])
+            for g, role, h, rank, crowd, obj, *metrics in mem
+        ),
+    }
+
+
+def integrity_problems(url: str) -> list[str]:
+    """SQL checks that hold after any crash: no partial, duplicate or orphan rows."""
+    eng = create_engine(url)
+    checks = {
+        "duplicate generation": "SELECT run_id, number FROM generations GROUP BY run_id, number HAVING COUNT(*) > 1",
+        "gap in generations": (
+            "SELECT g.run_id, g.number FROM generations g WHERE g.number > 1 AND NOT EXISTS "
+            "(SELECT 1 FROM generations p WHERE p.run_id = g.run_id AND p.number = g.number - 1)"
+        ),
+        "generation without survivors": (
+            "SELECT g.run_id, g.number FROM generations g WHERE NOT EXISTS "
+            "(SELECT 1 FROM members m WHERE m.run_id = g.run_id AND m.generation = g.number AND m.role = 'survivor')"
+        ),
+        "generation without offspring": (
+            "SELECT g.run_id, g.number FROM generations g WHERE NOT EXISTS "
+            "(SELECT 1 FROM members m WHERE m.run_id = g.run_id AND m.generation = g.number AND m.role = 'offspring')"
+        ),
+        "orphan member": (
+            "SELECT m.run_id, m.generation FROM members m WHERE NOT EXISTS "
+            "(SELECT 1 FROM generations g WHERE g.run_id = m.run_id AND g.number = m.generation)"
+        ),
+        "offspring without evaluation": (
+            "SELECT m.run_id, m.individual_id FROM members m JOIN runs r ON r.id = m.run_id WHERE m.role = 'offspring' "
+            "AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.individual_id = m.individual_id "
+            "AND e.evaluation_key = r.evaluation_key)"
+        ),
+        "individual never a member": (
+            "SELECT i.id FROM individuals i WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.individual_id = i.id)"
+        ),
+        "evaluation of no individual": (
+            "SELECT e.id FROM evaluations e WHERE NOT EXISTS (SELECT 1 FROM individuals i WHERE i.id = e.individual_id)"
+        ),
+    }
+    out = []
+    with eng.connect() as c:
+        for name, q in checks.items():
+            rows = c.execute(text(q)).all()
+            if rows:
+                out.append(f"{name}: {rows[:5]}")
+    eng.dispose()
+    return out
+
+
+def evo_env(tmp_path: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVO_")}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_API_URL="",
+    )
+    env.pop("PREFECT_API_URL")
+    env.update(extra)
+    return env
+
+
+def evo(args: list[str], tmp_path: Path, timeout: float = 300, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, **env), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def write_config(path: Path, cfg) -> Path:
+    """A RunConfig as a TOML file."""
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(cfg.model_dump(mode="json", exclude_none=True)))
+    return path

@@ -1,0 +1,53 @@
+"""The chunk planner: sizes come from a measured memory budget, never a constant."""
+
+from __future__ import annotations
+
+import pytest
+
+from evo.config import EvaluationConfig
+from evo.engine.chunking import MB, MemoryReading, budget_bytes, plan, plan_for, strategy_bytes
+
+
+def test_budget_is_the_smaller_of_config_and_free_fraction():
+    r = MemoryReading(available=1000 * MB, rss=100 * MB)
+    assert budget_bytes(None, 0.5, r) == 500 * MB
+    assert budget_bytes(200, 0.5, r) == 200 * MB
+    assert budget_bytes(800, 0.5, r) == 500 * MB  # never more than the fraction of what is free
+
+
+def test_plan_fits_budget_and_covers_items_in_order():
+    p = plan(n_items=1000, per_item=1 * MB, budget=100 * MB, parallel=2)
+    assert sum(p.sizes) == 1000
+    assert max(p.sizes) * 1 * MB <= 100 * MB // 2  # two chunks run at once
+    assert max(p.sizes) - min(p.sizes) <= 1
+    sl = p.slices()
+    assert sl[0].start == 0 and sl[-1].stop == 1000
+    assert all(a.stop == b.start for a, b in zip(sl, sl[1:]))
+
+
+def test_plan_uses_every_worker_but_no_more_chunks_than_needed():
+    assert plan(10, per_item=1, budget=10**9, parallel=2).sizes == (5, 5)
+    assert plan(1, per_item=1, budget=10**9, parallel=4).sizes == (1,)
+    assert plan(0, per_item=1, budget=10**9, parallel=2).sizes == ()
+    assert len(plan(100, per_item=10, budget=100, parallel=1).sizes) == 10
+
+
+def test_plan_refuses_when_one_strategy_does_not_fit():
+    with pytest.raises(MemoryError, match="memory_budget_mb"):
+        plan(5, per_item=10 * MB, budget=15 * MB, parallel=2)
+
+
+def test_observed_usage_only_raises_the_estimate():
+    model = strategy_bytes(10_000, 1)
+    assert strategy_bytes(10_000, 1, observed=model * 3) == model * 3
+    assert strategy_bytes(10_000, 1, observed=1.0) == model
+
+
+def test_plan_for_reads_psutil_and_scales_with_bars():
+    s = EvaluationConfig(memory_budget_mb=64, max_parallel=2)
+    short = plan_for(5000, n_bars=1000, n_assets=1, settings=s)
+    long = plan_for(5000, n_bars=100_000, n_assets=1, settings=s)
+    assert short.available_bytes > 0
+    assert short.budget_bytes <= 64 * MB
+    assert max(long.sizes) < max(short.sizes)  # more bars per strategy -> smaller chunks
+    assert len(long.sizes) > len(short.sizes)

@@ -1,0 +1,69 @@
+"""The vectorbt engine: a chunk of strategies as columns equals one vectorbt portfolio per strategy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evo import strategies
+from evo.config import DataConfig, EvaluationConfig, SyntheticData
+from evo.data import load_market
+from evo.engine import evaluate, reduce_assets
+from evo.objectives import METRICS
+
+
+@pytest.fixture(scope="module")
+def market():
+    return load_market(DataConfig(synthetic=SyntheticData(n_bars=1500, seed=9, symbols=["A", "B"])))
+
+
+def _one_by_one(market, fam, params, settings, asset):
+    """Each strategy alone, with scalar stops: no column batching or broadcasting involved."""
+    import vectorbt as vbt
+
+    ohlcv = market.frame(asset)
+    rows = []
+    for p in params:
+        e, x = fam.reference_signals(ohlcv, p)
+        pf = vbt.Portfolio.from_signals(
+            ohlcv["close"], e, x,
+            init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage,
+            sl_stop=p["sl_stop"], tp_stop=p["tp_stop"], freq=market.freq,
+        )
+        rows.append([
+            pf.total_return(), pf.sharpe_ratio(), pf.sortino_ratio(), pf.max_drawdown(),
+            pf.trades.count(), pf.trades.win_rate(), pf.position_mask().mean(),
+        ])
+    return np.array(rows, dtype=float)
+
+
+def test_chunk_equals_single_strategy_portfolios(market):
+    fam = strategies.get("rsi_pullback")
+    space = fam.space({"slow_window": (20, 80)})
+    rng = np.random.default_rng(5)
+    params = space.decode(space.repair(space.xl + rng.random((12, space.n_var)) * (space.xu - space.xl)))
+    settings = EvaluationConfig(fees=0.002, slippage=0.001)
+    ev = evaluate(market, fam, params, settings)
+    assert ev.per_asset.shape == (2, 12, len(METRICS))
+    for a in range(2):
+        ref = _one_by_one(market, fam, params, settings, a)
+        np.testing.assert_allclose(ev.per_asset[a], ref, rtol=1e-12, atol=0, equal_nan=True)
+    np.testing.assert_allclose(ev.metrics, ev.per_asset.mean(axis=0), rtol=0, atol=0, equal_nan=True)
+    # strategies differ, trade, and hit their stops differently: the check compared something
+    assert len({round(v, 12) for v in ev.metrics[:, 0]}) > 6
+    assert (ev.metrics[:, METRICS.index("n_trades")] > 0).sum() >= 6
+
+
+def test_reduce_assets_median_and_single_asset():
+    pa = np.array([[[1.0, 5.0]], [[3.0, -1.0]], [[2.0, 0.0]]])
+    np.testing.assert_array_equal(reduce_assets(pa, "median"), [[2.0, 0.0]])
+    np.testing.assert_array_equal(reduce_assets(pa, "mean"), [[2.0, 4.0 / 3.0]])
+    np.testing.assert_array_equal(reduce_assets(pa[:1], "median"), [[1.0, 5.0]])
+    with pytest.raises(ValueError):
+        reduce_assets(pa, "nope")
+
+
+def test_empty_chunk(market):
+    ev = evaluate(market, strategies.get("rsi_pullback"), [], EvaluationConfig())
+    assert ev.metrics.shape == (0, len(METRICS))

@@ -1,0 +1,555 @@
+"""Unit tests for evo.store (SQLite files in tmp_path)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pytest
+from sqlalchemy import insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError
+
+from evo.objectives import METRICS
+from evo.store import OffspringRow, Store, StoreError, SurvivorRow, resolve_url
+from evo.store.models import generations, members
+
+TABLES = {"runs", "generations", "individuals", "evaluations", "members"}
+DATA_TABLES = ("generations", "individuals", "evaluations", "members")
+FAMILY = "sma_cross"
+KEY = "evalkey-1"
+
+
+# -- fixtures / helpers ----------------------------------------------------------------------------
+@pytest.fixture
+def url(tmp_path):
+    return f"sqlite:///{tmp_path}/t.db"
+
+
+@pytest.fixture
+def store(url):
+    s = Store(url)
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+def make_run(store: Store, name: str = "run-a", evaluation_key: str = KEY, **over):
+    kw = dict(
+        name=name,
+        config={"population": 8, "objectives": [{"metric": "sharpe_ratio", "direction": "max"}]},
+        config_hash="c" * 64,
+        family=FAMILY,
+        data_fingerprint="d" * 64,
+        evaluation_key=evaluation_key,
+        seed=2**40 + 7,
+        generations_target=12,
+    )
+    kw.update(over)
+    return store.create_run(**kw)
+
+
+def metrics_row(base: float, nan_at: int | None = None) -> list[float]:
+    m = [base + i / 10 for i in range(len(METRICS))]
+    if nan_at is not None:
+        m[nan_at] = math.nan
+    return m
+
+
+OFFSPRING = [
+    OffspringRow(
+        genome_hash="h1",
+        genes={"fast": 5, "slow": 20},
+        metrics=metrics_row(1.0, nan_at=METRICS.index("sharpe_ratio")),
+        per_asset=None,
+        objectives=[1.5, -0.25],
+        new_evaluation=True,
+    ),
+    OffspringRow(
+        genome_hash="h2",
+        genes={"fast": 7, "slow": 30},
+        metrics=metrics_row(2.0),
+        per_asset=None,
+        objectives=[2.5, -0.5],
+        new_evaluation=True,
+    ),
+    OffspringRow(
+        genome_hash="h3",
+        genes={"fast": 9, "slow": 40},
+        metrics=metrics_row(3.0),
+        per_asset=None,
+        objectives=[3.5, -0.75],
+        new_evaluation=True,
+    ),
+]
+SURVIVORS = [
+    SurvivorRow(genome_hash="h1", rank=None, crowding=None, objectives=[1.5, -0.25]),
+    SurvivorRow(genome_hash="h3", rank=0, crowding=float("inf"), objectives=[3.5, -0.75]),
+]
+CHECKPOINT = {"generation": 1, "rng": [1, 2, 3], "pop": ["h1", "h3"]}
+STATS = {"hv": 0.42, "n_eval": 3, "front": [[1.5, -0.25]]}
+
+
+def persist(store: Store, run_id: int, number: int = 1, **over):
+    kw = dict(
+        run_id=run_id,
+        number=number,
+        family=FAMILY,
+        evaluation_key=KEY,
+        offspring=OFFSPRING,
+        survivors=SURVIVORS,
+        checkpoint=CHECKPOINT,
+        stats=STATS,
+    )
+    kw.update(over)
+    return store.persist_generation(**kw)
+
+
+def data_counts(store: Store) -> dict[str, int]:
+    c = store.count_rows()
+    return {t: c[t] for t in DATA_TABLES}
+
+
+def table_names(store: Store) -> set[str]:
+    return set(inspect(store.engine).get_table_names())
+
+
+# -- schema / migrations ---------------------------------------------------------------------------
+def test_migrate_creates_all_tables_and_revision(url):
+    s = Store(url)
+    try:
+        assert s.schema_revision() is None
+        assert not (TABLES & table_names(s))
+        s.migrate()
+        names = table_names(s)
+        assert TABLES <= names
+        assert "alembic_version" in names
+        assert s.schema_revision() == "0001"
+        uqs = {u["name"] for u in inspect(s.engine).get_unique_constraints("generations")}
+        assert "uq_generations_run_number" in uqs
+    finally:
+        s.dispose()
+
+
+def test_migrate_twice_is_noop(store):
+    run = make_run(store)
+    persist(store, run.id)
+    before = store.count_rows()
+    store.migrate()
+    assert store.schema_revision() == "0001"
+    assert TABLES <= table_names(store)
+    assert store.count_rows() == before
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+    # a fresh Store on the same file also sees an up-to-date schema
+    s2 = Store(store.url)
+    try:
+        s2.migrate()
+        assert s2.schema_revision() == "0001"
+        got = s2.get_run("run-a")
+        assert got.id == run.id and got.config == run.config and got.created_at == run.created_at
+    finally:
+        s2.dispose()
+
+
+def test_migrate_refuses_newer_revision(store):
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num='9999'"))
+    with pytest.raises(StoreError) as ei:
+        store.migrate()
+    msg = str(ei.value)
+    assert "newer" in msg
+    assert "9999" in msg
+    # the database is left as it was
+    assert store.schema_revision() == "9999"
+
+
+def test_unreachable_database():
+    s = Store("postgresql+psycopg://nobody@127.0.0.1:1/x")
+    try:
+        with pytest.raises(StoreError) as ei:
+            s.migrate()
+        assert str(ei.value).startswith("cannot reach database")
+    finally:
+        s.dispose()
+
+
+def test_password_is_masked():
+    s = Store("postgresql+psycopg://u:s3cretpw@127.0.0.1:1/x")
+    try:
+        assert "s3cretpw" not in s.masked_url
+        assert "***" in s.masked_url
+        assert s.masked_url == "postgresql+psycopg://u:***@127.0.0.1:1/x"
+        with pytest.raises(StoreError) as ei:
+            s.migrate()
+        msg = str(ei.value)
+        assert msg.startswith("cannot reach database")
+        assert "s3cretpw" not in msg
+        assert "***" in msg
+    finally:
+        s.dispose()
+
+
+# -- resolve_url ------------------------------------------------------------------------------------
+def test_resolve_url_default(monkeypatch):
+    monkeypatch.delenv("EVO_DATABASE_URL", raising=False)
+    assert resolve_url(None) == "sqlite:///evo.db"
+
+
+def test_resolve_url_env(monkeypatch):
+    monkeypatch.setenv("EVO_DATABASE_URL", "sqlite:////tmp/from-env.db")
+    assert resolve_url(None) == "sqlite:////tmp/from-env.db"
+
+
+def test_resolve_url_arg_beats_env(monkeypatch):
+    monkeypatch.setenv("EVO_DATABASE_URL", "sqlite:////tmp/from-env.db")
+    assert resolve_url("sqlite:////tmp/explicit.db") == "sqlite:////tmp/explicit.db"
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("postgres://u:p@h:5432/db", "postgresql+psycopg://u:p@h:5432/db"),
+        ("postgresql://u:p@h:5432/db", "postgresql+psycopg://u:p@h:5432/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+    ],
+)
+def test_resolve_url_postgres_schemes(monkeypatch, given, expected):
+    monkeypatch.delenv("EVO_DATABASE_URL", raising=False)
+    assert resolve_url(given) == expected
+
+
+def test_resolve_url_env_postgres_scheme(monkeypatch):
+    monkeypatch.setenv("EVO_DATABASE_URL", "postgres://u@h/db")
+    assert resolve_url(None) == "postgresql+psycopg://u@h/db"
+
+
+# -- runs -------------------------------------------------------------------------------------------
+def test_create_and_get_run_roundtrip(store):
+    t0 = dt.datetime.now(dt.timezone.utc)
+    rec = make_run(store)
+    t1 = dt.datetime.now(dt.timezone.utc)
+    got = store.get_run("run-a")
+    assert got == rec
+    assert isinstance(got.id, int)
+    assert got.name == "run-a"
+    assert got.config == {"population": 8, "objectives": [{"metric": "sharpe_ratio", "direction": "max"}]}
+    assert got.config_hash == "c" * 64
+    assert got.family == FAMILY
+    assert got.data_fingerprint == "d" * 64
+    assert got.evaluation_key == KEY
+    assert got.seed == 2**40 + 7
+    assert got.status == "running"
+    assert got.generations_target == 12
+    for ts in (got.created_at, got.updated_at):
+        aware = ts if ts.tzinfo else ts.replace(tzinfo=dt.timezone.utc)
+        assert t0 - dt.timedelta(seconds=1) <= aware <= t1 + dt.timedelta(seconds=1)
+    assert got.created_at == got.updated_at
+    assert store.get_run("no-such-run") is None
+
+
+def test_create_run_duplicate_name(store):
+    make_run(store)
+    with pytest.raises(StoreError, match="already exists"):
+        make_run(store, config_hash="e" * 64)
+    assert store.count_rows()["runs"] == 1
+
+
+def test_list_runs_with_generation_counts(store):
+    a = make_run(store, "run-a")
+    b = make_run(store, "run-b")
+    c = make_run(store, "run-c")
+    persist(store, a.id, 1)
+    persist(store, a.id, 2, checkpoint={"g": 2})
+    persist(store, b.id, 1)
+    got = store.list_runs()
+    assert [(r.name, n) for r, n in got] == [("run-c", 0), ("run-b", 1), ("run-a", 2)]
+    assert got[0][0] == c  # no generation persisted: untouched
+    assert (got[2][0].id, got[2][0].created_at) == (a.id, a.created_at)
+    assert got[2][0].updated_at > a.updated_at  # persisting a generation bumps updated_at
+
+
+def test_update_run(store):
+    run = make_run(store)
+    store.update_run(run.id, status="done", generations_target=20)
+    got = store.get_run("run-a")
+    assert got.status == "done" and got.generations_target == 20
+    with pytest.raises(ValueError):
+        store.update_run(run.id, name="other")
+
+
+# -- persist_generation -----------------------------------------------------------------------------
+def test_persist_generation_writes_everything(store):
+    run = make_run(store)
+    assert persist(store, run.id) is True
+    c = store.count_rows()
+    assert c == {"runs": 1, "generations": 1, "individuals": 3, "evaluations": 3, "members": 5}
+
+    gen = store.last_generation(run.id)
+    assert gen.number == 1
+    assert gen.checkpoint == CHECKPOINT
+    assert gen.stats == STATS
+    assert gen.flow_run_id is None
+    assert store.generation(run.id, 1) == gen
+    assert store.generation(run.id, 2) is None
+    assert store.generation_stats(run.id) == [(1, STATS)]
+
+
+def test_members_of_survivors(store):
+    run = make_run(store)
+    persist(store, run.id)
+    surv = store.members_of(run.id, 1, "survivor")
+    assert [m["genome_hash"] for m in surv] == ["h1", "h3"]
+    by = {m["genome_hash"]: m for m in surv}
+
+    h1 = by["h1"]
+    assert h1["genes"] == {"fast": 5, "slow": 20}
+    assert h1["rank"] is None and h1["crowding"] is None
+    assert h1["objectives"] == [1.5, -0.25]
+    assert h1["per_asset"] is None
+    assert set(h1["metrics"]) == set(METRICS)
+    for i, m in enumerate(METRICS):
+        if m == "sharpe_ratio":
+            assert math.isnan(h1["metrics"][m])
+        else:
+            assert h1["metrics"][m] == pytest.approx(1.0 + i / 10)
+
+    h3 = by["h3"]
+    assert h3["genes"] == {"fast": 9, "slow": 40}
+    assert h3["rank"] == 0
+    assert h3["crowding"] == float("inf")
+    assert h3["objectives"] == [3.5, -0.75]
+    assert [h3["metrics"][m] for m in METRICS] == pytest.approx(metrics_row(3.0))
+
+    off = store.members_of(run.id, 1, "offspring")
+    assert [m["genome_hash"] for m in off] == ["h1", "h2", "h3"]
+    assert all(m["rank"] is None and m["crowding"] is None for m in off)
+    assert store.members_of(run.id, 2, "survivor") == []
+
+
+def test_nan_stored_as_null(store):
+    run = make_run(store)
+    persist(store, run.id)
+    with store.engine.connect() as conn:
+        v = conn.execute(
+            text(
+                "SELECT e.sharpe_ratio FROM evaluations e JOIN individuals i ON i.id = e.individual_id "
+                "WHERE i.genome_hash = 'h1'"
+            )
+        ).scalar_one()
+    assert v is None
+
+
+def test_cached_metrics(store):
+    run = make_run(store)
+    persist(store, run.id)
+    got = store.cached_metrics(FAMILY, ["h1", "h2", "h3", "h1", "unknown"], KEY)
+    assert set(got) == {"h1", "h2", "h3"}
+    m1, pa1 = got["h1"]
+    assert pa1 is None
+    assert len(m1) == len(METRICS)
+    assert math.isnan(m1[METRICS.index("sharpe_ratio")])
+    assert [v for i, v in enumerate(m1) if i != METRICS.index("sharpe_ratio")] == pytest.approx(
+        [v for i, v in enumerate(metrics_row(1.0)) if i != METRICS.index("sharpe_ratio")]
+    )
+    assert got["h2"][0] == pytest.approx(metrics_row(2.0))
+    assert got["h3"][0] == pytest.approx(metrics_row(3.0))
+
+    assert store.cached_metrics(FAMILY, ["h1", "h2", "h3"], "other-key") == {}
+    assert store.cached_metrics("other-family", ["h1", "h2", "h3"], KEY) == {}
+    assert store.cached_metrics(FAMILY, [], KEY) == {}
+
+
+def test_per_asset_roundtrip(store):
+    run = make_run(store)
+    pa = [{"asset": "BTC", "sharpe_ratio": 1.25}, {"asset": "ETH", "sharpe_ratio": -0.5}]
+    off = [
+        OffspringRow(
+            genome_hash="pa1", genes={"a": 1}, metrics=metrics_row(4.0), per_asset=pa,
+            objectives=[0.0], new_evaluation=True,
+        )
+    ]
+    persist(store, run.id, offspring=off, survivors=[])
+    assert store.cached_metrics(FAMILY, ["pa1"], KEY)["pa1"][1] == pa
+    assert store.members_of(run.id, 1, "offspring")[0]["per_asset"] == pa
+
+
+# -- atomicity ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("stage", ["generation", "individuals", "evaluations", "members"])
+def test_persist_is_atomic(store, stage):
+    run = make_run(store)
+    updated_before = store.get_run("run-a").updated_at
+    with pytest.raises(RuntimeError, match=stage):
+        persist(store, run.id, fail_after=stage)
+    assert data_counts(store) == {t: 0 for t in DATA_TABLES}
+    assert store.last_generation(run.id) is None
+    assert store.get_run("run-a").updated_at == updated_before
+
+    assert persist(store, run.id) is True
+    assert data_counts(store) == {"generations": 1, "individuals": 3, "evaluations": 3, "members": 5}
+    assert store.last_generation(run.id).checkpoint == CHECKPOINT
+
+
+# -- idempotent retry ---------------------------------------------------------------------------------
+def test_retry_same_checkpoint_is_noop(store):
+    run = make_run(store)
+    assert persist(store, run.id) is True
+    before = store.count_rows()
+    assert persist(store, run.id, checkpoint=dict(CHECKPOINT)) is False
+    assert store.count_rows() == before
+    assert store.last_generation(run.id).checkpoint == CHECKPOINT
+
+
+def test_retry_different_checkpoint_errors(store):
+    run = make_run(store)
+    persist(store, run.id)
+    before = store.count_rows()
+    with pytest.raises(StoreError, match="different"):
+        persist(store, run.id, checkpoint={"generation": 1, "rng": [9, 9, 9]})
+    assert store.count_rows() == before
+    assert store.last_generation(run.id).checkpoint == CHECKPOINT
+
+
+def test_generation_unique_constraint(store):
+    run = make_run(store)
+    persist(store, run.id)
+    now = dt.datetime.now(dt.timezone.utc)
+    with pytest.raises(IntegrityError):
+        with store.engine.begin() as conn:
+            conn.execute(
+                insert(generations).values(
+                    run_id=run.id, number=1, checkpoint={}, stats={}, created_at=now
+                )
+            )
+    with store.engine.connect() as conn:
+        n = conn.execute(
+            select(generations.c.id).where(generations.c.run_id == run.id, generations.c.number == 1)
+        ).all()
+    assert len(n) == 1
+
+
+# -- evaluation cache across runs ---------------------------------------------------------------------
+def test_cache_across_runs_reuses_individual(store):
+    r1 = make_run(store, "run-a")
+    persist(store, r1.id)
+    before = store.count_rows()
+    r2 = make_run(store, "run-b")
+    cached = store.cached_metrics(FAMILY, ["h2"], KEY)
+    off = [
+        OffspringRow(
+            genome_hash="h2",
+            genes={"fast": 7, "slow": 30},
+            metrics=cached["h2"][0],
+            per_asset=cached["h2"][1],
+            objectives=[2.5, -0.5],
+            new_evaluation=False,
+        )
+    ]
+    surv = [SurvivorRow(genome_hash="h2", rank=0, crowding=1.0, objectives=[2.5, -0.5])]
+    assert persist(store, r2.id, offspring=off, survivors=surv, checkpoint={"run": "b"}) is True
+    after = store.count_rows()
+    assert after["individuals"] == before["individuals"] == 3
+    assert after["evaluations"] == before["evaluations"] == 3
+    assert after["generations"] == 2
+    assert after["members"] == before["members"] + 2
+
+    m = store.members_of(r2.id, 1, "survivor")
+    assert len(m) == 1
+    assert m[0]["genome_hash"] == "h2"
+    assert [m[0]["metrics"][k] for k in METRICS] == pytest.approx(metrics_row(2.0))
+    # run a is untouched
+    assert [x["genome_hash"] for x in store.members_of(r1.id, 1, "survivor")] == ["h1", "h3"]
+
+
+def test_survivor_from_earlier_generation(store):
+    """A survivor that is not among this generation's offspring is looked up by hash."""
+    run = make_run(store)
+    persist(store, run.id, 1)
+    off = [
+        OffspringRow(
+            genome_hash="h4", genes={"fast": 11, "slow": 50}, metrics=metrics_row(4.0),
+            per_asset=None, objectives=[4.5, -1.0], new_evaluation=True,
+        )
+    ]
+    surv = [
+        SurvivorRow(genome_hash="h2", rank=0, crowding=0.5, objectives=[2.5, -0.5]),
+        SurvivorRow(genome_hash="h4", rank=1, crowding=0.25, objectives=[4.5, -1.0]),
+    ]
+    assert persist(store, run.id, 2, offspring=off, survivors=surv, checkpoint={"g": 2}) is True
+    got = store.members_of(run.id, 2, "survivor")
+    assert [(m["genome_hash"], m["rank"], m["crowding"]) for m in got] == [("h2", 0, 0.5), ("h4", 1, 0.25)]
+    assert store.count_rows()["individuals"] == 4
+    assert store.last_generation(run.id).number == 2
+
+
+# -- hostile names ------------------------------------------------------------------------------------
+HOSTILE = [
+    "x'; DROP TABLE runs; --",
+    '"; DELETE FROM generations; --',
+    "Robert'); DROP TABLE individuals;--",
+    "ünïcødé ✓ 名前 🚀",
+    "z" * 200,
+    "100% _wild%card_",
+]
+
+
+def test_hostile_run_names(store):
+    plain = make_run(store, "plain")
+    persist(store, plain.id)
+    before = store.count_rows()
+    made = {n: make_run(store, n) for n in HOSTILE}
+    assert TABLES <= table_names(store)
+    after = store.count_rows()
+    assert after["runs"] == before["runs"] + len(HOSTILE)
+    assert {t: after[t] for t in DATA_TABLES} == {t: before[t] for t in DATA_TABLES}
+    for n in HOSTILE:
+        got = store.get_run(n)
+        assert got is not None
+        assert got.name == n
+        assert got == made[n]
+    assert len({r.id for r in made.values()}) == len(HOSTILE)
+    assert store.get_run("x") is None
+    assert store.get_run("100%") is None
+    assert {r.name for r, _ in store.list_runs()} == set(HOSTILE) | {"plain"}
+
+
+# -- foreign keys ----------------------------------------------------------------------------------------
+def test_foreign_keys_enforced_on_sqlite(store):
+    run = make_run(store)
+    persist(store, run.id)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+        ind_id = conn.execute(text("SELECT id FROM individuals WHERE genome_hash='h2'")).scalar_one()
+    with pytest.raises(IntegrityError):
+        with store.engine.begin() as conn:
+            conn.execute(
+                insert(members).values(
+                    run_id=run.id, generation=99, individual_id=ind_id, role="survivor",
+                    rank=0, crowding=1.0, objectives=[0.0],
+                )
+            )
+    assert store.count_rows()["members"] == 5
+
+
+def test_foreign_key_generation_needs_run(store):
+    with pytest.raises(IntegrityError):
+        with store.engine.begin() as conn:
+            conn.execute(
+                insert(generations).values(
+                    run_id=12345, number=1, checkpoint={}, stats={},
+                    created_at=dt.datetime.now(dt.timezone.utc),
+                )
+            )
+
+
+# -- errors are stated in one line ------------------------------------------------------------------
+@pytest.mark.parametrize("bad", ["not a url", "postgresql+psycopg://u:pw@h:notaport/x"])
+def test_unparsable_url_is_store_error(bad):
+    with pytest.raises(StoreError, match="bad database URL"):
+        Store(bad)
+
+
+def test_persist_for_missing_run_is_not_reported_as_already_committed(store):
+    with pytest.raises(StoreError) as ei:
+        persist(store, 999)
+    assert "already committed" not in str(ei.value)
+    assert store.count_rows()["generations"] == 0
