@@ -40,3 +40,13 @@ def evaluate(market, family, params: Sequence[dict], settings) -> Evaluation:
         [engine.evaluate_asset(market.frame(a), family, params, settings, market.freq) for a in range(market.n_assets)]
     )
     return Evaluation(reduce_assets(per_asset, settings.reducer), per_asset)
+
+
+def simulate_signals(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq):
+    """Metrics per column of `entries`, equal to vectorbt's `Portfolio.from_signals` (see `evo.engine.fast`)."""
+    from evo.engine.fast import simulate_signals as _simulate
+
+    return _simulate(
+        close, entries, exits, init_cash=init_cash, fees=fees, slippage=slippage,
+        sl_stop=sl_stop, tp_stop=tp_stop, freq=freq,
+    )

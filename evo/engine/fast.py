@@ -1,0 +1,108 @@
+"""The fast engine's Python front: checks inputs, shapes arrays for the kernels in nb.py."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+
+from evo.objectives import METRICS
+
+#: vectorbt's default `returns.year_freq`; annualisation is year / bar.
+YEAR = pd.Timedelta(days=365)
+
+# Concurrent calls into numba's parallel kernels from several Python threads would
+# oversubscribe the cores (and the workqueue threading layer aborts on it).
+kernel_lock = threading.Lock()
+
+
+def ann_factor(freq) -> float:
+    td = pd.Timedelta(freq)
+    if td <= pd.Timedelta(0):
+        raise ValueError(f"freq must be a positive duration, got {freq!r}")
+    return YEAR / td
+
+
+def _signals(a, name: str, n_bars: int) -> tuple[np.ndarray, pd.Index]:
+    if isinstance(a, pd.Series):
+        cols = pd.Index([a.name if a.name is not None else 0])
+        arr = a.to_numpy()[:, None]
+    elif isinstance(a, pd.DataFrame):
+        cols = a.columns
+        arr = a.to_numpy()
+    else:
+        arr = np.asarray(a)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        cols = pd.RangeIndex(arr.shape[1])
+    if arr.ndim != 2 or arr.shape[0] != n_bars:
+        raise ValueError(f"{name} must have one row per bar ({n_bars}), got shape {arr.shape}")
+    if arr.dtype != np.bool_:
+        if not np.isin(arr, [0, 1]).all():
+            raise ValueError(f"{name} must be boolean")
+        arr = arr.astype(np.bool_)
+    # one contiguous row per strategy: the kernel walks each strategy's bars in order
+    return np.ascontiguousarray(arr.T), cols
+
+
+def _stops(v, n: int, name: str) -> np.ndarray:
+    if v is None:
+        return np.full(n, np.nan)
+    arr = np.broadcast_to(np.asarray(v, dtype=np.float64).reshape(-1), (n,)).copy()
+    if (arr[~np.isnan(arr)] < 0).any() or np.isinf(arr).any():
+        raise ValueError(f"{name} must be finite and >= 0 (NaN disables it)")
+    return arr
+
+
+def simulate_signals(
+    close,
+    entries,
+    exits,
+    *,
+    init_cash: float,
+    fees: float,
+    slippage: float,
+    sl_stop=None,
+    tp_stop=None,
+    freq,
+) -> pd.DataFrame:
+    """Metrics of long-only, all-in strategies, equal to vectorbt's `Portfolio.from_signals`.
+
+    close: prices, one per bar (Series or 1-D array), finite and positive.
+    entries, exits: booleans, one row per bar and one column per strategy (DataFrame, Series or array).
+    sl_stop, tp_stop: None, a fraction, or one fraction per strategy (NaN: no stop).
+    freq: bar duration ('1h', '1D', Timedelta) for annualising Sharpe and Sortino over a 365-day year.
+
+    Returns one row per strategy (indexed like entries' columns) with the columns
+    total_return, sharpe_ratio, sortino_ratio, max_drawdown, n_trades, win_rate, exposure.
+    """
+    import numba
+
+    from evo.engine import nb
+
+    c = np.ascontiguousarray(np.asarray(close, dtype=np.float64).reshape(-1))
+    if c.size == 0:
+        raise ValueError("close is empty")
+    if not np.isfinite(c).all() or (c <= 0).any():
+        raise ValueError("close must be finite and positive")
+    e, cols = _signals(entries, "entries", c.size)
+    x, xcols = _signals(exits, "exits", c.size)
+    if x.shape != e.shape:
+        raise ValueError(f"exits shape {x.shape[::-1]} differs from entries shape {e.shape[::-1]}")
+    for name, v in (("init_cash", init_cash), ("fees", fees), ("slippage", slippage)):
+        if not np.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be finite and >= 0")
+    if init_cash <= 0:
+        raise ValueError("init_cash must be positive")
+    if freq is None:
+        freq = getattr(getattr(close, "index", None), "freq", None)
+        if freq is None:
+            raise ValueError("freq is required (the bar duration, e.g. '1h')")
+    n = e.shape[0]
+    with kernel_lock:
+        out = nb.simulate_signals_nb(
+            c, e, x, _stops(sl_stop, n, "sl_stop"), _stops(tp_stop, n, "tp_stop"),
+            float(init_cash), float(fees), float(slippage), ann_factor(freq), numba.get_num_threads(),
+        )
+    return pd.DataFrame(out, index=cols, columns=list(METRICS))

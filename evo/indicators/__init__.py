@@ -1,0 +1,1 @@
+"""Indicator kernels shared by the fast engine and the families' signal kernels."""
