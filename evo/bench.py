@@ -87,6 +87,168 @@ def persist_benchmark(url: str | None = None, n: int = 1000, repeats: int = 7, s
     }
 
 
+def _genomes(family_name: str, n: int, seed: int):
+    from evo import strategies
+
+    fam = strategies.get(family_name)
+    space = fam.space()
+    rng = np.random.default_rng(seed)
+    X = space.repair(space.xl + rng.random((n, space.n_var)) * (space.xu - space.xl))
+    return fam, space, X
+
+
+def _market(n_bars: int, seed: int = 7):
+    from evo.config import DataConfig, SyntheticData
+    from evo.data import load_market
+
+    return load_market(DataConfig(synthetic=SyntheticData(n_bars=n_bars, seed=seed)))
+
+
+def seeds_pattern(ohlcv, family, params, settings, freq) -> np.ndarray:
+    """The research notes' "vectorized" evaluation: vectorbt indicators per individual, a DataFrame
+    built column by column, one `Portfolio.from_signals`, then the metrics."""
+    import pandas as pd
+    import vectorbt as vbt
+
+    from evo.engine.vbt import portfolio_metrics
+
+    entries = pd.DataFrame(index=ohlcv.index)
+    exits = pd.DataFrame(index=ohlcv.index)
+    for i, p in enumerate(params):
+        e, x = family.reference_signals(ohlcv, p)
+        entries[f"strategy_{i}"] = e
+        exits[f"strategy_{i}"] = x
+    sl, tp = family.stops(params)
+    pf = vbt.Portfolio.from_signals(
+        ohlcv["close"], entries, exits, init_cash=settings.init_cash, fees=settings.fees,
+        slippage=settings.slippage, sl_stop=sl.reshape(1, -1), tp_stop=tp.reshape(1, -1), freq=freq,
+    )
+    return portfolio_metrics(pf)
+
+
+def engine_benchmark(
+    n: int = 1000, n_bars: int = 87_600, repeats: int = 5, seeds_subset: int = 40, family: str = "rsi_pullback",
+    seed: int = 0,
+) -> dict:
+    """Strategy-bars per second of (1) the fast engine's full fitness, (2) the seeds' vectorbt
+    pattern on a subset of the same genomes, (3) the bare simulation kernel on precomputed signals."""
+    import numba
+
+    from evo import indicators
+    from evo.config import EvaluationConfig
+    from evo.engine import fast, nb
+
+    market = _market(n_bars)
+    fam, space, X = _genomes(family, n, seed)
+    settings = EvaluationConfig(engine="fast")
+    arrays = {k: np.ascontiguousarray(v) for k, v in market.arrays(0).items()}
+    fast.evaluate_arrays(arrays, fam, X[:4], space.names, settings, market.freq)  # compile / load the cache
+
+    full_t = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        metrics = fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq)
+        full_t.append(time.perf_counter() - t0)
+
+    # (3) the practical limit: the same simulation on signals computed beforehand
+    cache = indicators.build(fam.indicators, arrays, X, space.names)
+    E = np.empty((n, n_bars), dtype=np.bool_)
+    XS = np.empty_like(E)
+    fam.fast_signals(cache, X, space.names, arrays, E, XS)
+    sl, tp = fam.stop_arrays(X, space.names)
+    del cache
+    bare_t = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        bare = nb.simulate_signals_nb(
+            arrays["close"], E, XS, sl, tp, settings.init_cash, settings.fees, settings.slippage,
+            fast.ann_factor(market.freq), numba.get_num_threads(),
+        )
+        bare_t.append(time.perf_counter() - t0)
+    del E, XS
+
+    # (2) the seeds' pattern on a subset, extrapolated per strategy-bar
+    params = space.decode(X[:seeds_subset])
+    ohlcv = market.frame(0)
+    seeds_pattern(ohlcv, fam, params[:2], settings, market.freq)  # vectorbt's own first-call compile
+    seeds_t = []
+    for _ in range(max(1, repeats // 2)):
+        t0 = time.perf_counter()
+        ref = seeds_pattern(ohlcv, fam, params, settings, market.freq)
+        seeds_t.append(time.perf_counter() - t0)
+    agree = bool(np.allclose(ref, metrics[:seeds_subset], rtol=1e-9, atol=1e-12, equal_nan=True))
+
+    sb = n * n_bars
+    full = sb / statistics.median(full_t)
+    bare_rate = sb / statistics.median(bare_t)
+    seeds = seeds_subset * n_bars / statistics.median(seeds_t)
+    return {
+        "benchmark": "evaluation throughput",
+        "family": family,
+        "strategies": n,
+        "bars": n_bars,
+        "threads": numba.get_num_threads(),
+        "repeats": repeats,
+        "full_fitness_per_s": full,
+        "seeds_pattern_per_s": seeds,
+        "seeds_pattern_subset": seeds_subset,
+        "bare_kernel_per_s": bare_rate,
+        "full_over_seeds": full / seeds,
+        "full_over_bare": full / bare_rate,
+        "seeds_metrics_equal_fast": agree,
+        "bare_metrics_equal_full": bool(np.allclose(bare, metrics, rtol=0, atol=0, equal_nan=True)),
+    }
+
+
+_RSS_SCRIPT = """
+import json, sys, time
+import numpy as np
+
+def hwm():
+    # VmHWM is this process's own peak; ru_maxrss would carry the parent's peak across fork+exec
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+
+from evo import bench
+from evo.config import EvaluationConfig
+from evo.engine import fast
+n, n_bars = int(sys.argv[1]), int(sys.argv[2])
+market = bench._market(n_bars)
+fam, space, X = bench._genomes("rsi_pullback", n, 0)
+arrays = {k: np.ascontiguousarray(v) for k, v in market.arrays(0).items()}
+fast.evaluate_arrays(arrays, fam, X[:4], space.names, EvaluationConfig(), market.freq)
+before = hwm()
+t0 = time.perf_counter()
+out = fast.evaluate_arrays(arrays, fam, X, space.names, EvaluationConfig(), market.freq)
+dt = time.perf_counter() - t0
+peak = hwm()
+print(json.dumps({"peak_rss": peak, "rss_before": before, "seconds": dt, "finite_sharpe": int(np.isfinite(out[:, 1]).sum())}))
+"""
+
+
+def rss_benchmark(n: int, n_bars: int = 100_000) -> dict:
+    """Peak RSS of a fresh process that evaluates n strategies x n_bars with the fast engine."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, str(n), str(n_bars)], capture_output=True, text=True, timeout=1800
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"RSS benchmark failed: {res.stderr.strip().splitlines()[-1:]}")
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    return {
+        "benchmark": "peak RSS, fast engine",
+        "strategies": n,
+        "bars": n_bars,
+        "peak_rss_mb": r["peak_rss"] / 2**20,
+        "rss_before_evaluation_mb": r["rss_before"] / 2**20,
+        "seconds": r["seconds"],
+        "strategy_bars_per_s": n * n_bars / r["seconds"],
+    }
+
+
 def write_json(results: dict, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps({"machine": machine(), **results}, indent=2))

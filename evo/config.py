@@ -121,7 +121,9 @@ class AlgorithmConfig(_Model):
 
 
 class EvaluationConfig(_Model):
-    engine: Literal["vectorbt"] = Field("vectorbt", description="Backtest engine.")
+    engine: Literal["fast", "vectorbt"] = Field(
+        "fast", description="fast: fused numba kernels; vectorbt: Portfolio.from_signals (the reference)."
+    )
     init_cash: float = Field(10_000.0, gt=0)
     fees: float = Field(0.001, ge=0, lt=1, description="Fraction of each order's value.")
     slippage: float = Field(0.0005, ge=0, lt=1, description="Fraction of price paid on each fill.")

@@ -46,6 +46,10 @@ class Market:
     def n_assets(self) -> int:
         return len(self.symbols)
 
+    def arrays(self, asset: int) -> dict[str, np.ndarray]:
+        """One symbol's OHLCV as contiguous 1-D arrays (what the fast engine takes)."""
+        return {f: getattr(self, f)[:, asset] for f in FIELDS}
+
     def frame(self, asset: int) -> pd.DataFrame:
         """One symbol's OHLCV as a DataFrame (what `reference_signals` takes)."""
         return pd.DataFrame({f: getattr(self, f)[:, asset] for f in FIELDS}, index=self.index)

@@ -139,9 +139,14 @@ def lookup(ctx: RunContext, off: Offspring) -> Cached:
     return Cached({h: m for h, (m, _) in found.items()}, {h: pa for h, (_, pa) in found.items()})
 
 
-def plan(ctx: RunContext, n_unseen: int, observed_bytes: float | None = None):
+def plan(ctx: RunContext, off: "Offspring", unseen: Sequence[int], observed_bytes: float | None = None):
+    """Chunk sizes for the unseen offspring, from a fresh memory reading."""
+    from evo.indicators import distinct_rows
+
     market = get_market(ctx.config.data, ctx.fingerprint)
-    return plan_for(n_unseen, market.n_bars, market.n_assets, ctx.config.evaluation, observed_bytes)
+    family = strategies.get(ctx.config.strategy.family)
+    rows = distinct_rows(family.indicators, off.X[list(unseen)], space_for(ctx).names) if len(unseen) else 0
+    return plan_for(len(unseen), market.n_bars, market.n_assets, ctx.config.evaluation, observed_bytes, rows)
 
 
 def evaluate(ctx: RunContext, params: Sequence[dict]) -> ChunkResult:

@@ -57,7 +57,7 @@ def evolve(
             t0 = time.perf_counter()
             off, cached, rng = tasks.vary(ctx, survivors, rng, number)
             unseen = [i for i, h in enumerate(off.hashes) if h not in cached.metrics]
-            plan = steps.plan(ctx, len(unseen), observed)
+            plan = steps.plan(ctx, off, unseen, observed)
             futures = [
                 tasks.evaluate.with_options(
                     retries=ctx.config.evaluation.retries,
@@ -78,7 +78,7 @@ def evolve(
                 evaluated=len(unseen),
                 cache_hits=len(off) - len(unseen),
                 eval_seconds=eval_seconds,
-                chunks=plan.as_stats(),
+                chunks={**plan.as_stats(), "rss_before_after": [[c.rss_before, c.rss_after] for c in chunks]},
                 peak_rss=max([c.rss_after for c in chunks], default=0),
                 seconds=time.perf_counter() - t0,
             )

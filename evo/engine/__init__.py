@@ -28,17 +28,27 @@ def reduce_assets(per_asset: np.ndarray, reducer: str) -> np.ndarray:
 
 
 def evaluate(market, family, params: Sequence[dict], settings) -> Evaluation:
-    """Evaluate parameter sets on every symbol of `market` with `settings.engine`."""
-    if settings.engine == "vectorbt":
-        from evo.engine import vbt as engine
-    else:  # pragma: no cover - RunConfig refuses other names
-        raise ValueError(f"unknown engine {settings.engine!r}")
+    """Evaluate parameter sets on every symbol of `market` with `settings.engine` ("fast" or "vectorbt")."""
     if len(params) == 0:
         empty = np.empty((0, len(METRICS)))
         return Evaluation(empty, np.empty((market.n_assets, 0, len(METRICS))))
-    per_asset = np.stack(
-        [engine.evaluate_asset(market.frame(a), family, params, settings, market.freq) for a in range(market.n_assets)]
-    )
+    if settings.engine == "fast":
+        from evo.engine import fast
+
+        space = family.space()
+        X = space.encode(list(params))
+        per_asset = np.stack(
+            [fast.evaluate_arrays(market.arrays(a), family, X, space.names, settings, market.freq)
+             for a in range(market.n_assets)]
+        )
+    elif settings.engine == "vectorbt":
+        from evo.engine import vbt
+
+        per_asset = np.stack(
+            [vbt.evaluate_asset(market.frame(a), family, params, settings, market.freq) for a in range(market.n_assets)]
+        )
+    else:  # pragma: no cover - RunConfig refuses other names
+        raise ValueError(f"unknown engine {settings.engine!r}")
     return Evaluation(reduce_assets(per_asset, settings.reducer), per_asset)
 
 

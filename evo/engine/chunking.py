@@ -40,6 +40,7 @@ class ChunkPlan:
     bytes_per_strategy: int
     parallel: int
     available_bytes: int
+    fixed_bytes: int = 0  # per chunk, whatever its size (the fast engine's indicator cache and buffers)
 
     def slices(self) -> list[slice]:
         out, start = [], 0
@@ -68,19 +69,20 @@ def strategy_bytes(n_bars: int, n_assets: int, observed: float | None = None) ->
     return int(max(model, observed or 0))
 
 
-def plan(n_items: int, per_item: int, budget: int, parallel: int) -> ChunkPlan:
+def plan(n_items: int, per_item: int, budget: int, parallel: int, fixed: int = 0) -> ChunkPlan:
     """Split `n_items` into the fewest chunks that fit the budget while using `parallel` workers.
 
-    Raises MemoryError when not even one strategy fits.
+    Each chunk costs `fixed` bytes plus `per_item` per strategy. Raises
+    MemoryError when not even one strategy fits.
     """
     parallel = max(1, parallel)
     if n_items == 0:
-        return ChunkPlan((), budget, per_item, parallel, 0)
+        return ChunkPlan((), budget, per_item, parallel, 0, fixed)
     per_chunk_budget = budget // parallel
-    max_size = per_chunk_budget // max(per_item, 1)
+    max_size = (per_chunk_budget - fixed) // max(per_item, 1)
     if max_size < 1:
         raise MemoryError(
-            f"one strategy needs ~{per_item / MB:.1f} MB but the budget per parallel chunk is "
+            f"one chunk needs ~{(fixed + per_item) / MB:.1f} MB but the budget per parallel chunk is "
             f"{per_chunk_budget / MB:.1f} MB; raise evaluation.memory_budget_mb or lower max_parallel"
         )
     # at least `parallel` chunks (when there are enough items) so that every worker has work,
@@ -88,12 +90,28 @@ def plan(n_items: int, per_item: int, budget: int, parallel: int) -> ChunkPlan:
     n_chunks = max(math.ceil(n_items / max_size), min(parallel, n_items))
     base, extra = divmod(n_items, n_chunks)
     sizes = tuple(base + (1 if i < extra else 0) for i in range(n_chunks))
-    return ChunkPlan(sizes, budget, per_item, parallel, 0)
+    return ChunkPlan(sizes, budget, per_item, parallel, 0, fixed)
 
 
-def plan_for(n_items: int, n_bars: int, n_assets: int, settings, observed: float | None = None) -> ChunkPlan:
-    """Plan with a fresh psutil reading and the run's evaluation settings."""
+def plan_for(
+    n_items: int, n_bars: int, n_assets: int, settings, observed: float | None = None, cache_rows: int = 0
+) -> ChunkPlan:
+    """Plan with a fresh psutil reading and the run's evaluation settings.
+
+    The vectorbt engine holds several (bars x strategies) arrays, so its cost is
+    per strategy and chunks run `max_parallel` at once. The fast engine's cost is
+    a fixed indicator cache (`cache_rows` rows of bars) plus O(1) per strategy,
+    and its kernels already use every core, so its chunks run one at a time.
+    """
     reading = MemoryReading.now()
     b = budget_bytes(settings.memory_budget_mb, settings.memory_fraction, reading)
-    p = plan(n_items, strategy_bytes(n_bars, n_assets, observed), b, settings.max_parallel)
-    return ChunkPlan(p.sizes, p.budget_bytes, p.bytes_per_strategy, p.parallel, reading.available)
+    if settings.engine == "fast":
+        import numba
+
+        from evo.engine.fast import memory_model
+
+        fixed, per_item = memory_model(n_bars, cache_rows, numba.get_num_threads())
+        p = plan(n_items, int(max(per_item, observed or 0)), b, 1, fixed)
+    else:
+        p = plan(n_items, strategy_bytes(n_bars, n_assets, observed), b, settings.max_parallel)
+    return ChunkPlan(p.sizes, p.budget_bytes, p.bytes_per_strategy, p.parallel, reading.available, p.fixed_bytes)

@@ -106,3 +106,60 @@ def simulate_signals(
             float(init_cash), float(fees), float(slippage), ann_factor(freq), numba.get_num_threads(),
         )
     return pd.DataFrame(out, index=cols, columns=list(METRICS))
+
+
+#: signal buffers of one block of strategies: 2 bytes per strategy-bar. The block size is what
+#: keeps memory flat as the population grows.
+SIGNAL_BLOCK_BYTES = 32 * 1024 * 1024
+
+
+def block_size(n_bars: int, n_items: int) -> int:
+    return max(1, min(n_items, SIGNAL_BLOCK_BYTES // (2 * n_bars)))
+
+
+def memory_model(n_bars: int, n_cache_rows: int, n_threads: int) -> tuple[int, int]:
+    """(fixed bytes, bytes per strategy) of one fast-engine chunk on one asset: the indicator
+    cache, the signal buffers of the generic path (the larger case), per-thread returns."""
+    block = SIGNAL_BLOCK_BYTES // (2 * n_bars) or 1
+    fixed = n_cache_rows * n_bars * 8 + 2 * block * n_bars + n_threads * n_bars * 10
+    return fixed, 8 * 24  # metrics, genome, stops and cache row indices
+
+
+def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq) -> np.ndarray:
+    """Metrics (len(X), len(METRICS)) of genomes X on one symbol's OHLCV arrays."""
+    import numba
+
+    from evo import indicators
+    from evo.engine import nb
+
+    n = len(X)
+    n_bars = len(arrays["close"])
+    if n == 0:
+        return np.empty((0, len(METRICS)))
+    close = np.ascontiguousarray(arrays["close"], dtype=np.float64)
+    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}
+    sl, tp = family.stop_arrays(X, names)
+    sim = (float(settings.init_cash), float(settings.fees), float(settings.slippage), ann_factor(freq),
+           numba.get_num_threads())
+    out = np.empty((n, len(METRICS)))
+    with kernel_lock:
+        cache = indicators.build(family.indicators, arrays, X, names)
+        # strategies that read the same indicator rows run next to each other: the rows stay in cache
+        order = np.lexsort(cache.rows.T[::-1]) if cache.rows.shape[1] else np.arange(n)
+        try:
+            sorted_cache = indicators.IndicatorCache(cache.values, cache.rows[order])
+            out[order] = family.fast_metrics(sorted_cache, X[order], names, arrays, sl[order], tp[order], sim)
+            return out
+        except NotImplementedError:
+            pass
+        # generic path: signals for a block of strategies, then the simulation of that block
+        b = block_size(n_bars, n)
+        entries = np.empty((b, n_bars), dtype=np.bool_)
+        exits = np.empty((b, n_bars), dtype=np.bool_)
+        for start in range(0, n, b):
+            idx = order[start : start + b]
+            k = len(idx)
+            view = indicators.IndicatorCache(cache.values, cache.rows[idx])
+            family.fast_signals(view, X[idx], names, arrays, entries[:k], exits[:k])
+            out[idx] = nb.simulate_signals_nb(close, entries[:k], exits[:k], sl[idx], tp[idx], *sim)
+    return out

@@ -1,1 +1,117 @@
-"""Indicator kernels shared by the fast engine and the families' signal kernels."""
+"""Indicator kernels shared by the fast engine and the families' signal kernels, and the cache
+that computes each indicator once per distinct window for a whole population."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping, Sequence
+
+import numpy as np
+
+Kind = Literal["sma", "ema", "mstd", "ema_std", "rsi", "ema_rsi", "atr", "sma_atr", "max", "min"]
+#: the series each kind reads
+_INPUTS: dict[str, tuple[str, ...]] = {
+    "sma": ("src",),
+    "ema": ("src",),
+    "mstd": ("src",),
+    "ema_std": ("src",),
+    "rsi": ("src",),
+    "ema_rsi": ("src",),
+    "atr": ("high", "low", "close"),
+    "sma_atr": ("high", "low", "close"),
+    "max": ("src",),
+    "min": ("src",),
+}
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """An indicator a signal kernel reads: `kind` of `source`, with its window taken from `gene`.
+
+    Equal to vectorbt: sma/ema = vbt.MA (ewm False/True), mstd/ema_std = vbt.MSTD (ddof 0),
+    rsi/ema_rsi = vbt.RSI, atr = vbt.ATR (ewm True, its default), sma_atr = vbt.ATR(ewm=False),
+    max/min = `.vbt.rolling_max/min(window)`.
+    """
+
+    kind: Kind
+    gene: str
+    source: str = "close"
+
+    def group(self) -> tuple[str, str]:
+        # indicators of the same kind on the same series share rows (fast and slow MA, say)
+        return (self.kind, self.source if _INPUTS[self.kind] == ("src",) else "hlc")
+
+
+def compute(kind: str, arrays: Mapping[str, np.ndarray], source: str, window: int) -> np.ndarray:
+    from evo.indicators import nb
+
+    w = int(window)
+    if kind in ("atr", "sma_atr"):
+        return nb.atr_nb(arrays["high"], arrays["low"], arrays["close"], w, kind == "atr")[1]
+    a = arrays[source]
+    if kind in ("sma", "ema"):
+        return nb.ma_nb(a, w, kind == "ema")
+    if kind in ("mstd", "ema_std"):
+        return nb.mstd_nb(a, w, kind == "ema_std", 0)
+    if kind in ("rsi", "ema_rsi"):
+        return nb.rsi_nb(a, w, kind == "ema_rsi")
+    if kind == "max":
+        return nb.rolling_max_nb(a, w)
+    if kind == "min":
+        return nb.rolling_min_nb(a, w)
+    raise ValueError(f"unknown indicator kind {kind!r}")
+
+
+@dataclass
+class IndicatorCache:
+    """values[rows[s, j]] is indicator j of strategy s; one row per distinct (kind, source, window)."""
+
+    values: np.ndarray  # (n_rows, n_bars), C order: a strategy reads whole rows
+    rows: np.ndarray  # (n_strategies, n_indicators) int64
+
+    @property
+    def nbytes(self) -> int:
+        return self.values.nbytes + self.rows.nbytes
+
+
+def distinct_rows(indicators: Sequence[Indicator], X: np.ndarray, names: Sequence[str]) -> int:
+    """How many rows `build` will compute: what the cache costs before it is built."""
+    seen: set = set()
+    for ind in indicators:
+        w = X[:, list(names).index(ind.gene)].astype(np.int64)
+        seen.update((ind.group(), int(v)) for v in np.unique(w))
+    return len(seen)
+
+
+def build(
+    indicators: Sequence[Indicator], arrays: Mapping[str, np.ndarray], X: np.ndarray, names: Sequence[str]
+) -> IndicatorCache:
+    """Compute every indicator once per distinct window present in the genomes X."""
+    n_bars = len(arrays["close"])
+    index: dict[tuple, int] = {}
+    rows = np.empty((len(X), len(indicators)), dtype=np.int64)
+    for j, ind in enumerate(indicators):
+        w = X[:, list(names).index(ind.gene)].astype(np.int64)
+        uniq, inverse = np.unique(w, return_inverse=True)
+        ids = np.empty(len(uniq), dtype=np.int64)
+        for k, v in enumerate(uniq):
+            key = (ind.group(), int(v))
+            if key not in index:
+                index[key] = len(index)
+            ids[k] = index[key]
+        rows[:, j] = ids[inverse]
+    from evo.indicators import nb
+
+    names_of_series = sorted({ind.source for ind in indicators} | {"close"})
+    series = np.stack([np.ascontiguousarray(arrays[s], dtype=np.float64) for s in names_of_series])
+    sources = {ind.group(): ind.source for ind in indicators}
+    keys = sorted(index, key=index.get)
+    kinds = np.array([nb.KIND_CODES[k[0][0]] for k in keys], dtype=np.int64)
+    src = np.array([names_of_series.index(sources[k[0]]) for k in keys], dtype=np.int64)
+    windows = np.array([k[1] for k in keys], dtype=np.int64)
+    values = np.empty((len(index), n_bars), dtype=np.float64)
+    hlc = [series[names_of_series.index("close")]] * 3
+    if "high" in arrays and "low" in arrays:
+        hlc = [np.ascontiguousarray(arrays[f], dtype=np.float64) for f in ("high", "low", "close")]
+    nb.fill_rows_nb(kinds, src, windows, series, hlc[0], hlc[1], hlc[2], values)
+    return IndicatorCache(values, rows)

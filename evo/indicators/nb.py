@@ -4,7 +4,7 @@ ATR and rolling max/min (minp=window, adjust=False, ddof=0 defaults), NaNs inclu
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # vectorbt.generic.nb._INV_COND_TOL: when a rolling sum of squares shrinks by more than
 # this factor in one step, the running value has lost its precision and is recomputed.
@@ -402,3 +402,30 @@ def rolling_min_nb(a: np.ndarray, window: int) -> np.ndarray:
     """`pd.Series(a).vbt.rolling_min(window)`: default minp=None means minp=window, so
     NaN until the window is full and wherever the window holds a NaN."""
     return _rolling_extreme_nb(a, window, False)
+
+
+# ############# many windows at once ############# #
+
+KIND_CODES = {"sma": 0, "ema": 1, "mstd": 2, "ema_std": 3, "rsi": 4, "ema_rsi": 5, "atr": 6, "sma_atr": 7, "max": 8, "min": 9}
+
+
+@njit(cache=True)
+def _one_nb(kind: int, src: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
+    if kind == 0 or kind == 1:
+        return ma_nb(src, window, kind == 1)
+    if kind == 2 or kind == 3:
+        return mstd_nb(src, window, kind == 3, 0)
+    if kind == 4 or kind == 5:
+        return rsi_nb(src, window, kind == 5)
+    if kind == 6 or kind == 7:
+        return atr_nb(high, low, close, window, kind == 6)[1]
+    if kind == 8:
+        return rolling_max_nb(src, window)
+    return rolling_min_nb(src, window)
+
+
+@njit(cache=True, parallel=True)
+def fill_rows_nb(kinds, sources, windows, series, high, low, close, out):
+    """out[r] = indicator kinds[r] of series[sources[r]] with windows[r], rows in parallel."""
+    for r in prange(out.shape[0]):
+        out[r] = _one_nb(kinds[r], series[sources[r]], high, low, close, windows[r])

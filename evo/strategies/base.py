@@ -101,11 +101,15 @@ def genome_hash(params: Params) -> str:
 
 
 class Family:
-    """Base class of a strategy family. Subclasses set `name` and `genes` and
-    implement `reference_signals`; the rules go in the subclass docstring."""
+    """Base class of a strategy family. Subclasses set `name` and `genes`, implement
+    `_signals` (vectorbt indicators: the reference) and, for the fast engine,
+    declare `indicators` and implement `fast_signals` with a numba kernel.
+    The rules go in the subclass docstring."""
 
     name: ClassVar[str]
     genes: ClassVar[tuple[Gene, ...]]
+    #: what the fast engine precomputes once per distinct window (see evo.indicators)
+    indicators: ClassVar[tuple] = ()
 
     def space(self, bounds: Mapping[str, Sequence[float]] | None = None) -> GeneSpace:
         """The gene space with some bounds narrowed (or widened) by the run config."""
@@ -129,13 +133,11 @@ class Family:
         return X
 
     def stops(self, params: Sequence[Params]) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Per-strategy stop-loss and take-profit fractions, or None for no stop."""
-        sl = np.array([p["sl_stop"] for p in params], dtype=np.float64) if "sl_stop" in self._gene_names() else None
-        tp = np.array([p["tp_stop"] for p in params], dtype=np.float64) if "tp_stop" in self._gene_names() else None
+        """Per-strategy stop-loss and take-profit fractions, or None when the family has no such gene."""
+        names = {g.name for g in self.genes}
+        sl = column(params, "sl_stop") if "sl_stop" in names else None
+        tp = column(params, "tp_stop") if "tp_stop" in names else None
         return sl, tp
-
-    def _gene_names(self) -> set[str]:
-        return {g.name for g in self.genes}
 
     def reference_signals(self, ohlcv: pd.DataFrame, params: Params | Sequence[Params]):
         """Entries and exits built from vectorbt indicators.
@@ -154,6 +156,27 @@ class Family:
 
     def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def fast_signals(self, cache, X: np.ndarray, names: Sequence[str], arrays: Mapping[str, np.ndarray],
+                     entries: np.ndarray, exits: np.ndarray) -> None:
+        """Fill entries/exits (n_strategies, n_bars) for genomes X from the indicator cache."""
+        raise NotImplementedError(f"family {self.name!r} has no fast signal kernel")
+
+    def fast_metrics(self, cache, X: np.ndarray, names: Sequence[str], arrays: Mapping[str, np.ndarray],
+                     sl: np.ndarray, tp: np.ndarray, sim: tuple) -> np.ndarray:
+        """Optional fused pass (signals and simulation per strategy, see evo/strategies/nb.py).
+
+        `sim` is (init_cash, fees, slippage, ann_factor, n_threads). Without it the engine
+        computes signals block by block with `fast_signals` and simulates each block.
+        """
+        raise NotImplementedError
+
+    def stop_arrays(self, X: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-strategy stop-loss and take-profit fractions from genomes (NaN: no stop)."""
+        out = []
+        for g in ("sl_stop", "tp_stop"):
+            out.append(X[:, list(names).index(g)].astype(np.float64) if g in names else np.full(len(X), np.nan))
+        return out[0], out[1]
 
 
 def column(params: Sequence[Params], name: str, dtype=np.float64) -> np.ndarray:

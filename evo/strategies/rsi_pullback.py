@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from evo.indicators import Indicator
 from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column
 
 
@@ -37,6 +38,30 @@ class RsiPullback(Family):
         Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
         Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
     )
+
+    indicators = (
+        Indicator("rsi", "rsi_window"),
+        Indicator("sma", "fast_window"),
+        Indicator("sma", "slow_window"),
+        Indicator("sma", "vol_window", source="volume"),
+    )
+
+    _kernel_genes = ("rsi_lower", "rsi_upper", "vol_mult")
+
+    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+        from evo.strategies.nb import rsi_pullback_signals_nb
+
+        rsi_pullback_signals_nb(cache.values, cache.rows, self._genes(X, names), arrays["volume"], entries, exits)
+
+    def fast_metrics(self, cache, X, names, arrays, sl, tp, sim) -> np.ndarray:
+        from evo.strategies.nb import rsi_pullback_metrics_nb
+
+        return rsi_pullback_metrics_nb(
+            cache.values, cache.rows, self._genes(X, names), arrays["volume"], arrays["close"], sl, tp, *sim
+        )
+
+    def _genes(self, X, names) -> np.ndarray:
+        return np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
 
     def repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
         f, s = space.index("fast_window"), space.index("slow_window")

@@ -44,10 +44,24 @@ def test_observed_usage_only_raises_the_estimate():
 
 
 def test_plan_for_reads_psutil_and_scales_with_bars():
-    s = EvaluationConfig(memory_budget_mb=64, max_parallel=2)
+    s = EvaluationConfig(engine="vectorbt", memory_budget_mb=64, max_parallel=2)
     short = plan_for(5000, n_bars=1000, n_assets=1, settings=s)
     long = plan_for(5000, n_bars=100_000, n_assets=1, settings=s)
     assert short.available_bytes > 0
     assert short.budget_bytes <= 64 * MB
     assert max(long.sizes) < max(short.sizes)  # more bars per strategy -> smaller chunks
     assert len(long.sizes) > len(short.sizes)
+
+
+def test_fast_engine_pays_a_fixed_cache_and_almost_nothing_per_strategy():
+    s = EvaluationConfig(engine="fast", memory_budget_mb=256)
+    small = plan_for(1000, n_bars=100_000, n_assets=1, settings=s, cache_rows=50)
+    big = plan_for(100_000, n_bars=100_000, n_assets=1, settings=s, cache_rows=50)
+    assert small.sizes == (1000,) and big.sizes == (100_000,)  # one chunk: the population does not matter
+    assert small.fixed_bytes == big.fixed_bytes >= 50 * 100_000 * 8  # the cache rows are the cost
+    assert small.bytes_per_strategy < 1024
+    more_rows = plan_for(1000, n_bars=100_000, n_assets=1, settings=s, cache_rows=200)
+    assert more_rows.fixed_bytes - small.fixed_bytes == 150 * 100_000 * 8
+    with pytest.raises(MemoryError, match="memory_budget_mb"):
+        plan_for(1000, n_bars=100_000, n_assets=1, settings=EvaluationConfig(engine="fast", memory_budget_mb=100),
+                 cache_rows=200)
