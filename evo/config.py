@@ -134,15 +134,29 @@ class EvaluationConfig(_Model):
         None, gt=0, description="Memory for evaluation; default memory_fraction of available memory."
     )
     memory_fraction: float = Field(0.5, gt=0, le=0.9)
-    max_parallel: int = Field(2, ge=1, description="Evaluate chunks running at once.")
+    max_parallel: int = Field(2, ge=1, description="Evaluate chunks running at once (vectorbt engine).")
+    max_chunk_size: int | None = Field(
+        None, ge=1, description="Upper bound on strategies per evaluate task (default: as many as memory allows)."
+    )
     retries: int = Field(2, ge=0, description="Prefect retries of a failed evaluate chunk.")
     retry_delay_seconds: float = Field(1.0, ge=0)
 
 
 class StorageConfig(_Model):
     url: str | None = Field(
-        None, description="SQLAlchemy URL. --db and EVO_DATABASE_URL take precedence; default sqlite:///evo.db."
+        None,
+        description="SQLAlchemy URL without a password (the config is stored and shown). --db and "
+        "EVO_DATABASE_URL take precedence; default sqlite:///evo.db.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, v: str | None) -> str | None:
+        from evo.store import has_password
+
+        if has_password(v):
+            raise ValueError("contains a password; configs are stored and shown, so put the URL in EVO_DATABASE_URL")
+        return v
 
 
 class RunConfig(_Model):
@@ -189,7 +203,7 @@ class RunConfig(_Model):
         # where the files are is not what they are: the data fingerprint is checked separately
         d["data"].pop("paths")
         d["algorithm"].pop("generations")
-        for k in ("memory_budget_mb", "memory_fraction", "max_parallel", "retries", "retry_delay_seconds"):
+        for k in ("memory_budget_mb", "memory_fraction", "max_parallel", "max_chunk_size", "retries", "retry_delay_seconds"):
             d["evaluation"].pop(k)
         return d
 

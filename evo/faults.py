@@ -1,9 +1,17 @@
-"""Test-only fault injection, off unless an environment variable turns it on.
+"""Test-only fault injection and crash points, off unless an environment variable turns them on.
 
-EVO_FAULT_EVALUATE=0.3   a deterministic 30 % of `evaluate` chunks fail on their first attempt
-                         (decided by a hash of run, generation and chunk, so reruns agree)
-EVO_FAULT_EVALUATE_ALWAYS=1   those chunks fail on every attempt (retries run out)
-EVO_FAULT_PERSIST=members     `persist` raises mid-transaction after that stage
+EVO_FAULT_EVALUATE=0.3          a deterministic 30 % of `evaluate` chunks fail their first attempt
+                                (chosen by a hash of run name, generation and chunk, so reruns agree)
+EVO_FAULT_EVALUATE_ALWAYS=1     ... and every retry too, so the retries run out
+EVO_FAULT_PERSIST=members       `persist` raises inside its transaction after that stage
+                                (generation, individuals, evaluations, members, commit)
+EVO_FAULT_FROM_GENERATION=3     faults start at this generation (default 1)
+EVO_TEST_HOLD=persist@3         the process stops at that point and waits to be killed: evaluate@N
+                                (inside an evaluate chunk), persist@N (inside the open transaction),
+                                between@N (after generation N is committed); it first writes the
+                                point's name to the file EVO_TEST_HOLD_FILE, so a test knows when to kill
+EVO_TEST_BARRIER_DIR=/tmp/x     just before taking a run's lease, write ready-<pid> there and wait for a
+                                file named go: racing processes then reach the lease at the same moment
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 
 _attempts: dict[tuple, int] = {}
 _lock = threading.Lock()
@@ -20,14 +29,25 @@ class InjectedFault(RuntimeError):
     pass
 
 
+def reset() -> None:
+    """Forget first attempts (tests that inject faults into several runs in one process)."""
+    with _lock:
+        _attempts.clear()
+
+
+def _from_generation() -> int:
+    return int(os.environ.get("EVO_FAULT_FROM_GENERATION", "1") or 1)
+
+
 def _chosen(key: str, rate: float) -> bool:
     h = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
     return h / 2**64 < rate
 
 
 def maybe_fail_evaluate(ctx, number: int, chunk: int) -> None:
+    hold_if("evaluate", number)
     rate = float(os.environ.get("EVO_FAULT_EVALUATE", "0") or 0)
-    if rate <= 0:
+    if rate <= 0 or number < _from_generation():
         return
     key = (ctx.name, number, chunk)
     if not _chosen(repr(key), rate):
@@ -39,5 +59,41 @@ def maybe_fail_evaluate(ctx, number: int, chunk: int) -> None:
         raise InjectedFault(f"injected evaluate failure: generation {number} chunk {chunk} attempt {attempt}")
 
 
-def persist_failure() -> str | None:
-    return os.environ.get("EVO_FAULT_PERSIST") or None
+def persist_hook(number: int):
+    """The `on_stage` callback for Store.persist_generation, or None when nothing is injected."""
+    stage = os.environ.get("EVO_FAULT_PERSIST")
+    hold = os.environ.get("EVO_TEST_HOLD", "") == f"persist@{number}"
+    if not hold and not (stage and number >= _from_generation()):
+        return None
+
+    def on_stage(s: str) -> None:
+        if hold and s == "members":
+            hold_if("persist", number)
+        if stage and s == stage and number >= _from_generation():
+            raise InjectedFault(f"injected persist failure after {s} (generation {number})")
+
+    return on_stage
+
+
+def hold_if(point: str, number: int) -> None:
+    if os.environ.get("EVO_TEST_HOLD") != f"{point}@{number}":
+        return
+    path = os.environ.get("EVO_TEST_HOLD_FILE")
+    if path:
+        with open(path, "w") as f:
+            f.write(f"{point}@{number}")
+    while True:  # until the test kills this process
+        time.sleep(60)
+
+
+def barrier(point: str) -> None:
+    folder = os.environ.get("EVO_TEST_BARRIER_DIR")
+    if not folder:
+        return
+    with open(os.path.join(folder, f"ready-{point}-{os.getpid()}"), "w") as f:
+        f.write(point)
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(folder, "go")):
+        if time.monotonic() > deadline:
+            raise InjectedFault("test barrier: no go signal within 120 s")
+        time.sleep(0.005)

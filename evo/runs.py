@@ -7,14 +7,21 @@ that the config decides the same trajectory and that the data is unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import socket
+import threading
+import uuid
 from dataclasses import dataclass
+from typing import Iterator
 
 from evo import strategies
 from evo.config import ConfigError, RunConfig, validate
 from evo.data import Market, check_length, get_market
 from evo.store import RunRecord, Store, StoreError
+from evo.store.store import busy_message
 
 #: bump when a metric's definition changes: old cached evaluations stop matching
 METRICS_VERSION = 1
@@ -99,7 +106,9 @@ def start(
 ) -> tuple[RunContext, Store] | None:
     """Create the run, or reopen it when a run of that name has the same config.
 
-    With `check_only`, do every check (config, data, database, name) and write nothing.
+    With `check_only`, do every check (config, data, database, name, a busy
+    run) and write nothing. Otherwise the only write is creating a new run's
+    row; changing an existing run (its generation target) waits for its lease.
     """
     name = name or config.name
     if not name:
@@ -111,29 +120,24 @@ def start(
     if existing is None:
         if check_only:
             return None
-        rec = store.create_run(
-            name=name,
-            config=config.model_dump(mode="json"),
-            config_hash=config.identity_hash(),
-            family=config.strategy.family,
-            data_fingerprint=market.fingerprint,
-            evaluation_key=evaluation_key(config, market.fingerprint),
-            seed=config.seed,
-            generations_target=config.algorithm.generations,
+        try:
+            return _context(_create(store, name, config, market), store, config, market), store
+        except StoreError:
+            existing = store.get_run(name)  # another process created it a moment ago
+            if existing is None:
+                raise
+    stored = validate(existing.config, source=f"run {name!r}")
+    if existing.config_hash != config.identity_hash():
+        fields = _diff(stored.identity(), config.identity())
+        raise RunError(
+            f"run {name!r} already exists with a different config (differs in: {', '.join(fields) or 'config'}); "
+            f"use another --name, or `evo resume {name}`"
         )
-    else:
-        stored = validate(existing.config, source=f"run {name!r}")
-        if existing.config_hash != config.identity_hash():
-            fields = _diff(stored.identity(), config.identity())
-            raise RunError(
-                f"run {name!r} already exists with a different config (differs in: {', '.join(fields) or 'config'}); "
-                f"use another --name, or `evo resume {name}`"
-            )
-        _check_data(existing, market)
-        if check_only:
-            return None
-        rec = _retarget(store, existing, config.algorithm.generations)
-    return _context(rec, store, config, market), store
+    _check_data(existing, market)
+    if check_only:
+        check_not_busy(store, existing)
+        return None
+    return _context(existing, store, config, market), store
 
 
 def reopen(
@@ -144,14 +148,27 @@ def reopen(
     existing = store.get_run(name)
     if existing is None:
         raise RunError(f"no run named {name!r} in {store.masked_url}")
-    config = validate(existing.config, source=f"run {name!r}").with_overrides(generations=generations)
+    target = generations if generations is not None else existing.generations_target
+    config = validate(existing.config, source=f"run {name!r}").with_overrides(generations=target)
     market = prepare(config)
     _check_data(existing, market)
     if check_only:
+        check_not_busy(store, existing)
         return None
-    target = generations if generations is not None else existing.generations_target
-    rec = _retarget(store, existing, target)
-    return _context(rec, store, config, market), store
+    return _context(existing, store, config, market), store
+
+
+def _create(store: Store, name: str, config: RunConfig, market: Market) -> RunRecord:
+    return store.create_run(
+        name=name,
+        config=config.model_dump(mode="json"),
+        config_hash=config.identity_hash(),
+        family=config.strategy.family,
+        data_fingerprint=market.fingerprint,
+        evaluation_key=evaluation_key(config, market.fingerprint),
+        seed=config.seed,
+        generations_target=config.algorithm.generations,
+    )
 
 
 def _check_data(run: RunRecord, market: Market) -> None:
@@ -162,23 +179,86 @@ def _check_data(run: RunRecord, market: Market) -> None:
         )
 
 
-def _retarget(store: Store, run: RunRecord, target: int) -> RunRecord:
-    if target != run.generations_target:
-        store.update_run(run.id, generations_target=target)
-        run = store.get_run(run.name)
-        assert run is not None
-    return run
-
-
 def _context(rec: RunRecord, store: Store, config: RunConfig, market: Market) -> RunContext:
-    if rec.generations_target < 1:
-        raise StoreError(f"run {rec.name!r} has an invalid generation target {rec.generations_target}")
+    """The run as this process will advance it: the target is the config's (written under the lease)."""
     return RunContext(
         run_id=rec.id,
         name=rec.name,
         db_url=store.url,
-        config=config.with_overrides(generations=rec.generations_target),
+        config=config,
         fingerprint=market.fingerprint,
         evaluation_key=rec.evaluation_key,
-        target=rec.generations_target,
+        target=config.algorithm.generations,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# the lease: exactly one process advances a run
+
+#: how long a lease lasts without renewal; a live holder renews it every third of that
+LEASE_SECONDS = float(os.environ.get("EVO_LEASE_SECONDS", "60"))
+
+
+def _this_process() -> str:
+    import psutil
+
+    return f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time() * 1000)}"
+
+
+def is_dead(owner: str) -> bool:
+    """True when the lease holder was a process on this host that no longer runs.
+
+    A holder on another host can only be waited out (its lease expires)."""
+    import psutil
+
+    try:
+        host, pid, started = owner.split(":")[:3]
+        pid_i, started_i = int(pid), int(started)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        return int(psutil.Process(pid_i).create_time() * 1000) != started_i  # the pid was reused
+    except psutil.NoSuchProcess:
+        return True
+
+
+def check_not_busy(store: Store, run: RunRecord) -> None:
+    """Refuse early (before Prefect starts) when a live process holds the run."""
+    import datetime as dt
+
+    holder, until = store.lease_of(run.id)
+    if holder and until and until > dt.datetime.now(dt.timezone.utc) and not is_dead(holder):
+        raise RunBusy(busy_message(run.name, holder, until))
+
+
+@contextlib.contextmanager
+def hold(ctx: RunContext, store: Store) -> Iterator[str]:
+    """Hold the run's lease while advancing it; renewed in the background, released at the end."""
+    from evo import faults
+
+    owner = f"{_this_process()}:{uuid.uuid4().hex[:8]}"
+    faults.barrier("lease")
+    holder, _ = store.lease_of(ctx.run_id)
+    store.acquire_lease(ctx.run_id, owner, LEASE_SECONDS, stale_owner=holder if holder and is_dead(holder) else None)
+    # only the holder may change what the run is asked to do
+    if store.get_run(ctx.name).generations_target != ctx.target:
+        store.update_run(ctx.run_id, generations_target=ctx.target)
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(LEASE_SECONDS / 3):
+            try:
+                store.renew_lease(ctx.run_id, owner, LEASE_SECONDS)
+            except Exception:  # a database hiccup: the next beat or the commit will tell
+                pass
+
+    beat = threading.Thread(target=heartbeat, name="evo-lease", daemon=True)
+    beat.start()
+    try:
+        yield owner
+    finally:
+        stop.set()
+        beat.join(timeout=5)
+        store.release_lease(ctx.run_id, owner)

@@ -37,7 +37,7 @@ from evo.data import get_market
 from evo.engine import evaluate as engine_evaluate
 from evo.engine.chunking import MemoryReading, plan_for
 from evo.objectives import METRICS, hypervolume, ref_point, to_FG
-from evo.runs import RunContext
+from evo.runs import LEASE_SECONDS, RunContext
 from evo.store import OffspringRow, Store, SurvivorRow
 from evo.strategies.base import GeneSpace, genome_hash
 
@@ -103,12 +103,14 @@ class ChunkResult:
 
 @dataclass
 class Resume:
-    """Where a run stands: the last committed generation (0 = nothing yet)."""
+    """Where a run stands: the last committed generation (0 = nothing yet) and what the next needs."""
 
     done: int
     survivors: PopState | None
     rng_state: dict | None
     n_eval: int
+    observed_bytes: float | None = None  # RSS growth per strategy seen so far (the chunk planner's floor)
+    stats: dict | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +224,8 @@ def persist(
     n_eval: int,
     stats: dict,
     flow_run_id: str | None = None,
-    fail_after: str | None = None,
+    lease_owner: str | None = None,
+    on_stage=None,
 ) -> bool:
     """Commit generation `number`. False if it was already committed identically (a retry)."""
     F_off, _ = to_FG(metrics, ctx.config.objectives, ctx.config.constraints)
@@ -257,7 +260,9 @@ def persist(
         checkpoint=encode_checkpoint(ck),
         stats=stats,
         flow_run_id=flow_run_id,
-        fail_after=fail_after,
+        lease_owner=lease_owner,
+        lease_seconds=LEASE_SECONDS,
+        on_stage=on_stage,
     )
 
 

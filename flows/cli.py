@@ -71,8 +71,12 @@ def _quiet_prefect() -> None:
 
 def _run_flow(**params) -> dict:
     _quiet_prefect()
+    from evo.store import has_password
     from flows.evolve import evolve
 
+    if has_password(params.get("db_url")):
+        # flow parameters are stored by Prefect: a URL with a password travels in the environment
+        os.environ["EVO_DATABASE_URL"] = params.pop("db_url")
     return evolve(**params)
 
 
@@ -81,7 +85,7 @@ def run(
     config: Optional[Path] = typer.Argument(None, help="TOML config (default: the embedded default config)."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: config name or file stem)."),
     db: Optional[str] = DbOpt,
-    generations: Optional[int] = typer.Option(None, "--generations", min=1, help="Total generations."),
+    generations: Optional[int] = typer.Option(None, "--generations", help="Total generations (>= 1)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the evolution."),
 ) -> None:
     """Start a run (or continue it, if a run of that name has the same config)."""
@@ -104,14 +108,15 @@ def run(
 def resume(
     name: str = typer.Argument(..., help="Run name."),
     db: Optional[str] = DbOpt,
-    generations: Optional[int] = typer.Option(None, "--generations", min=1, help="New total generations (extends a finished run)."),
+    generations: Optional[int] = typer.Option(None, "--generations", help="New total generations (extends a finished run)."),
 ) -> None:
     """Continue a run from its last committed generation."""
 
     def go():
         from evo import runs
 
-        runs.reopen(name, db_url=db, check_only=True)  # unknown run or changed data: fail before Prefect starts
+        # unknown run, changed data, a busy run, a bad --generations: fail before Prefect starts
+        runs.reopen(name, db_url=db, generations=generations, check_only=True)
         out = _run_flow(config=None, name=name, db_url=db, generations=generations)
         _print_result(out["name"], db)
 

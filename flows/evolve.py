@@ -13,8 +13,9 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 import tasks
-from evo import runs, steps
+from evo import faults, runs, steps
 from evo.config import RunConfig
+from evo.store import has_password
 
 
 def _flow_run_name() -> str:
@@ -24,7 +25,7 @@ def _flow_run_name() -> str:
     return f"evolve {name or 'run'}"
 
 
-@flow(name="evolve", flow_run_name=_flow_run_name, validate_parameters=True)
+@flow(name="evolve", flow_run_name=_flow_run_name, validate_parameters=True, persist_result=False)
 def evolve(
     config: RunConfig | None = None,
     name: str | None = None,
@@ -36,9 +37,13 @@ def evolve(
     config: the run's configuration (omit it to continue the run `name` with its stored config).
     name: run name, unique in the database; defaults to config.name.
     generations: total generations to reach (extends a finished run).
-    db_url: SQLAlchemy URL; defaults to EVO_DATABASE_URL, then config.storage.url, then sqlite:///evo.db.
+    db_url: SQLAlchemy URL without a password (parameters are stored by Prefect); defaults to
+        EVO_DATABASE_URL, then config.storage.url, then sqlite:///evo.db.
     """
     log = get_run_logger()
+    if has_password(db_url):
+        # Prefect stores flow parameters and shows them in the UI
+        raise ValueError("db_url must not contain a password: set EVO_DATABASE_URL in the worker's environment instead")
     if config is None:
         if not name:
             raise ValueError("give a config, or the name of an existing run to continue")
@@ -46,53 +51,54 @@ def evolve(
     else:
         ctx, store = runs.start(config, name=name, db_url=db_url, generations=generations)
 
-    pos = steps.resume_point(ctx)
-    survivors, rng, n_eval = pos.survivors, pos.rng_state, pos.n_eval
-    if pos.done:
-        log.info("run %r: resuming after committed generation %d of %d", ctx.name, pos.done, ctx.target)
-    store.update_run(ctx.run_id, status="running")
-    try:
-        observed = None
-        for number in range(pos.done + 1, ctx.target + 1):
-            t0 = time.perf_counter()
-            off, cached, rng = tasks.vary(ctx, survivors, rng, number)
-            unseen = [i for i, h in enumerate(off.hashes) if h not in cached.metrics]
-            plan = steps.plan(ctx, off, unseen, observed)
-            futures = [
-                tasks.evaluate.with_options(
-                    retries=ctx.config.evaluation.retries,
-                    retry_delay_seconds=ctx.config.evaluation.retry_delay_seconds,
-                ).submit(ctx, [off.params[unseen[i]] for i in range(s.start, s.stop)], number, k)
-                for k, s in enumerate(plan.slices())
-            ]
-            chunks = [f.result() for f in futures]
-            metrics, per_asset, new = steps.merge_metrics(off, cached, unseen, chunks)
-            survivors_next, rng = tasks.select(ctx, survivors, off, metrics, rng, number)
-            eval_seconds = sum(c.seconds for c in chunks)
-            observed = steps.observed_bytes_per_strategy(chunks, observed)
-            stats = steps.generation_stats(
-                ctx,
-                number,
-                survivors_next,
-                n_offspring=len(off),
-                evaluated=len(unseen),
-                cache_hits=len(off) - len(unseen),
-                eval_seconds=eval_seconds,
-                chunks={**plan.as_stats(), "rss_before_after": [[c.rss_before, c.rss_after] for c in chunks]},
-                peak_rss=max([c.rss_after for c in chunks], default=0),
-                seconds=time.perf_counter() - t0,
-            )
-            n_eval += len(off)
-            tasks.persist(
-                ctx, number, off, metrics, per_asset, new, survivors_next, rng, n_eval, stats, _flow_run_id()
-            )
-            survivors = survivors_next
-            log.info(steps.progress_line(ctx, stats))
-    except BaseException:
-        store.update_run(ctx.run_id, status="failed")
-        raise
-    store.update_run(ctx.run_id, status="completed")
+    with runs.hold(ctx, store) as owner:  # one process advances a run at a time
+        state = steps.resume_point(ctx)
+        if state.done:
+            log.info("run %r: resuming after committed generation %d of %d", ctx.name, state.done, ctx.target)
+        store.update_run(ctx.run_id, status="running")
+        try:
+            for number in range(state.done + 1, ctx.target + 1):
+                state = generation(ctx, number, state, owner)
+                log.info(steps.progress_line(ctx, state.stats))
+                faults.hold_if("between", number)
+        except BaseException:
+            store.update_run(ctx.run_id, status="failed")
+            raise
+        store.update_run(ctx.run_id, status="completed")
     return {"name": ctx.name, "generations_done": ctx.target, "database": store.masked_url}
+
+
+def generation(ctx, number: int, state: steps.Resume, owner: str) -> steps.Resume:
+    """One generation: vary, evaluate the unseen offspring chunk by chunk, select, persist."""
+    t0 = time.perf_counter()
+    off, cached, rng = tasks.vary(ctx, state.survivors, state.rng_state, number)
+    unseen = [i for i, h in enumerate(off.hashes) if h not in cached.metrics]
+    plan = steps.plan(ctx, off, unseen, state.observed_bytes)
+    evaluate = tasks.evaluate.with_options(
+        retries=ctx.config.evaluation.retries, retry_delay_seconds=ctx.config.evaluation.retry_delay_seconds
+    )
+    futures = [
+        evaluate.submit(ctx, [off.params[unseen[i]] for i in range(s.start, s.stop)], number, k)
+        for k, s in enumerate(plan.slices())
+    ]
+    chunks = [f.result() for f in futures]
+    metrics, per_asset, new = steps.merge_metrics(off, cached, unseen, chunks)
+    survivors, rng = tasks.select(ctx, state.survivors, off, metrics, rng, number)
+    stats = steps.generation_stats(
+        ctx,
+        number,
+        survivors,
+        n_offspring=len(off),
+        evaluated=len(unseen),
+        cache_hits=len(off) - len(unseen),
+        eval_seconds=sum(c.seconds for c in chunks),
+        chunks={**plan.as_stats(), "rss_before_after": [[c.rss_before, c.rss_after] for c in chunks]},
+        peak_rss=max([c.rss_after for c in chunks], default=0),
+        seconds=time.perf_counter() - t0,
+    )
+    n_eval = state.n_eval + len(off)
+    tasks.persist(ctx, number, off, metrics, per_asset, new, survivors, rng, n_eval, stats, _flow_run_id(), owner)
+    return steps.Resume(number, survivors, rng, n_eval, steps.observed_bytes_per_strategy(chunks, state.observed_bytes), stats)
 
 
 def _flow_run_id() -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import uuid
 
 # before anything imports prefect
 _PREFECT_HOME = tempfile.mkdtemp(prefix="evo-test-prefect-")
@@ -12,7 +14,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 os.environ.pop("EVO_DATABASE_URL", None)
-for _k in [k for k in os.environ if k.startswith("EVO_FAULT_")]:
+for _k in [k for k in os.environ if k.startswith(("EVO_FAULT_", "EVO_TEST_HOLD", "EVO_TEST_BARRIER"))]:
     os.environ.pop(_k)
 
 import pytest  # noqa: E402
@@ -27,8 +29,52 @@ def prefect_harness():
         yield
 
 
+PG_URL = os.environ.get("EVO_TEST_POSTGRES_URL")
+
+
+@contextlib.contextmanager
+def fresh_postgres_database():
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from evo.store import resolve_url
+
+    if not PG_URL:
+        if os.environ.get("EVO_REQUIRE_POSTGRES") == "1":
+            pytest.fail("EVO_REQUIRE_POSTGRES=1 but EVO_TEST_POSTGRES_URL is not set")
+        pytest.skip("EVO_TEST_POSTGRES_URL is not set (CI sets it; see .ci/run)")
+    admin = make_url(resolve_url(PG_URL))
+    name = f"evo_t_{uuid.uuid4().hex[:12]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as e:  # set but unreachable: a failure, never a skip
+        pytest.fail(f"EVO_TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    """The same test on a SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/evo.db"
+        return
+    with fresh_postgres_database() as url:
+        yield url
+
+
 @pytest.fixture
-def db_url(tmp_path):
+def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path}/evo.db"
 
 
@@ -54,3 +100,15 @@ def small_config(**over):
         else:
             d[k] = v
     return validate(d)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server for tests that run `evo` in subprocesses (started once, always torn down)."""
+    from tests.prefect_server import PrefectServer
+
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-server")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -90,21 +90,21 @@ def integrity_problems(url: str) -> list[str]:
     return out
 
 
-def evo_env(tmp_path: Path, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVO_")}
-    env.update(
-        PREFECT_HOME=str(tmp_path / "prefect-home"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_API_URL="",
-    )
-    env.pop("PREFECT_API_URL")
+def evo_env(tmp_path: Path, api_url: str | None = None, **extra: str) -> dict:
+    """Environment of an `evo` subprocess: its own Prefect home; a given Prefect API or the ephemeral one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVO_") or k == "EVO_LEASE_SECONDS"}
+    env.pop("PREFECT_API_URL", None)
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
     env.update(extra)
     return env
 
 
-def evo(args: list[str], tmp_path: Path, timeout: float = 300, **env) -> subprocess.CompletedProcess:
+def evo(args: list[str], tmp_path: Path, timeout: float = 300, api_url: str | None = None, **env) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, **env), capture_output=True, text=True, timeout=timeout
+        [EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, api_url, **env), capture_output=True, text=True,
+        timeout=timeout,
     )
 
 

@@ -69,7 +69,7 @@ def strategy_bytes(n_bars: int, n_assets: int, observed: float | None = None) ->
     return int(max(model, observed or 0))
 
 
-def plan(n_items: int, per_item: int, budget: int, parallel: int, fixed: int = 0) -> ChunkPlan:
+def plan(n_items: int, per_item: int, budget: int, parallel: int, fixed: int = 0, cap: int | None = None) -> ChunkPlan:
     """Split `n_items` into the fewest chunks that fit the budget while using `parallel` workers.
 
     Each chunk costs `fixed` bytes plus `per_item` per strategy. Raises
@@ -87,6 +87,8 @@ def plan(n_items: int, per_item: int, budget: int, parallel: int, fixed: int = 0
         )
     # at least `parallel` chunks (when there are enough items) so that every worker has work,
     # otherwise as few as the budget allows: each task run costs orchestration time
+    if cap:
+        max_size = min(max_size, cap)
     n_chunks = max(math.ceil(n_items / max_size), min(parallel, n_items))
     base, extra = divmod(n_items, n_chunks)
     sizes = tuple(base + (1 if i < extra else 0) for i in range(n_chunks))
@@ -111,7 +113,7 @@ def plan_for(
         from evo.engine.fast import memory_model
 
         fixed, per_item = memory_model(n_bars, cache_rows, numba.get_num_threads())
-        p = plan(n_items, int(max(per_item, observed or 0)), b, 1, fixed)
+        p = plan(n_items, int(max(per_item, observed or 0)), b, 1, fixed, settings.max_chunk_size)
     else:
-        p = plan(n_items, strategy_bytes(n_bars, n_assets, observed), b, settings.max_parallel)
+        p = plan(n_items, strategy_bytes(n_bars, n_assets, observed), b, settings.max_parallel, 0, settings.max_chunk_size)
     return ChunkPlan(p.sizes, p.budget_bytes, p.bytes_per_strategy, p.parallel, reading.available, p.fixed_bytes)

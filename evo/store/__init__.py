@@ -3,11 +3,14 @@
 from evo.store.store import (
     DEFAULT_URL,
     GenerationRecord,
+    LeaseLost,
     OffspringRow,
+    RunBusy,
     RunRecord,
     Store,
     StoreError,
     SurvivorRow,
+    has_password,
     mask_url,
     resolve_url,
 )
@@ -15,11 +18,14 @@ from evo.store.store import (
 __all__ = [
     "DEFAULT_URL",
     "GenerationRecord",
+    "LeaseLost",
     "OffspringRow",
+    "RunBusy",
     "RunRecord",
     "Store",
     "StoreError",
     "SurvivorRow",
+    "has_password",
     "mask_url",
     "resolve_url",
 ]

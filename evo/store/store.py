@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import JSON, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import Engine, make_url
@@ -30,6 +30,14 @@ class StoreError(RuntimeError):
     """A database problem stated in one line (unreachable, newer schema, ...)."""
 
 
+class RunBusy(StoreError):
+    """Another live process holds the run's lease."""
+
+
+class LeaseLost(StoreError):
+    """This process no longer holds the run's lease (it expired and another took it)."""
+
+
 def resolve_url(url: str | None) -> str:
     """--db beats EVO_DATABASE_URL beats the default SQLite file."""
     url = url or os.environ.get("EVO_DATABASE_URL") or DEFAULT_URL
@@ -38,6 +46,23 @@ def resolve_url(url: str | None) -> str:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     return url
+
+
+def busy_message(name: str | None, holder: str | None, until: dt.datetime | None) -> str:
+    return (
+        f"run {name!r} is busy: another process ({holder}) is advancing it"
+        + (f" (lease until {until:%Y-%m-%d %H:%M:%S} UTC)" if until else "")
+        + "; wait for it to finish, or for its lease to expire if it died on another host"
+    )
+
+
+def has_password(url: str | None) -> bool:
+    if not url:
+        return False
+    try:
+        return make_url(resolve_url(url)).password is not None
+    except Exception:
+        return False
 
 
 def mask_url(url: str) -> str:
@@ -232,6 +257,60 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(updated_at=_now(), **values))
 
+    # -- the lease: one process advances a run at a time ----------------------------------------
+    def acquire_lease(self, run_id: int, owner: str, seconds: float, stale_owner: str | None = None) -> None:
+        """Take the run's lease for `seconds`, or raise RunBusy.
+
+        One conditional UPDATE decides (both backends serialise writers on the
+        row), so of two processes racing for a free run exactly one wins. The
+        lease is free when nobody holds it, when it expired, or when the caller
+        proved its holder dead (`stale_owner`).
+        """
+        now = _now()
+        cond = (
+            (runs.c.lease_owner.is_(None))
+            | (runs.c.lease_owner == owner)
+            | (runs.c.lease_expires < now)
+        )
+        if stale_owner is not None:
+            cond = cond | (runs.c.lease_owner == stale_owner)
+        with self.engine.begin() as conn:
+            got = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, cond)
+                .values(lease_owner=owner, lease_expires=now + dt.timedelta(seconds=seconds), updated_at=now)
+            ).rowcount
+        if got != 1:
+            holder, until = self.lease_of(run_id)
+            with self.engine.connect() as conn:
+                name = conn.execute(select(runs.c.name).where(runs.c.id == run_id)).scalar()
+            raise RunBusy(busy_message(name, holder, until))
+
+    def renew_lease(self, run_id: int, owner: str, seconds: float) -> bool:
+        now = _now()
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.lease_owner == owner)
+                .values(lease_expires=now + dt.timedelta(seconds=seconds))
+            ).rowcount == 1
+
+    def release_lease(self, run_id: int, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires=None)
+            )
+
+    def lease_of(self, run_id: int) -> tuple[str | None, dt.datetime | None]:
+        """(owner, expiry) of the run's lease; expiry in UTC."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs.c.lease_owner, runs.c.lease_expires).where(runs.c.id == run_id)).first()
+        if row is None:
+            return None, None
+        return row[0], _utc(row[1])
+
     # -- generations ---------------------------------------------------------------------------
     def last_generation(self, run_id: int) -> GenerationRecord | None:
         q = (
@@ -288,14 +367,18 @@ class Store:
         checkpoint: dict,
         stats: dict,
         flow_run_id: str | None = None,
-        fail_after: str | None = None,
+        lease_owner: str | None = None,
+        lease_seconds: float = 0.0,
+        on_stage: Callable[[str], None] | None = None,
     ) -> bool:
         """Commit generation `number` of a run, all or nothing.
 
         Returns False (and writes nothing) if that generation was already
         committed with the same checkpoint: a retried persist is a no-op.
-        A different checkpoint for an existing generation is an error.
-        `fail_after` is a test hook that raises mid-transaction.
+        A different checkpoint for an existing generation is an error. With
+        `lease_owner`, the commit also renews the run's lease and fails with
+        LeaseLost if another process took it. `on_stage(stage)` is called after
+        each stage inside the transaction (the fault-injection tests use it).
         """
         now = _now()
         try:
@@ -310,11 +393,11 @@ class Store:
                         created_at=now,
                     )
                 )
-                _maybe_fail(fail_after, "generation")
+                _stage(on_stage, "generation")
                 ids = self._ensure_individuals(
                     conn, family, {o.genome_hash: o.genes for o in offspring}
                 )
-                _maybe_fail(fail_after, "individuals")
+                _stage(on_stage, "individuals")
                 new_evals = [
                     {
                         "individual_id": ids[o.genome_hash],
@@ -328,7 +411,7 @@ class Store:
                 ]
                 if new_evals:
                     _bulk_insert(conn, evaluations, new_evals, ["individual_id", "evaluation_key"])
-                _maybe_fail(fail_after, "evaluations")
+                _stage(on_stage, "evaluations")
                 rows = [
                     {
                         "run_id": run_id,
@@ -358,8 +441,18 @@ class Store:
                 ]
                 if rows:
                     _bulk_insert(conn, members, rows)
-                _maybe_fail(fail_after, "members")
-                conn.execute(update(runs).where(runs.c.id == run_id).values(updated_at=now))
+                _stage(on_stage, "members")
+                touch = update(runs).where(runs.c.id == run_id)
+                values: dict[str, Any] = {"updated_at": now}
+                if lease_owner is not None:
+                    touch = touch.where(runs.c.lease_owner == lease_owner)
+                    values["lease_expires"] = now + dt.timedelta(seconds=lease_seconds)
+                if conn.execute(touch.values(**values)).rowcount != 1 and lease_owner is not None:
+                    raise LeaseLost(
+                        f"run {run_id}: this process no longer holds the run (its lease expired and another "
+                        f"process took it); generation {number} was not committed"
+                    )
+                _stage(on_stage, "commit")
         except IntegrityError as e:
             existing = self.generation(run_id, number)
             if existing is None:
@@ -509,9 +602,9 @@ def _pg_copy_insert(conn, table, rows: list[dict], conflict_keys: list[str] | No
         )
 
 
-def _maybe_fail(fail_after: str | None, stage: str) -> None:
-    if fail_after == stage:
-        raise RuntimeError(f"injected persist failure after {stage}")
+def _stage(on_stage: Callable[[str], None] | None, stage: str) -> None:
+    if on_stage is not None:
+        on_stage(stage)
 
 
 def _first_line(e: Exception) -> str:

@@ -12,6 +12,13 @@ from tests.helpers import dump_run, integrity_problems
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
+def _json(v):
+    """PostgreSQL hands JSON columns back parsed, SQLite as text."""
+    import json
+
+    return json.loads(v) if isinstance(v, str) else v
+
+
 def _rows(url: str, q: str, **p):
     eng = create_engine(url)
     with eng.connect() as c:
@@ -36,7 +43,7 @@ def test_flow_commits_every_generation_with_its_rows(db_url):
 
     n_eval = 0
     for number, stats, _, ck in gens:
-        stats, ck = json.loads(stats), json.loads(ck)
+        stats, ck = _json(stats), _json(ck)
         off = _rows(db_url, "SELECT COUNT(*) FROM members WHERE generation = :g AND role = 'offspring'", g=number)[0][0]
         surv = _rows(db_url, "SELECT COUNT(*) FROM members WHERE generation = :g AND role = 'survivor'", g=number)[0][0]
         assert off == stats["n_offspring"] == stats["evaluated"] + stats["cache_hits"]
@@ -48,11 +55,11 @@ def test_flow_commits_every_generation_with_its_rows(db_url):
     # every individual was evaluated exactly once under the run's key
     n_ind = _rows(db_url, "SELECT COUNT(*) FROM individuals")[0][0]
     n_evals = _rows(db_url, "SELECT COUNT(DISTINCT individual_id) FROM evaluations")[0][0]
-    assert n_ind == n_evals == sum(json.loads(g[1])["evaluated"] for g in gens)
+    assert n_ind == n_evals == sum(_json(g[1])["evaluated"] for g in gens)
     assert integrity_problems(db_url) == []
     # survivors with rank 0 are non-dominated among the feasible survivors
     front = _rows(db_url, "SELECT objectives FROM members WHERE generation = 3 AND role = 'survivor' AND rank = 0")
-    pts = [json.loads(f[0]) for f in front]
+    pts = [_json(f[0]) for f in front]
     assert pts
     for a in pts:
         assert not any(b[0] >= a[0] and b[1] >= a[1] and b != a for b in pts)
@@ -72,11 +79,11 @@ def test_rerunning_a_finished_run_adds_nothing_and_extending_continues(db_url):
     assert after["generations"][:2] == before["generations"]
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
+def test_resumed_run_equals_uninterrupted_run(tmp_path, db_url):
     from flows.evolve import evolve
 
     cfg = small_config(algorithm={"pop_size": 10, "generations": 4})
-    full, part = f"sqlite:///{tmp_path}/full.db", f"sqlite:///{tmp_path}/part.db"
+    full, part = f"sqlite:///{tmp_path}/full.db", db_url
     evolve(config=cfg, db_url=full)
     evolve(config=cfg, db_url=part, generations=2)
     evolve(config=None, name="t", db_url=part)  # target stays 2: nothing to do
@@ -106,7 +113,7 @@ def test_second_run_on_same_data_reuses_evaluations(db_url):
     n_evals = _rows(db_url, "SELECT COUNT(*) FROM evaluations")[0][0]
     evolve(config=cfg, name="again", db_url=db_url)  # same seed: the same genomes, all cached
     assert _rows(db_url, "SELECT COUNT(*) FROM evaluations")[0][0] == n_evals
-    stats = [json.loads(s[0]) for s in _rows(
+    stats = [_json(s[0]) for s in _rows(
         db_url, "SELECT g.stats FROM generations g JOIN runs r ON r.id = g.run_id WHERE r.name = 'again' ORDER BY g.number")]
     assert [s["evaluated"] for s in stats] == [0, 0]
     assert [s["cache_hits"] for s in stats] == [s["n_offspring"] for s in stats]

@@ -1,8 +1,17 @@
-"""Kill `evo run` for real (SIGKILL to its process group), then `evo resume`: the run equals an uninterrupted one."""
+"""SIGKILL `evo run` / `evo resume` at 20+ seeded moments of one run, then finish it with `evo resume`.
+
+Kill points are drawn from a seeded generator: inside an evaluate chunk, inside
+persist's open transaction, right after a generation is committed, and at a
+random delay after the process starts (wherever that lands, startup included).
+After every kill the database must pass the SQL integrity checks, and the
+finished run must equal an uninterrupted run with the same seed, generation by
+generation and value by value.
+"""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import time
@@ -15,55 +24,100 @@ from tests.helpers import EVO, dump_run, evo, evo_env, integrity_problems, write
 
 pytestmark = pytest.mark.slow
 
+N_KILLS = 20
+GENERATIONS = 12
+
 
 def _committed(url: str) -> int:
     eng = create_engine(url)
     try:
         with eng.connect() as c:
             return c.execute(text("SELECT COALESCE(MAX(number), 0) FROM generations")).scalar_one()
-    except Exception:  # schema not created yet
+    except Exception:  # the schema may not exist yet if the first process died early
         return 0
     finally:
         eng.dispose()
 
 
-def test_kill_after_generation_k_then_resume_equals_uninterrupted(tmp_path, prefect_harness):
-    cfg = small_config(algorithm={"pop_size": 12, "generations": 6})
-    path = write_config(tmp_path / "run.toml", cfg)
-    url = f"sqlite:///{tmp_path}/killed.db"
-
-    proc = subprocess.Popen(
-        [EVO, "run", str(path), "--db", url],
-        cwd=tmp_path, env=evo_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True,  # the ephemeral Prefect server is a child: kill the whole group
-    )
-    k = 2
-    deadline = time.monotonic() + 240
-    try:
-        while _committed(url) < k:
-            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "run did not reach generation 2"
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    killed_at = _committed(url)
-    assert k <= killed_at < 6, f"the kill should land mid-run, after {killed_at} generations"
-    assert integrity_problems(url) == []
+def _status(url: str) -> str | None:
     eng = create_engine(url)
-    with eng.connect() as c:
-        assert c.execute(text("SELECT status FROM runs")).scalar_one() == "running"
-    eng.dispose()
+    try:
+        with eng.connect() as c:
+            return c.execute(text("SELECT status FROM runs")).scalar()
+    except Exception:
+        return None
+    finally:
+        eng.dispose()
 
-    res = evo(["resume", "t", "--db", url], tmp_path)
+
+def _next_point(rng: random.Random, committed: int) -> tuple[str, int, float]:
+    """A kill point the next process will reach: a phase of a generation not yet committed, or a delay."""
+    kind = rng.choice(["evaluate", "persist", "between", "delay"])
+    gen = committed + 1
+    if kind == "between" and gen >= GENERATIONS:
+        kind = "persist"
+    return kind, gen, rng.uniform(0.3, 4.0)
+
+
+def _run_until_killed(args, tmp_path, api_url, point) -> str:
+    kind, gen, delay = point
+    marker = tmp_path / "hold.txt"
+    marker.unlink(missing_ok=True)
+    extra = {} if kind == "delay" else {"EVO_TEST_HOLD": f"{kind}@{gen}", "EVO_TEST_HOLD_FILE": str(marker)}
+    proc = subprocess.Popen(
+        [EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, api_url, **extra),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + (delay if kind == "delay" else 120)
+    while time.monotonic() < deadline and proc.poll() is None:
+        if kind != "delay" and marker.exists():
+            break
+        time.sleep(0.01)
+    if proc.poll() is not None:  # finished (or failed) before the kill point
+        out = proc.stdout.read().decode()
+        assert proc.returncode == 0, out[-3000:]
+        return "finished"
+    assert kind == "delay" or marker.exists(), f"never reached {kind}@{gen}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    return "killed"
+
+
+def test_twenty_kills_then_resume_equals_uninterrupted(tmp_path, db_url, prefect_server, prefect_harness):
+    cfg = small_config(algorithm={"pop_size": 8, "generations": GENERATIONS})
+    path = write_config(tmp_path / "run.toml", cfg)
+    rng = random.Random(20261121)
+
+    kills, seen_phases = 0, set()
+    first = True
+    while kills < N_KILLS:
+        committed = _committed(db_url)
+        if committed >= GENERATIONS and _status(db_url) == "completed":
+            break
+        point = _next_point(rng, committed)
+        args = ["run", str(path), "--db", db_url] if first else ["resume", "t", "--db", db_url]
+        outcome = _run_until_killed(args, tmp_path, prefect_server.api_url, point)
+        if outcome == "killed":
+            kills += 1
+            seen_phases.add(point[0])
+            first = first and _committed(db_url) == 0 and _status(db_url) is None
+        else:
+            first = False
+        assert integrity_problems(db_url) == [], f"after {point}"
+
+    assert kills >= N_KILLS, f"only {kills} kills landed before the run finished"
+    assert seen_phases == {"evaluate", "persist", "between", "delay"}
+
+    res = evo(["resume", "t", "--db", db_url], tmp_path, api_url=prefect_server.api_url)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert f"resuming after committed generation {killed_at}" in res.stdout + res.stderr
+    assert _status(db_url) == "completed"
+    assert integrity_problems(db_url) == []
 
     from flows.evolve import evolve
 
     ref = f"sqlite:///{tmp_path}/ref.db"
     evolve(config=cfg, db_url=ref)
-    a, b = dump_run(ref, "t"), dump_run(url, "t")
-    assert [n for n, _ in b["generations"]] == [1, 2, 3, 4, 5, 6]
-    assert a == b
-    assert integrity_problems(url) == []
+    a, b = dump_run(ref, "t"), dump_run(db_url, "t")
+    assert [n for n, _ in b["generations"]] == list(range(1, GENERATIONS + 1))
+    assert a["generations"] == b["generations"]  # survivors, rank, crowding, rng state, per generation
+    assert a["members"] == b["members"]  # every offspring and survivor with its metrics

@@ -65,3 +65,10 @@ def test_fast_engine_pays_a_fixed_cache_and_almost_nothing_per_strategy():
     with pytest.raises(MemoryError, match="memory_budget_mb"):
         plan_for(1000, n_bars=100_000, n_assets=1, settings=EvaluationConfig(engine="fast", memory_budget_mb=100),
                  cache_rows=200)
+
+
+def test_max_chunk_size_caps_chunks():
+    s = EvaluationConfig(engine="fast", memory_budget_mb=256, max_chunk_size=7)
+    p = plan_for(30, n_bars=1000, n_assets=1, settings=s, cache_rows=10)
+    assert p.sizes == (6, 6, 6, 6, 6)  # ceil(30 / 7) = 5 chunks, balanced
+    assert plan(5, per_item=1, budget=10**9, parallel=1, cap=2).sizes == (2, 2, 1)

@@ -1,4 +1,4 @@
-"""Unit tests for evo.store (SQLite files in tmp_path)."""
+"""Unit tests for evo.store, on a SQLite file and on a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ KEY = "evalkey-1"
 
 # -- fixtures / helpers ----------------------------------------------------------------------------
 @pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path}/t.db"
+def url(db_url):
+    return db_url
 
 
 @pytest.fixture
@@ -102,6 +102,14 @@ def persist(store: Store, run_id: int, number: int = 1, **over):
     )
     kw.update(over)
     return store.persist_generation(**kw)
+
+
+def raise_at(stage: str):
+    def hook(s: str) -> None:
+        if s == stage:
+            raise RuntimeError(f"injected persist failure after {s}")
+
+    return hook
 
 
 def data_counts(store: Store) -> dict[str, int]:
@@ -374,12 +382,12 @@ def test_per_asset_roundtrip(store):
 
 
 # -- atomicity ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("stage", ["generation", "individuals", "evaluations", "members"])
+@pytest.mark.parametrize("stage", ["generation", "individuals", "evaluations", "members", "commit"])
 def test_persist_is_atomic(store, stage):
     run = make_run(store)
     updated_before = store.get_run("run-a").updated_at
     with pytest.raises(RuntimeError, match=stage):
-        persist(store, run.id, fail_after=stage)
+        persist(store, run.id, on_stage=raise_at(stage))
     assert data_counts(store) == {t: 0 for t in DATA_TABLES}
     assert store.last_generation(run.id) is None
     assert store.get_run("run-a").updated_at == updated_before
@@ -513,11 +521,12 @@ def test_hostile_run_names(store):
 
 
 # -- foreign keys ----------------------------------------------------------------------------------------
-def test_foreign_keys_enforced_on_sqlite(store):
+def test_foreign_keys_are_enforced(store):
     run = make_run(store)
     persist(store, run.id)
     with store.engine.connect() as conn:
-        assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+        if conn.dialect.name == "sqlite":  # off by default in SQLite: the store turns it on
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
         ind_id = conn.execute(text("SELECT id FROM individuals WHERE genome_hash='h2'")).scalar_one()
     with pytest.raises(IntegrityError):
         with store.engine.begin() as conn:
@@ -553,3 +562,62 @@ def test_persist_for_missing_run_is_not_reported_as_already_committed(store):
         persist(store, 999)
     assert "already committed" not in str(ei.value)
     assert store.count_rows()["generations"] == 0
+
+
+# -- the lease ---------------------------------------------------------------------------------------
+def test_lease_is_exclusive_until_released_or_expired(store):
+    from evo.store import LeaseLost, RunBusy
+
+    run = make_run(store)
+    store.acquire_lease(run.id, "a", 60)
+    store.acquire_lease(run.id, "a", 60)  # the holder may take it again
+    with pytest.raises(RunBusy, match=r"run 'run-a' is busy: another process \(a\)"):
+        store.acquire_lease(run.id, "b", 60)
+    assert store.lease_of(run.id)[0] == "a"
+    # a commit by a process that is not the holder is refused and writes nothing
+    with pytest.raises(LeaseLost):
+        persist(store, run.id, lease_owner="b", lease_seconds=60)
+    assert data_counts(store) == {t: 0 for t in DATA_TABLES}
+    assert persist(store, run.id, lease_owner="a", lease_seconds=60) is True
+    store.release_lease(run.id, "b")  # not the holder: no effect
+    assert store.lease_of(run.id)[0] == "a"
+    store.release_lease(run.id, "a")
+    store.acquire_lease(run.id, "b", 0.05)
+    import time
+
+    time.sleep(0.2)
+    store.acquire_lease(run.id, "c", 60)  # b's lease expired
+    assert store.lease_of(run.id)[0] == "c"
+    assert not store.renew_lease(run.id, "b", 60)
+    assert store.renew_lease(run.id, "c", 60)
+    store.acquire_lease(run.id, "d", 60, stale_owner="c")  # c proven dead by the caller
+    assert store.lease_of(run.id)[0] == "d"
+
+
+def test_racing_acquirers_exactly_one_wins(store):
+    import threading
+
+    from evo.store import RunBusy
+
+    run = make_run(store)
+    barrier = threading.Barrier(8)
+    wins, busy = [], []
+
+    def go(i):
+        s = Store(store.url)  # its own engine and connections, as another process would have
+        barrier.wait()
+        try:
+            s.acquire_lease(run.id, f"p{i}", 60)
+            wins.append(i)
+        except RunBusy:
+            busy.append(i)
+        finally:
+            s.dispose()
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(busy) == 7
+    assert store.lease_of(run.id)[0] == f"p{wins[0]}"
