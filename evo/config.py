@@ -142,6 +142,19 @@ class EvaluationConfig(_Model):
     retry_delay_seconds: float = Field(1.0, ge=0)
 
 
+class ExecutionConfig(_Model):
+    """Where evaluate chunks run. Resource settings: they never change what a run computes."""
+
+    task_runner: Literal["thread", "process", "dask"] = Field(
+        "thread", description="thread: a thread pool in the flow's process; process: a process pool; "
+        "dask: Dask workers via prefect-dask (a local cluster, or dask_address)."
+    )
+    workers: int = Field(2, ge=1, description="Pool size, or the number of local Dask worker processes.")
+    dask_address: str | None = Field(
+        None, description="Address of an existing Dask scheduler (tcp://host:8786); empty: start a LocalCluster."
+    )
+
+
 class StorageConfig(_Model):
     url: str | None = Field(
         None,
@@ -178,6 +191,7 @@ class RunConfig(_Model):
     )
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
     @field_validator("objectives")
@@ -194,12 +208,13 @@ class RunConfig(_Model):
         """The part of the config that decides the run's trajectory.
 
         Excluded: the name, the storage URL, the generation count (a run can be
-        extended) and resource settings (memory, parallelism, retries), which
-        change how fast a run goes but never what it computes.
+        extended) and resource settings (memory, parallelism, retries, where
+        chunks run), which change how fast a run goes but never what it computes.
         """
         d = self.model_dump(mode="json")
         d.pop("name")
         d.pop("storage")
+        d.pop("execution")
         # where the files are is not what they are: the data fingerprint is checked separately
         d["data"].pop("paths")
         d["algorithm"].pop("generations")

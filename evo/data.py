@@ -249,6 +249,8 @@ def check_length(market: Market, max_window: int, min_after_warmup: int = 50) ->
 
 _cache: dict[str, Market] = {}
 _cache_lock = threading.Lock()
+#: markets this process has loaded (a Dask worker should show 1 per market, whatever the chunk count)
+loads = 0
 
 
 def _cache_key(cfg: DataConfig) -> str:
@@ -272,7 +274,9 @@ def get_market(cfg: DataConfig, expected_fingerprint: str | None = None) -> Mark
     with _cache_lock:
         market = _cache.get(key)
         if market is None:
+            global loads
             market = load_market(cfg)
+            loads += 1
             if len(_cache) >= 4:
                 _cache.pop(next(iter(_cache)))
             _cache[key] = market

@@ -12,6 +12,8 @@ EVO_TEST_HOLD=persist@3         the process stops at that point and waits to be 
                                 point's name to the file EVO_TEST_HOLD_FILE, so a test knows when to kill
 EVO_TEST_BARRIER_DIR=/tmp/x     just before taking a run's lease, write ready-<pid> there and wait for a
                                 file named go: racing processes then reach the lease at the same moment
+EVO_TEST_CRASH=between@2        the process kills itself (SIGKILL) right after committing generation 2,
+EVO_TEST_CRASH_RUN=NAME         ... only in the run NAME: a crash Prefect sees as Crashed, for retry tests
 """
 
 from __future__ import annotations
@@ -97,3 +99,14 @@ def barrier(point: str) -> None:
         if time.monotonic() > deadline:
             raise InjectedFault("test barrier: no go signal within 120 s")
         time.sleep(0.005)
+
+
+def crash_if(point: str, number: int, run_name: str) -> None:
+    if os.environ.get("EVO_TEST_CRASH") != f"{point}@{number}":
+        return
+    only = os.environ.get("EVO_TEST_CRASH_RUN")
+    if only and only != run_name:
+        return
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)

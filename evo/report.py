@@ -146,3 +146,28 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def pareto_markdown(s: dict, report_path: str | None = None) -> str:
+    """The Pareto set as a markdown table (the flow's final artifact)."""
+    lines = [
+        f"# {s['name']}: Pareto set after generation {s['generations_done']}",
+        "",
+        f"family `{s['family']}`, data `{s['data_fingerprint'][:12]}`, database `{s['database']}`",
+        "",
+    ]
+    if report_path:
+        lines += [f"[HTML report]({report_path})", ""]
+    if not s["pareto"]:
+        return "\n".join(lines + ["No strategy satisfies the constraints."])
+    obj = [o["metric"] for o in s["objectives"]]
+    genes = list(s["pareto"][0]["genes"])
+    head = ["#"] + [f"{METRIC_LABELS[m]} ({o['direction']})" for m, o in zip(obj, s["objectives"])] + \
+        [METRIC_LABELS[m] for m in METRIC_LABELS if m not in obj] + genes
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for i, e in enumerate(s["pareto"], 1):
+        cells = [str(i)] + [_fmt(e["metrics"][m]) for m in obj] + \
+            [_fmt(e["metrics"][m]) for m in METRIC_LABELS if m not in obj] + [_fmt(e["genes"][g]) for g in genes]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -8,6 +8,7 @@ that the config decides the same trajectory and that the data is unchanged.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -103,6 +104,7 @@ def start(
     db_url: str | None = None,
     generations: int | None = None,
     check_only: bool = False,
+    allow_new_data: bool = False,
 ) -> tuple[RunContext, Store] | None:
     """Create the run, or reopen it when a run of that name has the same config.
 
@@ -133,7 +135,7 @@ def start(
             f"run {name!r} already exists with a different config (differs in: {', '.join(fields) or 'config'}); "
             f"use another --name, or `evo resume {name}`"
         )
-    _check_data(existing, market)
+    _check_data(existing, market, allow_new_data)
     if check_only:
         check_not_busy(store, existing)
         return None
@@ -141,9 +143,18 @@ def start(
 
 
 def reopen(
-    name: str, *, db_url: str | None = None, generations: int | None = None, check_only: bool = False
+    name: str,
+    *,
+    db_url: str | None = None,
+    generations: int | None = None,
+    check_only: bool = False,
+    allow_new_data: bool = False,
 ) -> tuple[RunContext, Store] | None:
-    """Reopen an existing run from its stored config (what `evo resume` does)."""
+    """Reopen an existing run from its stored config (what `evo resume` does).
+
+    With `allow_new_data`, market data whose content changed is accepted: the
+    run then re-evaluates its survivors on it before evolving further.
+    """
     store = open_store(db_url)
     existing = store.get_run(name)
     if existing is None:
@@ -151,7 +162,7 @@ def reopen(
     target = generations if generations is not None else existing.generations_target
     config = validate(existing.config, source=f"run {name!r}").with_overrides(generations=target)
     market = prepare(config)
-    _check_data(existing, market)
+    _check_data(existing, market, allow_new_data)
     if check_only:
         check_not_busy(store, existing)
         return None
@@ -171,11 +182,12 @@ def _create(store: Store, name: str, config: RunConfig, market: Market) -> RunRe
     )
 
 
-def _check_data(run: RunRecord, market: Market) -> None:
-    if run.data_fingerprint != market.fingerprint:
+def _check_data(run: RunRecord, market: Market, allow_new_data: bool = False) -> None:
+    if run.data_fingerprint != market.fingerprint and not allow_new_data:
         raise RunError(
-            f"run {run.name!r} was started on data {run.data_fingerprint[:12]} but the data is now "
-            f"{market.fingerprint[:12]}; it cannot continue on changed data"
+            f"run {run.name!r} was evolved on data {run.data_fingerprint[:12]} but the data is now "
+            f"{market.fingerprint[:12]}; continue it with reevaluate_on_new_data (its survivors are "
+            f"re-evaluated on the new data first), or start a new run"
         )
 
 
@@ -187,9 +199,19 @@ def _context(rec: RunRecord, store: Store, config: RunConfig, market: Market) ->
         db_url=store.url,
         config=config,
         fingerprint=market.fingerprint,
-        evaluation_key=rec.evaluation_key,
+        evaluation_key=evaluation_key(config, market.fingerprint),
         target=config.algorithm.generations,
     )
+
+
+def with_target(ctx: RunContext, target: int) -> RunContext:
+    return dataclasses.replace(ctx, target=target, config=ctx.config.with_overrides(generations=target))
+
+
+def set_target(store: Store, ctx: RunContext) -> None:
+    """Record the generation target; only the lease holder calls this."""
+    if store.get_run(ctx.name).generations_target != ctx.target:
+        store.update_run(ctx.run_id, generations_target=ctx.target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,9 +264,6 @@ def hold(ctx: RunContext, store: Store) -> Iterator[str]:
     faults.barrier("lease")
     holder, _ = store.lease_of(ctx.run_id)
     store.acquire_lease(ctx.run_id, owner, LEASE_SECONDS, stale_owner=holder if holder and is_dead(holder) else None)
-    # only the holder may change what the run is asked to do
-    if store.get_run(ctx.name).generations_target != ctx.target:
-        store.update_run(ctx.run_id, generations_target=ctx.target)
     stop = threading.Event()
 
     def heartbeat() -> None:

@@ -13,6 +13,7 @@ process. Heavy objects (market, store, optimiser) are built once per process.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,6 +100,8 @@ class ChunkResult:
     seconds: float
     rss_before: int
     rss_after: int
+    pid: int = 0  # the process that evaluated it
+    market_loads: int = 0  # markets that process has loaded so far
 
 
 @dataclass
@@ -136,6 +139,12 @@ def vary(ctx: RunContext, survivors: PopState | None, rng: dict | None) -> tuple
     return Offspring(X=X, params=params, hashes=[genome_hash(p) for p in params]), rng_state(gen)
 
 
+def survivors_as_offspring(ctx: RunContext, survivors: PopState) -> Offspring:
+    """The survivors, to be evaluated again (on new market data)."""
+    params = space_for(ctx).decode(survivors.X)
+    return Offspring(X=survivors.X.copy(), params=params, hashes=[genome_hash(p) for p in params])
+
+
 def lookup(ctx: RunContext, off: Offspring) -> Cached:
     found = store_for(ctx).cached_metrics(ctx.config.strategy.family, off.hashes, ctx.evaluation_key)
     return Cached({h: m for h, (m, _) in found.items()}, {h: pa for h, (_, pa) in found.items()})
@@ -158,7 +167,11 @@ def evaluate(ctx: RunContext, params: Sequence[dict]) -> ChunkResult:
     before = MemoryReading.now().rss
     t0 = time.perf_counter()
     ev = engine_evaluate(market, family, list(params), ctx.config.evaluation)
-    return ChunkResult(ev.metrics, ev.per_asset, time.perf_counter() - t0, before, MemoryReading.now().rss)
+    from evo import data
+
+    return ChunkResult(
+        ev.metrics, ev.per_asset, time.perf_counter() - t0, before, MemoryReading.now().rss, os.getpid(), data.loads
+    )
 
 
 def merge_metrics(off: Offspring, cached: Cached, unseen: list[int], chunks: Sequence[ChunkResult]):
@@ -225,6 +238,7 @@ def persist(
     stats: dict,
     flow_run_id: str | None = None,
     lease_owner: str | None = None,
+    new_data: bool = False,
     on_stage=None,
 ) -> bool:
     """Commit generation `number`. False if it was already committed identically (a retry)."""
@@ -262,6 +276,7 @@ def persist(
         flow_run_id=flow_run_id,
         lease_owner=lease_owner,
         lease_seconds=LEASE_SECONDS,
+        new_data=(ctx.fingerprint, ctx.evaluation_key) if new_data else None,
         on_stage=on_stage,
     )
 
@@ -285,3 +300,11 @@ def progress_line(ctx: RunContext, stats: dict) -> str:
         f"feasible {stats['n_feasible']}  evaluated {stats['evaluated']} (+{stats['cache_hits']} cached) "
         f"in {len(stats['chunks']['sizes'])} chunk(s)  {rate:.0f} strategies/s  {stats['seconds']:.2f}s"
     )
+
+
+def memory_totals() -> tuple[int, int]:
+    """(total, available) memory of this machine, for the monitor's memory-pressure warning."""
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return vm.total, vm.available

@@ -34,9 +34,9 @@ def select(ctx, survivors, off, metrics, rng, number: int):
 
 
 @task(name="persist", cache_policy=NO_CACHE, persist_result=False, retries=2, retry_delay_seconds=1, task_run_name="persist g{number}")
-def persist(ctx, number: int, off, metrics, per_asset, new, state, rng, n_eval, stats, flow_run_id, owner):
+def persist(ctx, number: int, off, metrics, per_asset, new, state, rng, n_eval, stats, flow_run_id, owner, new_data=None):
     """One transaction: offspring, evaluations, survivors, stats and checkpoint (if this process holds the run)."""
     return steps.persist(
         ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats,
-        flow_run_id=flow_run_id, lease_owner=owner, on_stage=faults.persist_hook(number),
+        flow_run_id=flow_run_id, lease_owner=owner, new_data=new_data, on_stage=faults.persist_hook(number),
     )

@@ -27,8 +27,8 @@ def dump_run(url: str, name: str) -> dict:
                 "SELECT m.generation, m.role, i.genome_hash, m.rank, m.crowding, m.objectives, "
                 "e.total_return, e.sharpe_ratio, e.sortino_ratio, e.max_drawdown, e.n_trades, e.win_rate, e.exposure "
                 "FROM members m JOIN individuals i ON i.id = m.individual_id "
-                "JOIN runs r ON r.id = m.run_id "
-                "LEFT JOIN evaluations e ON e.individual_id = m.individual_id AND e.evaluation_key = r.evaluation_key "
+                "JOIN generations g ON g.run_id = m.run_id AND g.number = m.generation "
+                "LEFT JOIN evaluations e ON e.individual_id = m.individual_id AND e.evaluation_key = g.evaluation_key "
                 "WHERE m.run_id = :r"
             ),
             {"r": run_id},
@@ -69,9 +69,10 @@ def integrity_problems(url: str) -> list[str]:
             "(SELECT 1 FROM generations g WHERE g.run_id = m.run_id AND g.number = m.generation)"
         ),
         "offspring without evaluation": (
-            "SELECT m.run_id, m.individual_id FROM members m JOIN runs r ON r.id = m.run_id WHERE m.role = 'offspring' "
+            "SELECT m.run_id, m.individual_id FROM members m JOIN generations g ON g.run_id = m.run_id "
+            "AND g.number = m.generation WHERE m.role = 'offspring' "
             "AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.individual_id = m.individual_id "
-            "AND e.evaluation_key = r.evaluation_key)"
+            "AND e.evaluation_key = g.evaluation_key)"
         ),
         "individual never a member": (
             "SELECT i.id FROM individuals i WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.individual_id = i.id)"

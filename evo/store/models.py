@@ -56,6 +56,7 @@ generations = Table(
     Column("number", Integer, nullable=False),
     Column("checkpoint", JSON, nullable=False),
     Column("stats", JSON, nullable=False),
+    Column("evaluation_key", String(64), nullable=False),  # data + settings its members were evaluated under
     Column("flow_run_id", String(64)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("run_id", "number", name="uq_generations_run_number"),

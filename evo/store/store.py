@@ -369,6 +369,7 @@ class Store:
         flow_run_id: str | None = None,
         lease_owner: str | None = None,
         lease_seconds: float = 0.0,
+        new_data: tuple[str, str] | None = None,
         on_stage: Callable[[str], None] | None = None,
     ) -> bool:
         """Commit generation `number` of a run, all or nothing.
@@ -377,7 +378,9 @@ class Store:
         committed with the same checkpoint: a retried persist is a no-op.
         A different checkpoint for an existing generation is an error. With
         `lease_owner`, the commit also renews the run's lease and fails with
-        LeaseLost if another process took it. `on_stage(stage)` is called after
+        LeaseLost if another process took it. `new_data` = (fingerprint,
+        evaluation key) moves the run onto new market data in the same
+        transaction. `on_stage(stage)` is called after
         each stage inside the transaction (the fault-injection tests use it).
         """
         now = _now()
@@ -389,6 +392,7 @@ class Store:
                         number=number,
                         checkpoint=checkpoint,
                         stats=stats,
+                        evaluation_key=evaluation_key,
                         flow_run_id=flow_run_id,
                         created_at=now,
                     )
@@ -444,6 +448,8 @@ class Store:
                 _stage(on_stage, "members")
                 touch = update(runs).where(runs.c.id == run_id)
                 values: dict[str, Any] = {"updated_at": now}
+                if new_data is not None:
+                    values["data_fingerprint"], values["evaluation_key"] = new_data
                 if lease_owner is not None:
                     touch = touch.where(runs.c.lease_owner == lease_owner)
                     values["lease_expires"] = now + dt.timedelta(seconds=lease_seconds)
@@ -497,7 +503,11 @@ class Store:
     def members_of(self, run_id: int, number: int, role: str) -> list[dict]:
         """Members of one generation with their genes and metrics, in insertion order."""
         cols = [evaluations.c[m] for m in METRICS]
-        run = select(runs.c.evaluation_key).where(runs.c.id == run_id).scalar_subquery()
+        key = (
+            select(generations.c.evaluation_key)
+            .where(generations.c.run_id == run_id, generations.c.number == number)
+            .scalar_subquery()
+        )
         q = (
             select(
                 individuals.c.genome_hash,
@@ -512,7 +522,7 @@ class Store:
             .outerjoin(
                 evaluations,
                 (evaluations.c.individual_id == members.c.individual_id)
-                & (evaluations.c.evaluation_key == run),
+                & (evaluations.c.evaluation_key == key),
             )
             .where(members.c.run_id == run_id, members.c.generation == number, members.c.role == role)
         )

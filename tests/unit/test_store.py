@@ -14,6 +14,7 @@ from evo.store import OffspringRow, Store, StoreError, SurvivorRow, resolve_url
 from evo.store.models import generations, members
 
 TABLES = {"runs", "generations", "individuals", "evaluations", "members"}
+HEAD = "0002"
 DATA_TABLES = ("generations", "individuals", "evaluations", "members")
 FAMILY = "sma_cross"
 KEY = "evalkey-1"
@@ -131,7 +132,7 @@ def test_migrate_creates_all_tables_and_revision(url):
         names = table_names(s)
         assert TABLES <= names
         assert "alembic_version" in names
-        assert s.schema_revision() == "0001"
+        assert s.schema_revision() == HEAD
         uqs = {u["name"] for u in inspect(s.engine).get_unique_constraints("generations")}
         assert "uq_generations_run_number" in uqs
     finally:
@@ -143,16 +144,16 @@ def test_migrate_twice_is_noop(store):
     persist(store, run.id)
     before = store.count_rows()
     store.migrate()
-    assert store.schema_revision() == "0001"
+    assert store.schema_revision() == HEAD
     assert TABLES <= table_names(store)
     assert store.count_rows() == before
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
     # a fresh Store on the same file also sees an up-to-date schema
     s2 = Store(store.url)
     try:
         s2.migrate()
-        assert s2.schema_revision() == "0001"
+        assert s2.schema_revision() == HEAD
         got = s2.get_run("run-a")
         assert got.id == run.id and got.config == run.config and got.created_at == run.created_at
     finally:
@@ -621,3 +622,39 @@ def test_racing_acquirers_exactly_one_wins(store):
         t.join()
     assert len(wins) == 1 and len(busy) == 7
     assert store.lease_of(run.id)[0] == f"p{wins[0]}"
+
+
+
+def test_upgrade_from_0001_backfills_the_generation_evaluation_key(url):
+    """An existing database at the first schema keeps its rows and gains the new column, filled in."""
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    import migrations
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    old = Store(url)
+    with old.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with old.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO runs (id, name, config, config_hash, family, data_fingerprint, evaluation_key, seed, status, "
+            "generations_target, created_at, updated_at) VALUES (1, 'r', '{}', 'c', 'f', 'd', 'key-1', 1, 'running', 3, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))
+        conn.execute(text(
+            "INSERT INTO generations (run_id, number, checkpoint, stats, created_at) "
+            "VALUES (1, 1, '{}', '{}', CURRENT_TIMESTAMP)"
+        ))
+    assert old.schema_revision() == "0001"
+    old.dispose()
+    s = Store(url)
+    s.migrate()
+    assert s.schema_revision() == HEAD
+    with s.engine.connect() as conn:
+        assert conn.execute(text("SELECT evaluation_key FROM generations")).scalar_one() == "key-1"
+    s.dispose()

@@ -1,0 +1,176 @@
+"""How a generation's steps run: through Prefect (task runs, a task runner, artifacts) or as plain calls.
+
+`Plain` calls the very functions the tasks wrap (`task.fn`) in this process,
+one after another; `evo bench --orchestration` compares the two to measure
+what Prefect costs. `Orchestrated` is what the `evolve` flow uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import hashlib
+from typing import Iterator, Sequence
+
+import tasks
+from evo import steps
+
+
+class Plain:
+    def __init__(self, log: logging.Logger | logging.LoggerAdapter | None = None):
+        self.log = log or logging.getLogger("evo")
+
+    @contextlib.contextmanager
+    def session(self, ctx) -> Iterator[None]:
+        yield
+
+    def vary(self, ctx, survivors, rng, number):
+        return tasks.vary.fn(ctx, survivors, rng, number)
+
+    def evaluate(self, ctx, chunks: Sequence[list], number: int) -> list[steps.ChunkResult]:
+        return [tasks.evaluate.fn(ctx, params, number, k) for k, params in enumerate(chunks)]
+
+    def select(self, ctx, survivors, off, metrics, rng, number):
+        return tasks.select.fn(ctx, survivors, off, metrics, rng, number)
+
+    def persist(self, ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, owner, new_data=None):
+        return tasks.persist.fn(
+            ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, self.flow_run_id(), owner, new_data
+        )
+
+    def flow_run_id(self) -> str | None:
+        return None
+
+    # hooks for what the Prefect UI shows
+    def started(self, ctx, store, done: int) -> None:
+        pass
+
+    def generation_done(self, ctx, store, stats: dict) -> None:
+        pass
+
+    def finished(self, ctx, store) -> None:
+        pass
+
+
+def artifact_key(name: str, what: str) -> str:
+    """Stable per run name (so versions accumulate across resumes), and a valid artifact key."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "run"
+    return f"evo-{slug}-{hashlib.sha256(name.encode()).hexdigest()[:6]}-{what}"
+
+
+class Orchestrated(Plain):
+    """Task runs for every step, evaluate chunks on the run's task runner, artifacts in the UI."""
+
+    def __init__(self, log=None):
+        super().__init__(log)
+        self.runner = None
+        self._progress_id = None
+
+    @contextlib.contextmanager
+    def session(self, ctx) -> Iterator[None]:
+        with task_runner(ctx.config.execution, ctx.config.evaluation.max_parallel) as runner:
+            self.runner = runner
+            try:
+                yield
+            finally:
+                self.runner = None
+
+    def vary(self, ctx, survivors, rng, number):
+        return tasks.vary(ctx, survivors, rng, number)
+
+    def evaluate(self, ctx, chunks, number):
+        ev = ctx.config.evaluation
+        task = tasks.evaluate.with_options(retries=ev.retries, retry_delay_seconds=ev.retry_delay_seconds)
+        futures = [
+            self.runner.submit(task, {"ctx": ctx, "params": params, "number": number, "chunk": k})
+            for k, params in enumerate(chunks)
+        ]
+        return [f.result() for f in futures]
+
+    def select(self, ctx, survivors, off, metrics, rng, number):
+        return tasks.select(ctx, survivors, off, metrics, rng, number)
+
+    def persist(self, ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, owner, new_data=None):
+        return tasks.persist(
+            ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, self.flow_run_id(), owner, new_data
+        )
+
+    def flow_run_id(self) -> str | None:
+        from prefect.runtime import flow_run
+
+        rid = flow_run.id
+        return str(rid) if rid else None
+
+    def started(self, ctx, store, done: int) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self._progress_id = create_progress_artifact(
+            progress=100.0 * done / ctx.target, key=artifact_key(ctx.name, "progress"),
+            description=f"run {ctx.name}: generations committed out of {ctx.target}",
+        )
+
+    def generation_done(self, ctx, store, stats: dict) -> None:
+        from prefect.artifacts import create_table_artifact, update_progress_artifact
+
+        if self._progress_id is not None:
+            update_progress_artifact(self._progress_id, 100.0 * stats["generation"] / ctx.target)
+        create_table_artifact(
+            table=[stats_row(s) for _, s in store.generation_stats(ctx.run_id)],
+            key=artifact_key(ctx.name, "generations"),
+            description=f"run {ctx.name}: per-generation stats",
+        )
+
+    def finished(self, ctx, store) -> None:
+        from prefect.artifacts import create_markdown_artifact
+
+        from evo import report
+
+        create_markdown_artifact(
+            markdown=report.pareto_markdown(report.summary(ctx.name, ctx.db_url)),
+            key=artifact_key(ctx.name, "pareto"),
+            description=f"run {ctx.name}: the final Pareto set",
+        )
+
+
+def stats_row(s: dict) -> dict:
+    """One generation's stats as a flat table row."""
+    row = {
+        "generation": s["generation"],
+        "hypervolume": round(s["hypervolume"], 6),
+        **{f"best {k}": (None if v is None else round(v, 6)) for k, v in s["best"].items()},
+        "feasible": s["n_feasible"],
+        "evaluated": s["evaluated"],
+        "cache hits": s["cache_hits"],
+        "eval seconds": round(s["eval_seconds"], 3),
+        "peak RSS MB": round(s["peak_rss"] / 2**20, 1),
+        "chunk sizes": " ".join(str(x) for x in s["chunks"]["sizes"]),
+    }
+    if s.get("reevaluated"):
+        row["note"] = "survivors re-evaluated on new data"
+    return row
+
+
+@contextlib.contextmanager
+def task_runner(execution, max_parallel: int):
+    """The Prefect task runner a run's evaluate chunks go to, from RunConfig.execution."""
+    if execution.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if execution.dask_address:
+            runner = DaskTaskRunner(address=execution.dask_address)
+        else:
+            runner = DaskTaskRunner(
+                cluster_kwargs={"n_workers": execution.workers, "threads_per_worker": 1, "processes": True,
+                                "dashboard_address": None}
+            )
+    elif execution.task_runner == "process":
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        runner = ProcessPoolTaskRunner(max_workers=execution.workers)
+    else:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        runner = ThreadPoolTaskRunner(max_workers=max(execution.workers, max_parallel))
+    with runner:
+        yield runner
