@@ -142,6 +142,10 @@ def start(
     return _context(existing, store, config, market), store
 
 
+def exists(name: str | None, db_url: str | None) -> bool:
+    return bool(name) and open_store(db_url).get_run(name) is not None
+
+
 def reopen(
     name: str,
     *,

@@ -163,10 +163,65 @@ def show(
 
 
 @app.command()
+def serve(
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML whose RunConfig is the form's default (default: the embedded default)."),
+    name: str = typer.Option("evolve", "--name", help="Deployment name."),
+    cron: Optional[str] = typer.Option(None, "--cron", help="Schedule: a cron expression, e.g. '0 * * * *'."),
+    interval: Optional[float] = typer.Option(None, "--interval", help="Schedule: every this many seconds."),
+    continue_run: Optional[str] = typer.Option(None, "--continue-run", help="Each run continues this evo run (scheduled continuation)."),
+    by: int = typer.Option(5, "--by", min=1, help="With --continue-run: generations added per run."),
+    reevaluate_on_new_data: bool = typer.Option(True, "--reevaluate-on-new-data/--refuse-new-data", help="With --continue-run: re-evaluate the survivors when the market data changed."),
+    limit: int = typer.Option(1, "--limit", min=1, help="Concurrent runs of this deployment (1: scheduled runs never overlap)."),
+    db: Optional[str] = DbOpt,
+) -> None:
+    """Serve the `evolve` flow as a Prefect deployment from this process (Ctrl-C stops it)."""
+
+    def go():
+        from evo import config as cfgmod
+        from evo.store import has_password, mask_url
+
+        if cron and interval:
+            raise cfgmod.ConfigError("give --cron or --interval, not both")
+        params: dict = {}
+        if continue_run:
+            params = {"name": continue_run, "extend_by": by, "reevaluate_on_new_data": reevaluate_on_new_data}
+            description = f"Continues run {continue_run!r} by {by} generation(s) per run."
+        else:
+            cfg = cfgmod.load(config) if config is not None else cfgmod.RunConfig(name="default")
+            params = {"config": cfg.model_dump(mode="json"), "name": cfg.name}
+            description = "Evolve a Pareto set of trading strategies; the form is RunConfig."
+        if db:
+            if has_password(db):
+                os.environ["EVO_DATABASE_URL"] = db  # flow runs inherit it; Prefect never stores it
+            else:
+                params["db_url"] = db
+        _quiet_prefect()
+        from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+        from prefect.deployments.runner import EntrypointType
+
+        from flows.evolve import evolve
+
+        typer.echo(f"serving deployment evolve/{name} (database {mask_url(db or os.environ.get('EVO_DATABASE_URL') or 'sqlite:///evo.db')})")
+        evolve.serve(
+            name=name,
+            cron=cron,
+            interval=interval,
+            parameters=params,
+            description=description,
+            tags=["evo"],
+            global_limit=ConcurrencyLimitConfig(limit=limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+
+    _guard(go)
+
+
+@app.command()
 def bench(
     engine: bool = typer.Option(True, "--engine/--no-engine", help="Evaluation throughput (fast engine, seeds' vectorbt pattern, bare kernel)."),
     rss: bool = typer.Option(True, "--rss/--no-rss", help="Peak RSS at 1,000 and 10,000 strategies x 100,000 bars."),
     persist: bool = typer.Option(True, "--persist/--no-persist", help="Time persisting one generation."),
+    orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop (about 3 minutes)."),
     n: int = typer.Option(1000, "--n", min=1, help="Strategies (engine) / individuals (persist)."),
     bars: int = typer.Option(87_600, "--bars", min=100, help="Bars for the throughput benchmark."),
     repeats: int = typer.Option(5, "--repeats", min=1),
@@ -183,6 +238,21 @@ def bench(
 
         console = Console(width=None if sys.stdout.isatty() else 120)
         results: dict = {}
+        if orchestration:
+            _quiet_prefect()
+            from flows.bench import orchestration_benchmark
+
+            r = results["orchestration"] = orchestration_benchmark(pop_size=n, n_bars=bars, repeats=max(1, min(repeats, 3)))
+            t = Table("what", "value", title=f"orchestration: population {r['population']}, {r['generations']} generations, {r['bars']} bars, fast engine, SQLite (medians of {r['repeats']})", title_justify="left")
+            t.add_row("plain loop (same step functions, no Prefect)", f"{r['plain_seconds']:.2f} s")
+            t.add_row("Prefect flow on the ephemeral API", f"{r['prefect_seconds']:.2f} s")
+            t.add_row("ratio", f"{r['ratio']:.3f}")
+            t.add_row("orchestration per generation", f"{r['orchestration_ms_per_generation']:.0f} ms")
+            t.add_row("  Prefect CPU in this process, per generation", f"{r['client_cpu_ms_per_generation']:.0f} ms")
+            t.add_row("  API server CPU, per generation", f"{r['server_cpu_ms_per_generation']:.0f} ms")
+            t.add_row("same checkpoints", str(r["same_result"]))
+            console.print(t)
+            engine = rss = persist = False
         if engine:
             r = results["engine"] = b.engine_benchmark(n=n, n_bars=bars, repeats=repeats)
             t = Table("what", "strategy-bars/s", title=f"evaluation: {r['family']}, {r['strategies']} strategies x {r['bars']} bars, {r['threads']} threads", title_justify="left")

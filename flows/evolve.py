@@ -6,8 +6,8 @@ UI retry, flow `retries`, re-triggering a deployment and scheduled
 continuation (`extend_by`).
 """
 
-from __future__ import annotations
-
+# no `from __future__ import annotations` here: Prefect builds the flow's parameter model from these
+# annotations in the process that runs a deployment, and strings would not resolve there
 import time
 
 from prefect import flow, get_run_logger
@@ -37,7 +37,8 @@ def evolve(
 ) -> dict:
     """Evolve a Pareto set of strategies; resumes when the run already exists.
 
-    config: the run's configuration (omit it to continue the run `name` with its stored config).
+    config: the run's configuration (omit it to continue the run `name` with its stored config,
+        or to start `name` with the embedded default config if it does not exist).
     name: run name, unique in the database; defaults to config.name.
     generations: total generations to reach (extends a finished run).
     db_url: SQLAlchemy URL without a password (parameters are stored by Prefect); defaults to
@@ -63,9 +64,12 @@ def drive(
 ) -> dict:
     """The whole run: open it, hold its lease, catch up on new data, then generation after generation."""
     log = orch.log
-    if config is None:
+    if config is None and not runs.exists(name, db_url):
         if not name:
-            raise ValueError("give a config, or the name of an existing run to continue")
+            raise ValueError("give a config, or the name of a run")
+        log.info("run %r does not exist yet: starting it with the embedded default config", name)
+        config = RunConfig(name=name)
+    if config is None:
         ctx, store = runs.reopen(name, db_url=db_url, generations=generations, allow_new_data=reevaluate_on_new_data)
     else:
         ctx, store = runs.start(

@@ -8,10 +8,13 @@ what Prefect costs. `Orchestrated` is what the `evolve` flow uses.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
-import hashlib
+import time
 from typing import Iterator, Sequence
+
+from prefect.utilities.annotations import quote
 
 import tasks
 from evo import steps
@@ -53,6 +56,10 @@ class Plain:
         pass
 
 
+#: seconds between versions of the per-generation stats table artifact
+TABLE_EVERY = 30.0
+
+
 def artifact_key(name: str, what: str) -> str:
     """Stable per run name (so versions accumulate across resumes), and a valid artifact key."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "run"
@@ -66,6 +73,7 @@ class Orchestrated(Plain):
         super().__init__(log)
         self.runner = None
         self._progress_id = None
+        self._table_posted = time.monotonic()
 
     @contextlib.contextmanager
     def session(self, ctx) -> Iterator[None]:
@@ -76,24 +84,33 @@ class Orchestrated(Plain):
             finally:
                 self.runner = None
 
+    # Arguments go in `quote(...)`: they are plain data with no futures inside, and without it Prefect
+    # walks every element of them (a generation's genomes and metrics) twice per task run.
+
     def vary(self, ctx, survivors, rng, number):
-        return tasks.vary(ctx, survivors, rng, number)
+        return tasks.vary(quote(ctx), quote(survivors), quote(rng), number)
 
     def evaluate(self, ctx, chunks, number):
         ev = ctx.config.evaluation
         task = tasks.evaluate.with_options(retries=ev.retries, retry_delay_seconds=ev.retry_delay_seconds)
+        if len(chunks) == 1 and ctx.config.execution.task_runner == "thread":
+            # nothing to run beside it: a task run in this thread, without the hand-off to a pool thread
+            return [task(quote(ctx), quote(chunks[0]), number, 0)]
+        # quote() does not survive the trip to a process or Dask worker: there the arguments go as they are
+        wrap = quote if ctx.config.execution.task_runner == "thread" else (lambda x: x)
         futures = [
-            self.runner.submit(task, {"ctx": ctx, "params": params, "number": number, "chunk": k})
+            self.runner.submit(task, {"ctx": wrap(ctx), "params": wrap(params), "number": number, "chunk": k})
             for k, params in enumerate(chunks)
         ]
         return [f.result() for f in futures]
 
     def select(self, ctx, survivors, off, metrics, rng, number):
-        return tasks.select(ctx, survivors, off, metrics, rng, number)
+        return tasks.select(quote(ctx), quote(survivors), quote(off), quote(metrics), quote(rng), number)
 
     def persist(self, ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, owner, new_data=None):
         return tasks.persist(
-            ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, self.flow_run_id(), owner, new_data
+            quote(ctx), number, quote(off), quote(metrics), quote(per_asset), quote(new), quote(state), quote(rng),
+            n_eval, quote(stats), self.flow_run_id(), owner, new_data,
         )
 
     def flow_run_id(self) -> str | None:
@@ -111,20 +128,31 @@ class Orchestrated(Plain):
         )
 
     def generation_done(self, ctx, store, stats: dict) -> None:
-        from prefect.artifacts import create_table_artifact, update_progress_artifact
+        from prefect.artifacts import update_progress_artifact
 
         if self._progress_id is not None:
             update_progress_artifact(self._progress_id, 100.0 * stats["generation"] / ctx.target)
+        # a new version of the stats table at most every TABLE_EVERY seconds (and at the end):
+        # fast runs would otherwise post a version per generation
+        if time.monotonic() - self._table_posted >= TABLE_EVERY:
+            self._post_table(ctx, store)
+
+    def _post_table(self, ctx, store) -> None:
+        from prefect.artifacts import create_table_artifact
+
         create_table_artifact(
             table=[stats_row(s) for _, s in store.generation_stats(ctx.run_id)],
             key=artifact_key(ctx.name, "generations"),
             description=f"run {ctx.name}: per-generation stats",
         )
+        self._table_posted = time.monotonic()
 
     def finished(self, ctx, store) -> None:
         from prefect.artifacts import create_markdown_artifact
 
         from evo import report
+
+        self._post_table(ctx, store)
 
         create_markdown_artifact(
             markdown=report.pareto_markdown(report.summary(ctx.name, ctx.db_url)),

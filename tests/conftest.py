@@ -107,8 +107,13 @@ def prefect_server(tmp_path_factory):
     """A real Prefect server for tests that run `evo` in subprocesses (started once, always torn down)."""
     from tests.prefect_server import PrefectServer
 
-    server = PrefectServer(tmp_path_factory.mktemp("prefect-server")).start()
-    try:
+    with contextlib.ExitStack() as stack:
+        database_url = None
+        if PG_URL:  # Prefect's SQLite backend locks under load (prefect #18934): use PostgreSQL where we can
+            from sqlalchemy.engine import make_url
+
+            url = stack.enter_context(fresh_postgres_database())
+            database_url = make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        server = PrefectServer(tmp_path_factory.mktemp("prefect-server"), database_url).start()
+        stack.callback(server.stop)
         yield server
-    finally:
-        server.stop()
