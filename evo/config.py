@@ -79,8 +79,8 @@ class StrategyConfig(_Model):
 
         try:
             strategies.get(v)
-        except KeyError as e:
-            raise ValueError(e.args[0]) from None
+        except (KeyError, ImportError) as e:  # unknown name; a user family that cannot load or fails its parity check
+            raise ValueError(e.args[0] if e.args else str(e)) from None
         return v
 
     @field_validator("bounds")
@@ -127,8 +127,9 @@ class EvaluationConfig(_Model):
     init_cash: float = Field(10_000.0, gt=0)
     fees: float = Field(0.001, ge=0, lt=1, description="Fraction of each order's value.")
     slippage: float = Field(0.0005, ge=0, lt=1, description="Fraction of price paid on each fill.")
-    reducer: Literal["mean", "median"] = Field(
-        "mean", description="How per-asset metrics combine into fitness on a multi-asset market."
+    reducer: Literal["mean", "median", "worst"] = Field(
+        "mean", description="How per-asset metrics combine into fitness on a multi-asset market; worst: the "
+        "worst asset per metric (the minimum of a maximised objective)."
     )
     memory_budget_mb: float | None = Field(
         None, gt=0, description="Memory for evaluation; default memory_fraction of available memory."
@@ -140,6 +141,44 @@ class EvaluationConfig(_Model):
     )
     retries: int = Field(2, ge=0, description="Prefect retries of a failed evaluate chunk.")
     retry_delay_seconds: float = Field(1.0, ge=0)
+
+
+class WalkForwardConfig(_Model):
+    """Walk-forward validation: `evo walkforward` evolves once per fold and stitches the test windows."""
+
+    folds: int = Field(3, ge=1, le=50, description="Test windows, one after the other, covering the holdout part.")
+    mode: Literal["rolling", "anchored"] = Field(
+        "rolling", description="rolling: each fold trains on the bars just before its test window, as many as the "
+        "first fold; anchored: each fold trains on every bar before its test window."
+    )
+    warm_start: bool = Field(False, description="A fold starts from the previous fold's survivors instead of a fresh sample.")
+
+
+class ValidationConfig(_Model):
+    """What evolution never sees, and how the winners are judged on it."""
+
+    holdout: float | None = Field(
+        0.3, gt=0, lt=1, description="Fraction of the last bars kept out of evolution (empty: no holdout)."
+    )
+    holdout_start: str | None = Field(None, description="Or the first timestamp of the holdout (overrides holdout).")
+    oos_each_generation: bool = Field(
+        False, description="Also score each generation's Pareto set out of sample (monitoring only: never used to select)."
+    )
+    edge_probability: float = Field(
+        0.95, gt=0.5, lt=1, description="Deflated Sharpe ratio needed for the verdict 'edge'."
+    )
+    walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
+    window: tuple[int, int] | None = Field(
+        None, description="Bars [start, stop) evolution trains on, overriding the holdout split "
+        "(walk-forward sets it for each fold's run)."
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _window_order(cls, v):
+        if v is not None and not 0 <= v[0] < v[1]:
+            raise ValueError(f"window must be [start, stop) with 0 <= start < stop, got {list(v)}")
+        return v
 
 
 class ExecutionConfig(_Model):
@@ -191,6 +230,7 @@ class RunConfig(_Model):
     )
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
 
@@ -218,6 +258,9 @@ class RunConfig(_Model):
         # where the files are is not what they are: the data fingerprint is checked separately
         d["data"].pop("paths")
         d["algorithm"].pop("generations")
+        # how the winners are judged afterwards does not change what evolution does
+        for k in ("oos_each_generation", "edge_probability", "walk_forward"):
+            d["validation"].pop(k)
         for k in ("memory_budget_mb", "memory_fraction", "max_parallel", "max_chunk_size", "retries", "retry_delay_seconds"):
             d["evaluation"].pop(k)
         return d

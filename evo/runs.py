@@ -20,7 +20,8 @@ from typing import Iterator
 
 from evo import strategies
 from evo.config import ConfigError, RunConfig, validate
-from evo.data import Market, check_length, get_market
+from evo import validation
+from evo.data import DataError, Market, check_length, get_market
 from evo.store import RunRecord, Store, StoreError
 from evo.store.store import busy_message
 
@@ -43,6 +44,8 @@ class RunContext:
     fingerprint: str
     evaluation_key: str
     target: int
+    window: tuple[int, int]  # the bars evolution trains on (signals use the bars before too)
+    oos_window: tuple[int, int] | None  # the holdout, scored after evolution; None without one
 
     @property
     def n_obj(self) -> int:
@@ -53,12 +56,12 @@ class RunContext:
         return len(self.config.constraints) + 1  # + "objectives are finite"
 
 
-def evaluation_key(config: RunConfig, fingerprint: str) -> str:
-    """What an evaluation depends on besides the genome: data, split, engine and its settings."""
+def evaluation_key(config: RunConfig, fingerprint: str, window: tuple[int, int]) -> str:
+    """What an evaluation depends on besides the genome: data, window, engine and its settings."""
     ev = config.evaluation
     key = {
         "data": fingerprint,
-        "split": "full",
+        "window": list(window),
         "freq": config.data.freq,
         "engine": ev.engine,
         "init_cash": ev.init_cash,
@@ -67,6 +70,8 @@ def evaluation_key(config: RunConfig, fingerprint: str) -> str:
         "reducer": ev.reducer,
         "metrics_version": METRICS_VERSION,
     }
+    if ev.reducer == "worst":  # "worst" depends on which way each metric is better
+        key["directions"] = metric_directions(config)
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
@@ -82,13 +87,39 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def metric_directions(config: RunConfig) -> dict[str, str]:
+    """Which way each objective and constraint metric is better (for the worst-case reducer)."""
+    d = {c.metric: ("max" if c.op == ">=" else "min") for c in config.constraints}
+    d.update({o.metric: o.direction for o in config.objectives})
+    return d
+
+
+def run_windows(config: RunConfig, market: Market) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """(training window, holdout window or None)."""
+    if config.validation.window is not None:
+        return tuple(config.validation.window), None
+    return validation.windows(market, config.validation)
+
+
 def prepare(config: RunConfig) -> Market:
-    """Check that a config can run: family, bounds and data. Writes nothing."""
+    """Check that a config can run: family, bounds, data and its windows. Writes nothing."""
     family = strategies.get(config.strategy.family)
     space = family.space(config.strategy.bounds)
     market = get_market(config.data)
     check_length(market, space.max_window())
+    train, _ = run_windows(config, market)
+    if train[1] > market.n_bars:
+        raise DataError(f"validation.window {list(train)} ends after the market's {market.n_bars} bars")
+    if config.validation.window is None:
+        validation.check(market, config.validation, space.max_window())
+    else:
+        check_length_window(train, space.max_window())
     return market
+
+
+def check_length_window(window: tuple[int, int], max_window: int, min_after_warmup: int = 50) -> None:
+    if window[1] < max_window + min_after_warmup:
+        raise DataError(f"window {list(window)} leaves too few bars before its end for the largest window ({max_window})")
 
 
 def open_store(db_url: str | None) -> Store:
@@ -180,7 +211,7 @@ def _create(store: Store, name: str, config: RunConfig, market: Market) -> RunRe
         config_hash=config.identity_hash(),
         family=config.strategy.family,
         data_fingerprint=market.fingerprint,
-        evaluation_key=evaluation_key(config, market.fingerprint),
+        evaluation_key=evaluation_key(config, market.fingerprint, run_windows(config, market)[0]),
         seed=config.seed,
         generations_target=config.algorithm.generations,
     )
@@ -197,15 +228,22 @@ def _check_data(run: RunRecord, market: Market, allow_new_data: bool = False) ->
 
 def _context(rec: RunRecord, store: Store, config: RunConfig, market: Market) -> RunContext:
     """The run as this process will advance it: the target is the config's (written under the lease)."""
+    train, holdout = run_windows(config, market)
     return RunContext(
         run_id=rec.id,
         name=rec.name,
         db_url=store.url,
         config=config,
         fingerprint=market.fingerprint,
-        evaluation_key=evaluation_key(config, market.fingerprint),
+        evaluation_key=evaluation_key(config, market.fingerprint, train),
         target=config.algorithm.generations,
+        window=train,
+        oos_window=holdout,
     )
+
+
+def oos_evaluation_key(ctx: RunContext) -> str | None:
+    return None if ctx.oos_window is None else evaluation_key(ctx.config, ctx.fingerprint, ctx.oos_window)
 
 
 def with_target(ctx: RunContext, target: int) -> RunContext:

@@ -160,13 +160,20 @@ def plan(ctx: RunContext, off: "Offspring", unseen: Sequence[int], observed_byte
     return plan_for(len(unseen), market.n_bars, market.n_assets, ctx.config.evaluation, observed_bytes, rows)
 
 
-def evaluate(ctx: RunContext, params: Sequence[dict]) -> ChunkResult:
-    """Metrics of one chunk. Loads the market once per process, never from the caller."""
+def directions_for(ctx: RunContext) -> dict[str, str] | None:
+    from evo.runs import metric_directions
+
+    return metric_directions(ctx.config) if ctx.config.evaluation.reducer == "worst" else None
+
+
+def evaluate(ctx: RunContext, params: Sequence[dict], window: tuple[int, int] | None = None) -> ChunkResult:
+    """Metrics of one chunk on the run's training window (or `window`). Loads the market once per
+    process, never from the caller."""
     market = get_market(ctx.config.data, ctx.fingerprint)
     family = strategies.get(ctx.config.strategy.family)
     before = MemoryReading.now().rss
     t0 = time.perf_counter()
-    ev = engine_evaluate(market, family, list(params), ctx.config.evaluation)
+    ev = engine_evaluate(market, family, list(params), ctx.config.evaluation, window or ctx.window, directions_for(ctx))
     from evo import data
 
     return ChunkResult(

@@ -16,19 +16,49 @@ class Evaluation:
     per_asset: np.ndarray  # (n_assets, n, len(METRICS))
 
 
-def reduce_assets(per_asset: np.ndarray, reducer: str) -> np.ndarray:
-    """Combine per-asset metrics into one fitness row per strategy."""
+#: what "better" means for a metric that is neither an objective nor a constraint (worst-case reducer)
+NATURAL_DIRECTION = {
+    "total_return": "max",
+    "sharpe_ratio": "max",
+    "sortino_ratio": "max",
+    "max_drawdown": "max",  # drawdowns are <= 0
+    "n_trades": "max",
+    "win_rate": "max",
+    "exposure": None,  # neither: averaged
+}
+
+
+def reduce_assets(per_asset: np.ndarray, reducer: str, directions: dict | None = None) -> np.ndarray:
+    """Combine per-asset metrics into one fitness row per strategy.
+
+    mean, median, or worst: per metric the worst asset, i.e. the minimum of a
+    metric to maximise and the maximum of one to minimise (`directions`,
+    falling back to NATURAL_DIRECTION); a metric with no direction is averaged.
+    NaN propagates: a metric undefined on one asset is undefined for the strategy.
+    """
     if per_asset.shape[0] == 1:
         return per_asset[0].copy()
     if reducer == "mean":
         return per_asset.mean(axis=0)
     if reducer == "median":
         return np.median(per_asset, axis=0)
+    if reducer == "worst":
+        d = {**NATURAL_DIRECTION, **(directions or {})}
+        out = np.empty(per_asset.shape[1:])
+        for j, m in enumerate(METRICS):
+            col = per_asset[:, :, j]
+            out[:, j] = col.min(axis=0) if d[m] == "max" else col.max(axis=0) if d[m] == "min" else col.mean(axis=0)
+        return out
     raise ValueError(f"unknown reducer {reducer!r}")
 
 
-def evaluate(market, family, params: Sequence[dict], settings) -> Evaluation:
-    """Evaluate parameter sets on every symbol of `market` with `settings.engine` ("fast" or "vectorbt")."""
+def evaluate(market, family, params: Sequence[dict], settings, window=None, directions=None) -> Evaluation:
+    """Evaluate parameter sets on every symbol of `market` with `settings.engine` ("fast" or "vectorbt").
+
+    window = (start, stop) bar indices: signals see bars before `stop`, trading happens in
+    [start, stop) (an in-sample or out-of-sample window); None means every bar.
+    directions: metric -> "max"/"min", what "worst" means for the worst-case reducer.
+    """
     if len(params) == 0:
         empty = np.empty((0, len(METRICS)))
         return Evaluation(empty, np.empty((market.n_assets, 0, len(METRICS))))
@@ -38,18 +68,19 @@ def evaluate(market, family, params: Sequence[dict], settings) -> Evaluation:
         space = family.space()
         X = space.encode(list(params))
         per_asset = np.stack(
-            [fast.evaluate_arrays(market.arrays(a), family, X, space.names, settings, market.freq)
+            [fast.evaluate_arrays(market.arrays(a), family, X, space.names, settings, market.freq, window)
              for a in range(market.n_assets)]
         )
     elif settings.engine == "vectorbt":
         from evo.engine import vbt
 
         per_asset = np.stack(
-            [vbt.evaluate_asset(market.frame(a), family, params, settings, market.freq) for a in range(market.n_assets)]
+            [vbt.evaluate_asset(market.frame(a), family, params, settings, market.freq, window)
+             for a in range(market.n_assets)]
         )
     else:  # pragma: no cover - RunConfig refuses other names
         raise ValueError(f"unknown engine {settings.engine!r}")
-    return Evaluation(reduce_assets(per_asset, settings.reducer), per_asset)
+    return Evaluation(reduce_assets(per_asset, settings.reducer, directions), per_asset)
 
 
 def simulate_signals(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq):

@@ -125,22 +125,29 @@ def memory_model(n_bars: int, n_cache_rows: int, n_threads: int) -> tuple[int, i
     return fixed, 8 * 24  # metrics, genome, stops and cache row indices
 
 
-def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq) -> np.ndarray:
-    """Metrics (len(X), len(METRICS)) of genomes X on one symbol's OHLCV arrays."""
+def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, window=None) -> np.ndarray:
+    """Metrics (len(X), len(METRICS)) of genomes X on one symbol's OHLCV arrays.
+
+    window = (start, stop): indicators and signals see bars [0, stop), the
+    portfolio trades bars [start, stop) only (None: every bar).
+    """
     import numba
 
     from evo import indicators
     from evo.engine import nb
 
+    start, stop = window if window is not None else (0, len(arrays["close"]))
     n = len(X)
+    arrays = {k: np.ascontiguousarray(v[:stop], dtype=np.float64) for k, v in arrays.items()}
     n_bars = len(arrays["close"])
     if n == 0:
         return np.empty((0, len(METRICS)))
-    close = np.ascontiguousarray(arrays["close"], dtype=np.float64)
-    arrays = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items()}
+    if not 0 <= start < n_bars:
+        raise ValueError(f"window start {start} outside 0..{n_bars - 1}")
+    close = arrays["close"]
     sl, tp = family.stop_arrays(X, names)
     sim = (float(settings.init_cash), float(settings.fees), float(settings.slippage), ann_factor(freq),
-           numba.get_num_threads())
+           numba.get_num_threads(), int(start))
     out = np.empty((n, len(METRICS)))
     with kernel_lock:
         cache = indicators.build(family.indicators, arrays, X, names)

@@ -87,10 +87,14 @@ def simulate_column_nb(
     ann_factor: float,
     returns: np.ndarray,
     out: np.ndarray,
+    start: int = 0,
 ) -> None:
-    """Simulate one strategy and write its N_METRICS metrics into `out`.
+    """Simulate one strategy over bars [start, len(close)) and write its N_METRICS metrics into `out`.
 
-    `returns` is a scratch buffer of len(close): the only O(T) memory used.
+    Signals before `start` are ignored: the portfolio starts flat with init_cash
+    at `start` (an out-of-sample window whose indicators were warmed up on the
+    bars before it). `returns` is a scratch buffer of len(close): the only O(T)
+    memory used.
     """
     n = close.shape[0]
     # the simulation's own balance (what orders can spend)
@@ -118,7 +122,7 @@ def simulate_column_nb(
     trough = np.nan
     worst_dd = 0.0
 
-    for i in range(n):
+    for i in range(start, n):
         c = close[i]
         # Which order this bar asks for. A stop comes first; otherwise an entry and an exit
         # on the same bar cancel out (ConflictMode.Ignore), an entry in a position and an
@@ -250,12 +254,12 @@ def simulate_column_nb(
     else:
         out[0] = (profit_cash + pos * close[n - 1]) / init_cash
     mean = r_sum / n_r if n_r > 0 else np.nan
-    out[1] = _sharpe_nb(returns, mean, n_r, ann_factor)
-    out[2] = _sortino_nb(mean, down_sum, n_r, n, ann_factor)
+    out[1] = _sharpe_nb(returns[start:], mean, n_r, ann_factor)
+    out[2] = _sortino_nb(mean, down_sum, n_r, n - start, ann_factor)
     out[3] = worst_dd
     out[4] = n_trades
     out[5] = n_wins / n_trades if n_trades > 0 else np.nan
-    out[6] = n_in_market / n
+    out[6] = n_in_market / (n - start)
 
 
 @njit(cache=True, error_model="numpy")
@@ -301,8 +305,10 @@ def simulate_signals_nb(
     slippage: float,
     ann_factor: float,
     n_threads: int,
+    start: int = 0,
 ) -> np.ndarray:
-    """Metrics (n_strategies, N_METRICS) of signals shaped (n_strategies, n_bars), one row per strategy.
+    """Metrics (n_strategies, N_METRICS) of signals shaped (n_strategies, n_bars), one row per strategy,
+    simulated over bars [start, n_bars).
 
     Strategies are spread round-robin over `n_threads` (numba.get_num_threads(),
     passed in because reading it inside a kernel defeats the compile cache); each
@@ -316,6 +322,6 @@ def simulate_signals_nb(
         for s in range(t, n_strat, n_threads):
             simulate_column_nb(
                 close, entries[s], exits[s], sl_stop[s], tp_stop[s],
-                init_cash, fees, slippage, ann_factor, buffers[t], out[s],
+                init_cash, fees, slippage, ann_factor, buffers[t], out[s], start,
             )
     return out

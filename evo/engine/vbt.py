@@ -68,14 +68,19 @@ def simulate(
     return portfolio_metrics(pf)
 
 
-def evaluate_asset(ohlcv: pd.DataFrame, family: Family, params: Sequence[Params], settings, freq) -> np.ndarray:
-    """Metrics of every parameter set on one symbol: (len(params), len(METRICS))."""
+def evaluate_asset(ohlcv: pd.DataFrame, family: Family, params: Sequence[Params], settings, freq, window=None) -> np.ndarray:
+    """Metrics of every parameter set on one symbol: (len(params), len(METRICS)).
+
+    window = (start, stop): signals from bars [0, stop), the portfolio trades [start, stop).
+    """
+    start, stop = window if window is not None else (0, len(ohlcv))
+    ohlcv = ohlcv.iloc[:stop]
     entries, exits = family.reference_signals(ohlcv, list(params))
     sl, tp = family.stops(params)
     return simulate(
-        ohlcv["close"],
-        entries.to_numpy(),
-        exits.to_numpy(),
+        ohlcv["close"].iloc[start:],
+        entries.to_numpy()[start:],
+        exits.to_numpy()[start:],
         init_cash=settings.init_cash,
         fees=settings.fees,
         slippage=settings.slippage,

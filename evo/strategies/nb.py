@@ -46,7 +46,8 @@ def rsi_pullback_signals_nb(values, rows, genes, volume, entries, exits):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def rsi_pullback_metrics_nb(values, rows, genes, volume, close, sl, tp, init_cash, fees, slippage, ann_factor, n_threads):
+def rsi_pullback_metrics_nb(values, rows, genes, volume, close, sl, tp, init_cash, fees, slippage, ann_factor, n_threads,
+                            start):
     n = rows.shape[0]
     n_bars = close.shape[0]
     out = np.empty((n, N_METRICS))
@@ -57,5 +58,7 @@ def rsi_pullback_metrics_nb(values, rows, genes, volume, close, sl, tp, init_cas
     for t in prange(n_threads):
         for s in range(t, n, n_threads):
             rsi_pullback_row_nb(values, rows[s], genes[s], volume, ent[t], ext[t])
-            simulate_column_nb(close, ent[t], ext[t], sl[s], tp[s], init_cash, fees, slippage, ann_factor, ret[t], out[s])
+            simulate_column_nb(
+                close, ent[t], ext[t], sl[s], tp[s], init_cash, fees, slippage, ann_factor, ret[t], out[s], start
+            )
     return out
