@@ -315,3 +315,109 @@ def memory_totals() -> tuple[int, int]:
 
     vm = psutil.virtual_memory()
     return vm.total, vm.available
+
+
+
+# ---------------------------------------------------------------------------------------------
+# validation: the Pareto set out of sample, and the verdict
+
+
+def pareto_offspring(ctx: RunContext, state: PopState) -> Offspring:
+    """The first front of a generation's survivors, as genomes to score."""
+    X = state.X[pareto_mask(state)]
+    params = space_for(ctx).decode(X) if len(X) else []
+    return Offspring(X=X, params=params, hashes=[genome_hash(p) for p in params])
+
+
+def score(ctx: RunContext, off: Offspring, window: tuple[int, int], key: str) -> tuple[np.ndarray, list, np.ndarray]:
+    """Metrics of genomes on a window: from the store where they exist under `key`, else evaluated."""
+    cached = store_for(ctx).cached_metrics(ctx.config.strategy.family, off.hashes, key)
+    metrics = np.full((len(off), len(METRICS)), np.nan)
+    per_asset: list = [None] * len(off)
+    new = np.zeros(len(off), dtype=bool)
+    unseen = [i for i, h in enumerate(off.hashes) if h not in cached]
+    for i, h in enumerate(off.hashes):
+        if h in cached:
+            metrics[i], per_asset[i] = cached[h]
+    if unseen:
+        res = evaluate(ctx, [off.params[i] for i in unseen], window)
+        for j, i in enumerate(unseen):
+            metrics[i] = res.metrics[j]
+            per_asset[i] = res.per_asset[:, j, :].tolist() if res.per_asset.shape[0] > 1 else None
+            new[i] = True
+    return metrics, per_asset, new
+
+
+def validate(ctx: RunContext, number: int) -> dict:
+    """Score generation `number`'s Pareto set on the holdout and judge the best in-sample strategy.
+
+    Both sets of metrics are stored (evaluations under the in-sample and the
+    holdout keys); the verdict goes to the validations table.
+    """
+    from evo import validation
+    from evo.engine import fast
+    from evo.runs import oos_evaluation_key
+
+    store = store_for(ctx)
+    rec = store.generation(ctx.run_id, number)
+    if rec is None:
+        raise RuntimeError(f"run {ctx.name!r} has no generation {number} to validate")
+    state = decode_checkpoint(rec.checkpoint, space_for(ctx).n_var, ctx.n_obj, ctx.n_constr).pop
+    off = pareto_offspring(ctx, state)
+    family = strategies.get(ctx.config.strategy.family)
+    market = get_market(ctx.config.data, ctx.fingerprint)
+    is_metrics, _, _ = score(ctx, off, ctx.window, rec.evaluation_key)
+    oos_key = oos_evaluation_key(ctx)
+    oos_metrics = None
+    if oos_key is not None and len(off):
+        oos_metrics, oos_pa, new = score(ctx, off, ctx.oos_window, oos_key)
+        store.save_evaluations(
+            ctx.config.strategy.family,
+            [(off.hashes[i], off.params[i], oos_key, oos_metrics[i].tolist(), oos_pa[i]) for i in range(len(off)) if new[i]],
+        )
+    sharpe = METRICS.index("sharpe_ratio")
+    trials = np.array(store.trial_metrics(ctx.run_id, "sharpe_ratio"))
+    ann = fast.ann_factor(market.freq)
+    if len(off) == 0 or not np.isfinite(is_metrics[:, sharpe]).any():
+        result = {"verdict": "no evidence of edge", "deflated_sharpe": 0.0, "n_trials": int(len(trials)),
+                  "reason": "no feasible strategy with a finite Sharpe ratio", "threshold": ctx.config.validation.edge_probability}
+    else:
+        best = int(np.nanargmax(is_metrics[:, sharpe]))
+        names = space_for(ctx).names
+        # equal-weight returns over the symbols: the candidate's in-sample return series
+        rets = np.mean(
+            [fast.returns_of(market.arrays(a), family, off.X[best], names, ctx.config.evaluation, market.freq, ctx.window)
+             for a in range(market.n_assets)],
+            axis=0,
+        )
+        v = validation.verdict(rets, float(is_metrics[best, sharpe]), trials, ann,
+                               ctx.config.validation.edge_probability, off.hashes[best])
+        result = v.as_dict()
+    result.update(
+        generation=number,
+        window=list(ctx.window),
+        holdout=None if ctx.oos_window is None else list(ctx.oos_window),
+        holdout_start=None if ctx.oos_window is None else str(market.index[ctx.oos_window[0]]),
+        pareto=[
+            {
+                "genome_hash": off.hashes[i],
+                "in_sample": dict(zip(METRICS, _finite(is_metrics[i]))),
+                "out_of_sample": None if oos_metrics is None else dict(zip(METRICS, _finite(oos_metrics[i]))),
+            }
+            for i in range(len(off))
+        ],
+    )
+    store.save_validation(ctx.run_id, "holdout", number, result)
+    return result
+
+
+def _finite(row) -> list:
+    """JSON has no NaN or infinity."""
+    return [None if not np.isfinite(v) else float(v) for v in row]
+
+
+def verdict_line(v: dict) -> str:
+    line = f"verdict: {v['verdict']} (deflated Sharpe ratio {v['deflated_sharpe']:.3f}, {v.get('n_trials', 0)} strategies tried"
+    if "sharpe_annualized" in v:
+        line += f", best in-sample Sharpe {v['sharpe_annualized']:.2f}"
+    return line + ")"

@@ -6,10 +6,11 @@ out-of-sample score never uses a bar after the window and never the in-sample
 trades.
 
 The verdict follows Bailey & Lopez de Prado, "The Deflated Sharpe Ratio"
-(2014): the best in-sample Sharpe ratio is compared with the Sharpe ratio the
-best of N strategies with no edge would reach by luck, given how much the
-Sharpe ratios of the N strategies tried vary, and adjusted for the skewness
-and kurtosis of its returns and the number of bars.
+(2014): the best in-sample Sharpe ratio is compared with SR0, the Sharpe ratio
+the best of N strategies with no edge would reach by luck (N = the distinct
+strategies the run evaluated), and adjusted for the skewness and kurtosis of
+its returns and the number of bars. Under that null the N Sharpe ratios
+differ by estimation noise only, so SR0 uses its variance, 1/(T-1) per bar.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class Verdict:
     sharpe_per_bar: float
     expected_max_sharpe_per_bar: float  # SR0
     n_trials: int
-    sharpe_std_across_trials: float  # per bar
+    sharpe_std_null: float  # per bar: the estimation noise of a zero-Sharpe strategy, sqrt(1 / (T - 1))
+    sharpe_std_across_trials: float  # per bar, observed (for information)
     n_bars: int
     skew: float
     kurtosis: float
@@ -155,8 +157,14 @@ def verdict(
     trials = np.asarray(trial_sharpes_annualized, dtype=np.float64)
     trials = trials[np.isfinite(trials)] / math.sqrt(ann_factor)
     sr = candidate_sharpe_annualized / math.sqrt(ann_factor)
-    var_sr = float(np.var(trials, ddof=1)) if len(trials) > 1 else 0.0
-    sr0 = expected_max_sharpe(var_sr, len(trials))
+    # The null: none of the N strategies tried has an edge, so their Sharpe ratios differ only by
+    # estimation noise, whose variance is 1/(T-1) per bar for a zero-Sharpe strategy (Lo 2002; the
+    # same for strategies that are often out of the market). The spread actually observed across
+    # the trials is reported too, but not used: when an edge exists it inflates that spread and
+    # would hide the edge it comes from.
+    var_sr = 1.0 / (len(r) - 1) if len(r) > 1 else 0.0
+    observed_std = float(np.std(trials, ddof=1)) if len(trials) > 1 else 0.0
+    sr0 = expected_max_sharpe(var_sr, max(len(trials), 1))
     sk = float(skew(r)) if len(r) > 2 and r.std() > 0 else 0.0
     ku = float(kurtosis(r, fisher=False)) if len(r) > 3 and r.std() > 0 else 3.0
     dsr = deflated_sharpe(sr, sr0, len(r), sk, ku) if math.isfinite(sr) else 0.0
@@ -167,7 +175,8 @@ def verdict(
         sharpe_per_bar=sr,
         expected_max_sharpe_per_bar=sr0,
         n_trials=int(len(trials)),
-        sharpe_std_across_trials=math.sqrt(var_sr),
+        sharpe_std_null=math.sqrt(var_sr),
+        sharpe_std_across_trials=observed_std,
         n_bars=int(len(r)),
         skew=sk,
         kurtosis=ku,

@@ -131,9 +131,9 @@ def list_runs(db: Optional[str] = DbOpt) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from evo import report
+        from evo import summary
 
-        rows = report.list_runs(db)
+        rows = summary.list_runs(db)
         t = Table("name", "status", "generations", "family", "data", "created")
         for r in rows:
             t.add_row(r["name"], r["status"], f"{r['generations_done']}/{r['generations_target']}", r["family"], r["data_fingerprint"][:12], r["created_at"][:19])
@@ -151,13 +151,13 @@ def show(
     """Show a run: status, generations and its Pareto set."""
 
     def go():
-        from evo import report
+        from evo import summary
 
-        summary = report.summary(name, db)
+        s = summary.summary(name, db)
         if as_json:
-            typer.echo(json.dumps(summary, indent=2))
+            typer.echo(json.dumps(s, indent=2))
         else:
-            report.print_summary(summary)
+            summary.print_summary(s)
 
     _guard(go)
 
@@ -282,10 +282,9 @@ def bench(
 
 
 def _print_result(name: str, db: str | None) -> None:
-    from evo import report
+    from evo import summary
 
-    summary = report.summary(name, db)
-    report.print_summary(summary)
+    summary.print_summary(summary.summary(name, db))
 
 
 def main() -> None:

@@ -102,6 +102,8 @@ def drive(
                 orch.generation_done(ctx, store, state.stats)
                 faults.hold_if("between", number)
                 faults.crash_if("between", number, ctx.name)
+            verdict = orch.validate(ctx, ctx.target)
+            log.info(steps.verdict_line(verdict))
         except BaseException:
             store.update_run(ctx.run_id, status="failed")
             raise

@@ -42,6 +42,9 @@ class Plain:
             ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, self.flow_run_id(), owner, new_data
         )
 
+    def validate(self, ctx, number):
+        return tasks.validate.fn(ctx, number)
+
     def flow_run_id(self) -> str | None:
         return None
 
@@ -113,6 +116,9 @@ class Orchestrated(Plain):
             n_eval, quote(stats), self.flow_run_id(), owner, new_data,
         )
 
+    def validate(self, ctx, number):
+        return tasks.validate(quote(ctx), number)
+
     def flow_run_id(self) -> str | None:
         from prefect.runtime import flow_run
 
@@ -150,12 +156,12 @@ class Orchestrated(Plain):
     def finished(self, ctx, store) -> None:
         from prefect.artifacts import create_markdown_artifact
 
-        from evo import report
+        from evo import summary
 
         self._post_table(ctx, store)
 
         create_markdown_artifact(
-            markdown=report.pareto_markdown(report.summary(ctx.name, ctx.db_url)),
+            markdown=summary.pareto_markdown(summary.summary(ctx.name, ctx.db_url)),
             key=artifact_key(ctx.name, "pareto"),
             description=f"run {ctx.name}: the final Pareto set",
         )

@@ -40,3 +40,9 @@ def persist(ctx, number: int, off, metrics, per_asset, new, state, rng, n_eval, 
         ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats,
         flow_run_id=flow_run_id, lease_owner=owner, new_data=new_data, on_stage=faults.persist_hook(number),
     )
+
+
+@task(name="validate", cache_policy=NO_CACHE, persist_result=False, retries=1, task_run_name="validate g{number}")
+def validate(ctx, number: int):
+    """The Pareto set on the holdout, and the deflated-Sharpe verdict on the best in-sample strategy."""
+    return steps.validate(ctx, number)

@@ -170,3 +170,27 @@ def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, 
             family.fast_signals(view, X[idx], names, arrays, entries[:k], exits[:k])
             out[idx] = nb.simulate_signals_nb(close, entries[:k], exits[:k], sl[idx], tp[idx], *sim)
     return out
+
+
+def returns_of(arrays: dict, family, x: np.ndarray, names, settings, freq, window=None) -> np.ndarray:
+    """The per-bar returns of one genome over its window (what its metrics were computed from)."""
+    from evo import indicators
+    from evo.engine import nb
+
+    start, stop = window if window is not None else (0, len(arrays["close"]))
+    arrays = {k: np.ascontiguousarray(v[:stop], dtype=np.float64) for k, v in arrays.items()}
+    X = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    n_bars = len(arrays["close"])
+    with kernel_lock:
+        cache = indicators.build(family.indicators, arrays, X, names)
+        entries = np.empty((1, n_bars), dtype=np.bool_)
+        exits = np.empty((1, n_bars), dtype=np.bool_)
+        family.fast_signals(cache, X, names, arrays, entries, exits)
+    sl, tp = family.stop_arrays(X, names)
+    buf = np.empty(n_bars)
+    out = np.empty(nb.N_METRICS)
+    nb.simulate_column_nb(
+        arrays["close"], entries[0], exits[0], sl[0], tp[0], float(settings.init_cash), float(settings.fees),
+        float(settings.slippage), ann_factor(freq), buf, out, int(start),
+    )
+    return buf[start:].copy()

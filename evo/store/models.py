@@ -42,6 +42,7 @@ runs = Table(
     Column("seed", BigInteger, nullable=False),
     Column("status", String(20), nullable=False),
     Column("generations_target", Integer, nullable=False),
+    Column("report_path", String(1000)),  # the last HTML report `evo report` wrote
     Column("lease_owner", String(200)),
     Column("lease_expires", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -103,3 +104,15 @@ members = Table(
     ),
 )
 Index("ix_members_run_generation_role", members.c.run_id, members.c.generation, members.c.role)
+
+validations = Table(
+    "validations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(20), nullable=False),  # 'holdout' or 'walk_forward'
+    Column("generation", Integer, nullable=False),  # the generation whose Pareto set was judged
+    Column("result", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("run_id", "kind", "generation", name="uq_validations_run_kind_generation"),
+)

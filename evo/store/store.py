@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from evo.objectives import METRICS
-from evo.store.models import evaluations, generations, individuals, members, runs
+from evo.store.models import evaluations, generations, individuals, members, runs, validations
 
 DEFAULT_URL = "sqlite:///evo.db"
 _IN_CHUNK = 500  # bound parameters per IN (...) query
@@ -100,6 +100,7 @@ class RunRecord:
     generations_target: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    report_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class GenerationRecord:
     stats: dict
     flow_run_id: str | None
     created_at: dt.datetime
+    evaluation_key: str
 
 
 @dataclass
@@ -250,7 +252,7 @@ class Store:
         return rec
 
     def update_run(self, run_id: int, **values: Any) -> None:
-        allowed = {"status", "generations_target", "config"}
+        allowed = {"status", "generations_target", "config", "report_path"}
         bad = set(values) - allowed
         if bad:
             raise ValueError(f"cannot update run fields {sorted(bad)}")
@@ -541,6 +543,68 @@ class Store:
                     }
                 )
         return out
+
+    # -- validation ----------------------------------------------------------------------------
+    def save_evaluations(self, family: str, rows: Sequence[tuple[str, dict, str, Sequence[float], Any]]) -> None:
+        """Store (genome_hash, genes, evaluation_key, metrics, per_asset) rows; existing ones are kept."""
+        if not rows:
+            return
+        now = _now()
+        with self.engine.begin() as conn:
+            ids = self._ensure_individuals(conn, family, {h: g for h, g, _, _, _ in rows})
+            _bulk_insert(
+                conn,
+                evaluations,
+                [
+                    {"individual_id": ids[h], "evaluation_key": key, "per_asset": pa, "created_at": now,
+                     **{m: _num(v) for m, v in zip(METRICS, metrics)}}
+                    for h, _, key, metrics, pa in rows
+                ],
+                ["individual_id", "evaluation_key"],
+            )
+
+    def save_validation(self, run_id: int, kind: str, generation: int, result: dict) -> None:
+        """The verdict on one generation's Pareto set; a second one for the same generation replaces it."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                validations.delete().where(
+                    validations.c.run_id == run_id, validations.c.kind == kind, validations.c.generation == generation
+                )
+            )
+            conn.execute(
+                insert(validations).values(
+                    run_id=run_id, kind=kind, generation=generation, result=result, created_at=_now()
+                )
+            )
+
+    def latest_validation(self, run_id: int, kind: str) -> tuple[int, dict] | None:
+        q = (
+            select(validations.c.generation, validations.c.result)
+            .where(validations.c.run_id == run_id, validations.c.kind == kind)
+            .order_by(validations.c.generation.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        return (row[0], row[1]) if row else None
+
+    def trial_metrics(self, run_id: int, metric: str) -> list[float]:
+        """`metric` of every distinct strategy the run evaluated, each under its generation's key."""
+        q = (
+            select(individuals.c.id, generations.c.evaluation_key, evaluations.c[metric])
+            .select_from(members)
+            .join(individuals, individuals.c.id == members.c.individual_id)
+            .join(generations, (generations.c.run_id == members.c.run_id) & (generations.c.number == members.c.generation))
+            .join(
+                evaluations,
+                (evaluations.c.individual_id == members.c.individual_id)
+                & (evaluations.c.evaluation_key == generations.c.evaluation_key),
+            )
+            .where(members.c.run_id == run_id, members.c.role == "offspring")
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return [_unnum(r[2]) for r in conn.execute(q)]
 
     def count_rows(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -62,3 +62,168 @@ def rsi_pullback_metrics_nb(values, rows, genes, volume, close, sl, tp, init_cas
                 close, ent[t], ext[t], sl[s], tp[s], init_cash, fees, slippage, ann_factor, ret[t], out[s], start
             )
     return out
+
+
+# The families below have no fused <family>_metrics_nb: the engine runs their
+# <family>_signals_nb block by block and then its generic simulation kernel.
+
+# ############# mean_reversion ############# #
+
+
+@njit(cache=True)
+def mean_reversion_row_nb(values, rows, genes, close, entries, exits):
+    """rows = (ma, mstd, rsi) cache rows (ma and mstd of bb_window); genes = (bb_alpha, rsi_lower, rsi_upper).
+
+    lower = ma - bb_alpha * mstd is vectorbt's `bb_apply_nb` expression, in its order of operations."""
+    ma = values[rows[0]]
+    mstd = values[rows[1]]
+    rsi = values[rows[2]]
+    alpha = genes[0]
+    lower = genes[1]
+    upper = genes[2]
+    for i in range(entries.shape[0]):
+        c = close[i]
+        m = ma[i]
+        r = rsi[i]
+        entries[i] = c < m - alpha * mstd[i] and r < lower
+        exits[i] = c > m or r > upper
+
+
+@njit(cache=True, parallel=True)
+def mean_reversion_signals_nb(values, rows, genes, close, entries, exits):
+    for s in prange(entries.shape[0]):
+        mean_reversion_row_nb(values, rows[s], genes[s], close, entries[s], exits[s])
+
+
+# ############# trend ############# #
+
+
+@njit(cache=True)
+def trend_row_nb(values, rows, genes, close, entries, exits):
+    """rows = (fast EMA, slow EMA, ATR) cache rows; genes = (max_vol,)."""
+    fast = values[rows[0]]
+    slow = values[rows[1]]
+    atr = values[rows[2]]
+    max_vol = genes[0]
+    for i in range(entries.shape[0]):
+        f = fast[i]
+        sw = slow[i]
+        entries[i] = f > sw and atr[i] <= max_vol * close[i]
+        exits[i] = f < sw
+
+
+@njit(cache=True, parallel=True)
+def trend_signals_nb(values, rows, genes, close, entries, exits):
+    for s in prange(entries.shape[0]):
+        trend_row_nb(values, rows[s], genes[s], close, entries[s], exits[s])
+
+
+# ############# breakout ############# #
+
+
+@njit(cache=True)
+def breakout_row_nb(values, rows, genes, close, entries, exits):
+    """rows = (highest high over entry_window, lowest low over exit_window, ATR) cache rows,
+    unshifted: bar i reads the channel of bar i - 1 (NaN on bar 0, as fshift(1) gives);
+    genes = (atr_mult,)."""
+    hh = values[rows[0]]
+    ll = values[rows[1]]
+    atr = values[rows[2]]
+    mult = genes[0]
+    n = entries.shape[0]
+    if n == 0:
+        return
+    entries[0] = False  # no previous bar: the shifted channel is NaN
+    exits[0] = False
+    for i in range(1, n):
+        c = close[i]
+        entries[i] = c > hh[i - 1] + mult * atr[i]
+        exits[i] = c < ll[i - 1]
+
+
+@njit(cache=True, parallel=True)
+def breakout_signals_nb(values, rows, genes, close, entries, exits):
+    for s in prange(entries.shape[0]):
+        breakout_row_nb(values, rows[s], genes[s], close, entries[s], exits[s])
+
+
+# ############# composite ############# #
+
+
+@njit(cache=True)
+def composite_row_nb(values, rows, genes, close, volume, entries, exits):
+    """rows = (rsi, fast, slow, bb ma, bb mstd, donchian high, donchian low, volume ma) cache rows;
+    genes = (rsi_lower, rsi_upper, bb_alpha,
+             e_rsi, e_trend, e_bb, e_breakout, e_volume, entry_logic,
+             x_rsi, x_trend, x_bb, x_breakdown, exit_logic).
+
+    A switch is on when its gene is >= 0.5 (genes are 0/1 integers); logic >= 0.5 is OR, else AND.
+    AND over the enabled conditions starts True, OR starts False; no enabled condition gives False."""
+    rsi = values[rows[0]]
+    fast = values[rows[1]]
+    slow = values[rows[2]]
+    ma = values[rows[3]]
+    mstd = values[rows[4]]
+    hh = values[rows[5]]
+    ll = values[rows[6]]
+    vol_ma = values[rows[7]]
+    rsi_lower = genes[0]
+    rsi_upper = genes[1]
+    alpha = genes[2]
+    e_rsi = genes[3] >= 0.5
+    e_trend = genes[4] >= 0.5
+    e_bb = genes[5] >= 0.5
+    e_brk = genes[6] >= 0.5
+    e_vol = genes[7] >= 0.5
+    e_or = genes[8] >= 0.5
+    x_rsi = genes[9] >= 0.5
+    x_trend = genes[10] >= 0.5
+    x_bb = genes[11] >= 0.5
+    x_brk = genes[12] >= 0.5
+    x_or = genes[13] >= 0.5
+    e_none = not (e_rsi or e_trend or e_bb or e_brk or e_vol)
+    x_none = not (x_rsi or x_trend or x_bb or x_brk)
+    for i in range(entries.shape[0]):
+        c = close[i]
+        r = rsi[i]
+        f = fast[i]
+        sw = slow[i]
+        m = ma[i]
+        if i > 0:
+            h_prev = hh[i - 1]
+            l_prev = ll[i - 1]
+        else:
+            h_prev = np.nan
+            l_prev = np.nan
+        # entry conditions
+        ce0 = r < rsi_lower
+        ce1 = f > sw
+        ce2 = c < m - alpha * mstd[i]
+        ce3 = c > h_prev
+        ce4 = volume[i] > vol_ma[i]
+        if e_none:
+            entries[i] = False
+        elif e_or:
+            entries[i] = (e_rsi and ce0) or (e_trend and ce1) or (e_bb and ce2) or (e_brk and ce3) or (e_vol and ce4)
+        else:
+            entries[i] = (
+                (not e_rsi or ce0) and (not e_trend or ce1) and (not e_bb or ce2) and (not e_brk or ce3)
+                and (not e_vol or ce4)
+            )
+        # exit conditions
+        cx0 = r > rsi_upper
+        cx1 = f < sw
+        cx2 = c > m
+        cx3 = c < l_prev
+        if x_none:
+            exits[i] = False
+        elif x_or:
+            exits[i] = (x_rsi and cx0) or (x_trend and cx1) or (x_bb and cx2) or (x_brk and cx3)
+        else:
+            exits[i] = (not x_rsi or cx0) and (not x_trend or cx1) and (not x_bb or cx2) and (not x_brk or cx3)
+
+
+@njit(cache=True, parallel=True)
+def composite_signals_nb(values, rows, genes, close, volume, entries, exits):
+    for s in prange(entries.shape[0]):
+        composite_row_nb(values, rows[s], genes[s], close, volume, entries[s], exits[s])

@@ -51,7 +51,7 @@ def test_prefect_persists_no_results():
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_hostile_run_names_are_stored_and_found_verbatim(db_url):
-    from evo import report
+    from evo import summary
     from flows.evolve import evolve
 
     for name in HOSTILE:
@@ -64,7 +64,7 @@ def test_hostile_run_names_are_stored_and_found_verbatim(db_url):
     assert names == set(HOSTILE)
     assert tables == len(HOSTILE)
     for name in HOSTILE:
-        assert report.summary(name, db_url)["name"] == name
+        assert summary.summary(name, db_url)["name"] == name
 
 
 def test_a_password_in_storage_url_or_flow_parameter_is_refused():

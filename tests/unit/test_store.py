@@ -14,7 +14,7 @@ from evo.store import OffspringRow, Store, StoreError, SurvivorRow, resolve_url
 from evo.store.models import generations, members
 
 TABLES = {"runs", "generations", "individuals", "evaluations", "members"}
-HEAD = "0002"
+HEAD = "0003"
 DATA_TABLES = ("generations", "individuals", "evaluations", "members")
 FAMILY = "sma_cross"
 KEY = "evalkey-1"

@@ -1,4 +1,4 @@
-"""What a run found, for people and for scripts: `evo show`, `evo runs`, the final table."""
+"""What a run found, for people and for scripts: `evo show`, `evo runs`, the final tables, the Pareto markdown."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def pareto(store: Store, run_id: int, number: int, objectives: list[dict]) -> li
     rows = [m for m in store.members_of(run_id, number, "survivor") if m["rank"] == 0]
     out = [
         {
+            "genome_hash": m["genome_hash"],
             "genes": m["genes"],
             "metrics": m["metrics"],
             "objectives": decode_floats(m["objectives"]).tolist(),
@@ -71,6 +72,19 @@ def summary(name: str, db: str | None) -> dict:
         raise RunError(f"no run named {name!r} in {store.masked_url}")
     last = store.last_generation(run.id)
     objectives = [{"metric": o["metric"], "direction": o["direction"]} for o in run.config["objectives"]]
+    front = pareto(store, run.id, last.number, objectives) if last else []
+    validation = store.latest_validation(run.id, "holdout")
+    verdict = None
+    if validation is not None and last is not None and validation[0] == last.number:
+        result = validation[1]
+        oos = {p["genome_hash"]: p["out_of_sample"] for p in result.get("pareto", [])}
+        for e in front:
+            if oos.get(e["genome_hash"]) is not None:
+                e["oos_metrics"] = oos[e["genome_hash"]]
+        verdict = {k: v for k, v in result.items() if k != "pareto"}
+    stats = [st for _, st in store.generation_stats(run.id)]
+    hits = sum(st.get("cache_hits", 0) for st in stats)
+    total = sum(st.get("n_offspring", 0) for st in stats)
     return _clean(
         {
             "name": run.name,
@@ -84,7 +98,10 @@ def summary(name: str, db: str | None) -> dict:
             "objectives": objectives,
             "constraints": run.config.get("constraints", []),
             "last_generation": last.stats if last else None,
-            "pareto": pareto(store, run.id, last.number, objectives) if last else [],
+            "cache": {"hits": hits, "evaluated": total - hits, "hit_rate": hits / total if total else 0.0},
+            "verdict": verdict,
+            "report": run.report_path,
+            "pareto": front,
         }
     )
 
@@ -107,7 +124,7 @@ def print_summary(s: dict) -> None:
         # two narrow tables (metrics, then genes) rather than one that wraps in an 80-column terminal
         obj = [o["metric"] for o in s["objectives"]]
         rest = [m for m in METRIC_LABELS if m not in obj]
-        t = Table(title=f"Pareto set: {len(s['pareto'])} strategies (objectives first)", title_justify="left")
+        t = Table(title=f"Pareto set: {len(s['pareto'])} strategies, in sample", title_justify="left")
         t.add_column("#", justify="right", style="dim")
         for o in s["objectives"]:
             t.add_column(f"{METRIC_LABELS[o['metric']]} ({o['direction']})", justify="right", style="bold")
@@ -116,6 +133,18 @@ def print_summary(s: dict) -> None:
         for i, e in enumerate(s["pareto"], 1):
             t.add_row(str(i), *[_fmt(e["metrics"][m]) for m in obj + rest])
         console.print(t)
+        if any("oos_metrics" in e for e in s["pareto"]):
+            h = Table(title="holdout: the same strategies on bars evolution never saw (in sample -> holdout)",
+                      title_justify="left")
+            h.add_column("#", justify="right", style="dim")
+            shown = obj + [m for m in ("total_return", "n_trades") if m not in obj]
+            for m in shown:
+                h.add_column(f"{METRIC_LABELS[m]} in", justify="right")
+                h.add_column(f"{METRIC_LABELS[m]} out", justify="right", style="bold")
+            for i, e in enumerate(s["pareto"], 1):
+                oos = e.get("oos_metrics") or {}
+                h.add_row(str(i), *[c for m in shown for c in (_fmt(e["metrics"][m]), _fmt(oos.get(m)))])
+            console.print(h)
         genes = list(s["pareto"][0]["genes"])
         g = Table(title="genes", title_justify="left")
         g.add_column("#", justify="right", style="dim")
@@ -124,6 +153,19 @@ def print_summary(s: dict) -> None:
         for i, e in enumerate(s["pareto"], 1):
             g.add_row(str(i), *[_fmt(e["genes"][name]) for name in genes])
         console.print(g)
+    v = s.get("verdict")
+    if v:
+        style = "bold green" if v["verdict"] == "edge" else "bold yellow"
+        extra = ""
+        if v.get("holdout_start"):
+            extra = f"; holdout from {v['holdout_start'][:19]} ({v['holdout'][1] - v['holdout'][0]} bars)"
+        console.print(
+            f"verdict: [{style}]{v['verdict']}[/] (deflated Sharpe ratio {v['deflated_sharpe']:.3f} for the best "
+            f"in-sample strategy, {v.get('n_trials', 0)} strategies tried, edge needs {v.get('threshold', 0.95)}){extra}"
+        )
+    c = s.get("cache")
+    if c and (c["hits"] + c["evaluated"]):
+        console.print(f"evaluation cache: {c['hits']} of {c['hits'] + c['evaluated']} offspring reused ({100 * c['hit_rate']:.0f} %)")
     console.print(f"stored in {s['database']} as run '{s['name']}'  (evo show {s['name']} --json)")
 
 

@@ -1,0 +1,84 @@
+"""Trend following: an EMA crossover regime, entered only when volatility is low enough, with stops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from evo.indicators import Indicator
+from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column
+
+
+class Trend(Family):
+    """Hold while the fast EMA is above the slow EMA, but only buy when ATR is small relative to price.
+
+    Indicators (vectorbt):
+      fast = vbt.MA(close, fast_window, ewm=True);  slow = vbt.MA(close, slow_window, ewm=True)
+      atr  = vbt.ATR(high, low, close, atr_window)   (its default ewm=True: EMA of true range, span atr_window)
+
+    Rules, evaluated on each bar's close (NaN during warm-up compares False):
+      entry = fast > slow  and  atr <= max_vol * close      (ATR at most max_vol of the price)
+      exit  = fast < slow
+    plus a stop-loss of `sl_stop` and a take-profit of `tp_stop` (fractions of
+    the entry price), long only, all-in, one position at a time. The entry is a
+    state, not a cross: after a stop the position is re-entered on the next bar
+    on which both entry conditions still hold.
+
+    Repair: fast_window < slow_window (swapped when the optimiser crosses them).
+    """
+
+    name = "trend"
+    genes = (
+        Gene("fast_window", "int", 3, 50, doc="fast EMA span", window=True),
+        Gene("slow_window", "int", 20, 200, doc="slow EMA span", window=True),
+        Gene("atr_window", "int", 5, 50, doc="ATR span", window=True),
+        Gene("max_vol", "float", 0.005, 0.1, step=0.001, doc="entry only while ATR <= max_vol x close"),
+        Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
+        Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
+    )
+
+    indicators = (
+        Indicator("ema", "fast_window"),
+        Indicator("ema", "slow_window"),
+        Indicator("atr", "atr_window"),
+    )
+
+    _kernel_genes = ("max_vol",)
+
+    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+        from evo.strategies.nb import trend_signals_nb
+
+        genes = np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
+        trend_signals_nb(cache.values, cache.rows, genes, arrays["close"], entries, exits)
+
+    def repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
+        return fast_below_slow(X, space)
+
+    def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:
+        import vectorbt as vbt
+
+        n_bars = len(ohlcv)
+        close = ohlcv["close"]
+        fast = as_2d(vbt.MA.run(close, window=column(params, "fast_window", int).tolist(), ewm=True).ma, n_bars)
+        slow = as_2d(vbt.MA.run(close, window=column(params, "slow_window", int).tolist(), ewm=True).ma, n_bars)
+        atr = as_2d(
+            vbt.ATR.run(ohlcv["high"], ohlcv["low"], close, window=column(params, "atr_window", int).tolist()).atr,
+            n_bars,
+        )
+        c = close.to_numpy(dtype=np.float64)[:, None]
+        entries = (fast > slow) & (atr <= column(params, "max_vol") * c)
+        exits = fast < slow
+        return entries, exits
+
+
+def fast_below_slow(X: np.ndarray, space: GeneSpace, fast: str = "fast_window", slow: str = "slow_window") -> np.ndarray:
+    """Order two window genes (fast < slow), as rsi_pullback does: swap crossed pairs, then
+    separate equal ones by raising slow (or, at slow's upper bound, lowering fast)."""
+    f, s = space.index(fast), space.index(slow)
+    crossed = X[:, f] > X[:, s]
+    X[crossed, f], X[crossed, s] = X[crossed, s], X[crossed, f].copy()
+    equal = X[:, f] == X[:, s]
+    X[equal, s] = np.minimum(X[equal, s] + 1, space.xu[s])
+    still = X[:, f] >= X[:, s]
+    X[still, f] = X[still, s] - 1
+    return X
