@@ -16,6 +16,7 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/evo run examples/default.toml
+	$(BIN)/evo report default --out report.html
 
 test: install
 	$(BIN)/python -m pytest

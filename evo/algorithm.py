@@ -124,10 +124,24 @@ class Optimizer:
         return pop
 
     def initial(self, rng: np.random.Generator) -> np.ndarray:
-        """Generation 1: sample, repair, drop duplicates."""
+        """Generation 1: sample, repair, drop duplicates (after the seed population, if one is given)."""
+        from pymoo.core.initialization import Initialization
+        from pymoo.core.population import Population
+
         self._bind(rng)
-        pop = self.algo.initialization.do(self.problem, self.cfg.pop_size, algorithm=self.algo, random_state=rng)
-        return pop.get("X")
+        if not self.cfg.seed_population:
+            pop = self.algo.initialization.do(self.problem, self.cfg.pop_size, algorithm=self.algo, random_state=rng)
+            return pop.get("X")
+        seed = self.space.repair(np.asarray(self.cfg.seed_population, dtype=np.float64))
+        seed = np.unique(seed, axis=0)[: self.cfg.pop_size] if len(seed) else seed
+        rest = self.cfg.pop_size - len(seed)
+        X = seed
+        if rest > 0:
+            sampled = self.algo.initialization.sampling(self.problem, rest, random_state=rng).get("X")
+            X = np.vstack([seed, self.space.repair(sampled)])
+        init = Initialization(Population.new(X=X), repair=self.algo.repair,
+                              eliminate_duplicates=self.algo.eliminate_duplicates)
+        return init.do(self.problem, len(X), algorithm=self.algo, random_state=rng).get("X")
 
     def vary(self, survivors: PopState, rng: np.random.Generator) -> np.ndarray:
         """Offspring genomes of the survivors, unique among themselves and the survivors."""

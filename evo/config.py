@@ -118,6 +118,10 @@ class AlgorithmConfig(_Model):
     crossover_eta: float = Field(15.0, gt=0)
     mutation_eta: float = Field(20.0, gt=0)
     mutation_prob: float | None = Field(None, ge=0, le=1, description="Per-gene probability (default 1/n_genes).")
+    seed_population: list[list[float]] | None = Field(
+        None, description="Genomes (in gene order) the first generation starts from; the rest is sampled. "
+        "Walk-forward's warm start sets it to the previous fold's survivors."
+    )
 
 
 class EvaluationConfig(_Model):

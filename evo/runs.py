@@ -323,3 +323,24 @@ def hold(ctx: RunContext, store: Store) -> Iterator[str]:
         stop.set()
         beat.join(timeout=5)
         store.release_lease(ctx.run_id, owner)
+
+
+def start_walk_forward(config: RunConfig, market: Market, db_url: str | None) -> RunRecord:
+    """The walk-forward's own row (its folds are runs of their own): created once, checked after."""
+    store = open_store(db_url or config.storage.url)
+    existing = store.get_run(config.name)
+    if existing is None:
+        return store.create_run(
+            name=config.name,
+            config=config.model_dump(mode="json"),
+            config_hash=config.identity_hash(),
+            family=config.strategy.family,
+            data_fingerprint=market.fingerprint,
+            evaluation_key=evaluation_key(config, market.fingerprint, (0, market.n_bars)),
+            seed=config.seed,
+            generations_target=0,
+        )
+    if existing.config_hash != config.identity_hash() or existing.generations_target != 0:
+        raise RunError(f"a run named {config.name!r} already exists and is not this walk-forward; use another --name")
+    _check_data(existing, market)
+    return existing

@@ -100,6 +100,7 @@ def summary(name: str, db: str | None) -> dict:
             "last_generation": last.stats if last else None,
             "cache": {"hits": hits, "evaluated": total - hits, "hit_rate": hits / total if total else 0.0},
             "verdict": verdict,
+            "walk_forward": (store.latest_validation(run.id, "walk_forward") or (0, None))[1],
             "report": run.report_path,
             "pareto": front,
         }

@@ -163,6 +163,87 @@ def show(
 
 
 @app.command()
+def walkforward(
+    config: Path = typer.Argument(..., help="TOML config; validation.holdout and validation.walk_forward set the folds."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name (its folds are NAME/wf1, NAME/wf2, ...)."),
+    db: Optional[str] = DbOpt,
+    folds: Optional[int] = typer.Option(None, "--folds", help="Override validation.walk_forward.folds."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="rolling or anchored."),
+) -> None:
+    """Walk-forward validation: evolve per fold, score each fold's choice on the next bars, stitch them."""
+
+    def go():
+        from evo import config as cfgmod
+        from evo import runs
+
+        cfg = cfgmod.load(config)
+        d = cfg.model_dump(mode="json")
+        if name:
+            d["name"] = name
+        if folds is not None:
+            d["validation"]["walk_forward"]["folds"] = folds
+        if mode is not None:
+            d["validation"]["walk_forward"]["mode"] = mode
+        cfg = cfgmod.validate(d, source=str(config))
+        market = runs.prepare(cfg)
+        from evo import validation
+
+        validation.folds(market, cfg.validation)  # refuse impossible folds before Prefect starts
+        _quiet_prefect()
+        from evo.store import has_password
+        from flows.walkforward import walk_forward
+
+        db_url = db
+        if has_password(db):
+            os.environ["EVO_DATABASE_URL"] = db
+            db_url = None
+        result = walk_forward(config=cfg, name=cfg.name, db_url=db_url)
+        _print_walk_forward(cfg.name, result)
+
+    _guard(go)
+
+
+def _print_walk_forward(name: str, r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from evo.summary import _fmt
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    t = Table("fold", "trains on bars", "tests on bars", "test from", "sharpe in", "sharpe test", "return test",
+              "trades test", title=f"walk-forward {name} ({r['mode']}{', warm start' if r['warm_start'] else ''})",
+              title_justify="left")
+    for f in r["folds"]:
+        t.add_row(str(f["fold"]), f"{f['train'][0]}-{f['train'][1]}", f"{f['test'][0]}-{f['test'][1]}",
+                  f["test_start"][:19], _fmt(f["in_sample"]["sharpe_ratio"]), _fmt(f["test_window"]["sharpe_ratio"]),
+                  _fmt(f["test_window"]["total_return"]), _fmt(f["test_window"]["n_trades"]))
+    console.print(t)
+    s = r["stitched"]
+    console.print(
+        f"stitched out of sample, {s.get('bars', 0)} bars: return {_fmt(s.get('total_return'))}, "
+        f"Sharpe {_fmt(s.get('sharpe_ratio'))}, max drawdown {_fmt(s.get('max_drawdown'))}, "
+        f"P(Sharpe > 0) {_fmt(s.get('prob_sharpe_positive'))}"
+    )
+
+
+@app.command()
+def report(
+    name: str = typer.Argument(..., help="Run name."),
+    out: Path = typer.Option(Path("report.html"), "--out", help="The HTML file to write."),
+    db: Optional[str] = DbOpt,
+) -> None:
+    """Write one self-contained HTML report of a run (Pareto front in and out of sample, curves, verdict)."""
+
+    def go():
+        from evo.report import write_report
+
+        path = write_report(name, db, out)
+        typer.echo(f"report written to {path}")
+
+    _guard(go)
+
+
+@app.command()
 def serve(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML whose RunConfig is the form's default (default: the embedded default)."),
     name: str = typer.Option("evolve", "--name", help="Deployment name."),
@@ -288,6 +369,9 @@ def _print_result(name: str, db: str | None) -> None:
 
 
 def main() -> None:
+    # like `python -m`: a user family named "mymodule:MyFamily" in the config may live in the current folder
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         app()
     except KeyboardInterrupt:

@@ -99,6 +99,8 @@ def drive(
                 for w in monitor.warnings_for(state.survivors, state.stats, ctx.config.objectives,
                                               *steps.memory_totals()):
                     log.warning(w)
+                if ctx.config.validation.oos_each_generation and ctx.oos_window and number < ctx.target:
+                    orch.validate(ctx, number)  # monitoring: stored, never used to select
                 orch.generation_done(ctx, store, state.stats)
                 faults.hold_if("between", number)
                 faults.crash_if("between", number, ctx.name)

@@ -160,8 +160,9 @@ class Orchestrated(Plain):
 
         self._post_table(ctx, store)
 
+        s = summary.summary(ctx.name, ctx.db_url)
         create_markdown_artifact(
-            markdown=summary.pareto_markdown(summary.summary(ctx.name, ctx.db_url)),
+            markdown=summary.pareto_markdown(s, report_path=s.get("report")),
             key=artifact_key(ctx.name, "pareto"),
             description=f"run {ctx.name}: the final Pareto set",
         )

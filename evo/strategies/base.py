@@ -187,3 +187,18 @@ def column(params: Sequence[Params], name: str, dtype=np.float64) -> np.ndarray:
 def as_2d(a: Any, n_rows: int) -> np.ndarray:
     """vectorbt returns a Series for one parameter and a DataFrame for many."""
     return np.asarray(a, dtype=np.float64).reshape(n_rows, -1)
+
+
+def fast_below_slow(
+    X: np.ndarray, space: GeneSpace, fast: str = "fast_window", slow: str = "slow_window"
+) -> np.ndarray:
+    """Order two window genes (fast < slow): swap crossed pairs, then separate equal ones by
+    raising slow (or, at slow's upper bound, lowering fast). Families call it from `repair`."""
+    f, s = space.index(fast), space.index(slow)
+    crossed = X[:, f] > X[:, s]
+    X[crossed, f], X[crossed, s] = X[crossed, s], X[crossed, f].copy()
+    equal = X[:, f] == X[:, s]
+    X[equal, s] = np.minimum(X[equal, s] + 1, space.xu[s])
+    still = X[:, f] >= X[:, s]
+    X[still, f] = X[still, s] - 1
+    return X

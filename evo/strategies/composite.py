@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column
+from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 from evo.strategies.breakout import previous_channel
-from evo.strategies.trend import fast_below_slow
 
 #: switch genes of the entry conditions, in kernel order
 ENTRY_SWITCHES = ("e_rsi", "e_trend", "e_bb", "e_breakout", "e_volume")
@@ -119,7 +118,9 @@ class Composite(Family):
         rsi = as_2d(vbt.RSI.run(close, window=column(params, "rsi_window", int).tolist()).rsi, n_bars)
         fast = as_2d(vbt.MA.run(close, window=column(params, "fast_window", int).tolist()).ma, n_bars)
         slow = as_2d(vbt.MA.run(close, window=column(params, "slow_window", int).tolist()).ma, n_bars)
-        bb = vbt.BBANDS.run(close, window=column(params, "bb_window", int).tolist(), alpha=column(params, "bb_alpha").tolist())
+        bb = vbt.BBANDS.run(
+            close, window=column(params, "bb_window", int).tolist(), alpha=column(params, "bb_alpha").tolist()
+        )
         middle, lower = as_2d(bb.middle, n_bars), as_2d(bb.lower, n_bars)
         dc_high = previous_channel(ohlcv["high"], column(params, "dc_entry_window", int), "max")
         dc_low = previous_channel(ohlcv["low"], column(params, "dc_exit_window", int), "min")

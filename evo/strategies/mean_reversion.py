@@ -57,7 +57,9 @@ class MeanReversion(Family):
 
         n_bars = len(ohlcv)
         close = ohlcv["close"]
-        bb = vbt.BBANDS.run(close, window=column(params, "bb_window", int).tolist(), alpha=column(params, "bb_alpha").tolist())
+        bb = vbt.BBANDS.run(
+            close, window=column(params, "bb_window", int).tolist(), alpha=column(params, "bb_alpha").tolist()
+        )
         middle, lower = as_2d(bb.middle, n_bars), as_2d(bb.lower, n_bars)
         rsi = as_2d(vbt.RSI.run(close, window=column(params, "rsi_window", int).tolist()).rsi, n_bars)
         c = close.to_numpy(dtype=np.float64)[:, None]

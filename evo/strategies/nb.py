@@ -1,10 +1,11 @@
 """Numba signal kernels of the built-in families: cached indicator rows + genes in, entries/exits out.
 
-Each family has three kernels around one per-strategy function:
+Each family has kernels around one per-strategy function:
   <family>_row_nb      signals of one strategy over all bars
-  <family>_signals_nb  a block of strategies into (n, bars) arrays (tests, and the generic path)
-  <family>_metrics_nb  the fused pass: signals into a per-thread buffer, then the simulation
+  <family>_signals_nb  a block of strategies into (n, bars) arrays (the engine's generic path)
+  <family>_metrics_nb  optional fused pass: signals into a per-thread buffer, then the simulation
                        and every metric (evo.engine.nb.simulate_column_nb), strategy by strategy
+                       (rsi_pullback, the default family, has one; the others use the generic path)
 Every comparison is the one in the family's `reference_signals`, on the same
 float64 values, so fast and reference signals are equal bit for bit.
 """

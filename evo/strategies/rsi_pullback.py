@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column
+from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 
 
 class RsiPullback(Family):
@@ -64,14 +64,7 @@ class RsiPullback(Family):
         return np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
 
     def repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
-        f, s = space.index("fast_window"), space.index("slow_window")
-        crossed = X[:, f] > X[:, s]
-        X[crossed, f], X[crossed, s] = X[crossed, s], X[crossed, f].copy()
-        equal = X[:, f] == X[:, s]
-        X[equal, s] = X[equal, s] + 1  # snapped back into bounds by the caller
-        still = X[:, f] >= X[:, s]
-        X[still, f] = X[still, s] - 1
-        return X
+        return fast_below_slow(X, space)
 
     def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:
         import vectorbt as vbt

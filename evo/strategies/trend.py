@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column
+from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 
 
 class Trend(Family):
@@ -69,16 +69,3 @@ class Trend(Family):
         entries = (fast > slow) & (atr <= column(params, "max_vol") * c)
         exits = fast < slow
         return entries, exits
-
-
-def fast_below_slow(X: np.ndarray, space: GeneSpace, fast: str = "fast_window", slow: str = "slow_window") -> np.ndarray:
-    """Order two window genes (fast < slow), as rsi_pullback does: swap crossed pairs, then
-    separate equal ones by raising slow (or, at slow's upper bound, lowering fast)."""
-    f, s = space.index(fast), space.index(slow)
-    crossed = X[:, f] > X[:, s]
-    X[crossed, f], X[crossed, s] = X[crossed, s], X[crossed, f].copy()
-    equal = X[:, f] == X[:, s]
-    X[equal, s] = np.minimum(X[equal, s] + 1, space.xu[s])
-    still = X[:, f] >= X[:, s]
-    X[still, f] = X[still, s] - 1
-    return X

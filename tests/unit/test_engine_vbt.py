@@ -67,3 +67,17 @@ def test_reduce_assets_median_and_single_asset():
 def test_empty_chunk(market):
     ev = evaluate(market, strategies.get("rsi_pullback"), [], EvaluationConfig())
     assert ev.metrics.shape == (0, len(METRICS))
+
+
+def test_worst_case_reducer_takes_the_worst_asset_per_metric():
+    from evo.objectives import METRICS
+
+    rng = np.random.default_rng(0)
+    pa = rng.normal(size=(3, 4, len(METRICS)))
+    got = reduce_assets(pa, "worst", {"sharpe_ratio": "max", "exposure": "min"})
+    j = METRICS.index
+    np.testing.assert_array_equal(got[:, j("sharpe_ratio")], pa[:, :, j("sharpe_ratio")].min(axis=0))
+    np.testing.assert_array_equal(got[:, j("exposure")], pa[:, :, j("exposure")].max(axis=0))  # minimised: worst is max
+    np.testing.assert_array_equal(got[:, j("max_drawdown")], pa[:, :, j("max_drawdown")].min(axis=0))  # deepest
+    pa[1, 2, j("sharpe_ratio")] = np.nan
+    assert np.isnan(reduce_assets(pa, "worst")[2, j("sharpe_ratio")])  # undefined on one asset: undefined

@@ -1,0 +1,220 @@
+"""`evo report`: one self-contained HTML file (plotly) on what a run found and whether it held out of sample.
+
+The detailed stats and the equity curves come from vectorbt (`Portfolio.stats()`,
+`Portfolio.value()`) on the chosen strategies: the reference, not the fast engine.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evo.objectives import METRICS
+
+#: how many Pareto strategies get equity curves and detailed stats (the best by the first objective)
+CHOSEN = 3
+
+FIGURE_IDS = ("pareto-front", "generations", "equity")
+
+
+def _context(name: str, db: str | None):
+    from evo import runs
+
+    ctx, store = runs.reopen(name, db_url=db)
+    return ctx, store
+
+
+def _portfolio(ctx, market, family, params: dict, window: tuple[int, int], asset: int = 0):
+    """vectorbt's portfolio of one strategy trading `window` (signals from the bars before its end)."""
+    import vectorbt as vbt
+
+    start, stop = window
+    ohlcv = market.frame(asset).iloc[:stop]
+    entries, exits = family.reference_signals(ohlcv, params)
+    sl, tp = family.stops([params])
+    ev = ctx.config.evaluation
+    return vbt.Portfolio.from_signals(
+        ohlcv["close"].iloc[start:], entries.iloc[start:], exits.iloc[start:],
+        init_cash=ev.init_cash, fees=ev.fees, slippage=ev.slippage,
+        sl_stop=np.nan if sl is None else float(sl[0]), tp_stop=np.nan if tp is None else float(tp[0]),
+        freq=market.freq,
+    )
+
+
+def _fig_html(fig, div_id: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False})
+
+
+def _pareto_figure(s: dict):
+    import plotly.graph_objects as go
+
+    obj = [o["metric"] for o in s["objectives"]]
+    fig = go.Figure()
+    ins = [e["metrics"] for e in s["pareto"]]
+    outs = [e.get("oos_metrics") for e in s["pareto"]]
+    labels = [f"#{i}" for i in range(1, len(ins) + 1)]
+    if len(obj) >= 2:
+        x, y = obj[0], obj[1]
+        fig.add_scatter(x=[m[x] for m in ins], y=[m[y] for m in ins], mode="markers+text", text=labels,
+                        textposition="top center", name="in sample", marker={"size": 10})
+        if any(outs):
+            fig.add_scatter(x=[m[x] if m else None for m in outs], y=[m[y] if m else None for m in outs],
+                            mode="markers+text", text=labels, textposition="bottom center", name="holdout",
+                            marker={"size": 10, "symbol": "diamond"})
+            for a, b in zip(ins, outs):
+                if b:
+                    fig.add_scatter(x=[a[x], b[x]], y=[a[y], b[y]], mode="lines", showlegend=False,
+                                    line={"color": "lightgray", "dash": "dot"})
+        fig.update_layout(xaxis_title=x, yaxis_title=y)
+    else:
+        x = obj[0]
+        fig.add_bar(x=labels, y=[m[x] for m in ins], name="in sample")
+        if any(outs):
+            fig.add_bar(x=labels, y=[m[x] if m else None for m in outs], name="holdout")
+        fig.update_layout(yaxis_title=x, barmode="group")
+    fig.update_layout(title="Pareto front: in sample and on the holdout", height=480)
+    return fig
+
+
+def _generations_figure(stats: list[dict], objectives: list[dict]):
+    from plotly.subplots import make_subplots
+
+    gens = [st["generation"] for st in stats]
+    fig = make_subplots(rows=1 + len(objectives), cols=1, shared_xaxes=True,
+                        subplot_titles=["hypervolume"] + [f"best {o['metric']} ({o['direction']})" for o in objectives])
+    fig.add_scatter(x=gens, y=[st["hypervolume"] for st in stats], mode="lines+markers", name="hypervolume", row=1, col=1)
+    for i, o in enumerate(objectives, start=2):
+        fig.add_scatter(x=gens, y=[(st.get("best") or {}).get(o["metric"]) for st in stats], mode="lines+markers",
+                        name=o["metric"], row=i, col=1)
+    fig.update_layout(title="Per generation", height=260 * (1 + len(objectives)), showlegend=False)
+    fig.update_xaxes(title_text="generation", row=1 + len(objectives), col=1)
+    return fig
+
+
+def _equity_figure(curves: list[tuple[str, pd.Series, pd.Series | None, pd.Series, pd.Series | None]]):
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(curves), cols=1, subplot_titles=[c[0] for c in curves])
+    for i, (label, is_val, oos_val, bh_is, bh_oos) in enumerate(curves, start=1):
+        fig.add_scatter(x=is_val.index, y=is_val.values, name="strategy, in sample", line={"color": "#1f77b4"},
+                        showlegend=i == 1, row=i, col=1)
+        fig.add_scatter(x=bh_is.index, y=bh_is.values, name="buy and hold", line={"color": "gray", "dash": "dot"},
+                        showlegend=i == 1, row=i, col=1)
+        if oos_val is not None:
+            fig.add_scatter(x=oos_val.index, y=oos_val.values, name="strategy, holdout", line={"color": "#d62728"},
+                            showlegend=i == 1, row=i, col=1)
+            fig.add_scatter(x=bh_oos.index, y=bh_oos.values, name="buy and hold, holdout",
+                            line={"color": "gray", "dash": "dash"}, showlegend=i == 1, row=i, col=1)
+            fig.add_vline(x=oos_val.index[0], line={"color": "black", "width": 1}, row=i, col=1)
+    fig.update_layout(title="Equity of the chosen strategies against buy and hold (value, starting cash)",
+                      height=320 * len(curves))
+    return fig
+
+
+def _table(headers: list[str], rows: list[list], cls: str) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return html.escape("-" if v is None else str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _stats_table(stats: dict[str, pd.Series]) -> str:
+    """vectorbt Portfolio.stats() side by side."""
+    keys = list(next(iter(stats.values())).index)
+    rows = [[k] + [s.get(k) if not isinstance(s.get(k), (pd.Timestamp, pd.Timedelta)) else str(s.get(k))
+                   for s in stats.values()] for k in keys]
+    return _table(["stat"] + list(stats), rows, "stats")
+
+
+def write_report(name: str, db: str | None, out: str | Path) -> Path:
+    """Write the run's report to `out` (one HTML file with plotly inlined) and remember where."""
+    from plotly.offline import get_plotlyjs
+
+    from evo import strategies, summary
+    from evo.data import get_market
+
+    ctx, store = _context(name, db)
+    s = summary.summary(name, db)
+    if not s["pareto"]:
+        raise ValueError(f"run {name!r} has no Pareto set to report (no generation, or no feasible strategy)")
+    stats = [st for _, st in store.generation_stats(ctx.run_id)]
+    market = get_market(ctx.config.data, ctx.fingerprint)
+    family = strategies.get(ctx.config.strategy.family)
+
+    chosen = s["pareto"][:CHOSEN]
+    curves, vbt_stats = [], {}
+    for i, e in enumerate(chosen, 1):
+        pf_is = _portfolio(ctx, market, family, e["genes"], ctx.window)
+        close = market.frame(0)["close"]
+        init = ctx.config.evaluation.init_cash
+        bh_is = close.iloc[ctx.window[0]:ctx.window[1]]
+        bh_is = bh_is / bh_is.iloc[0] * init
+        pf_oos = bh_oos = None
+        if ctx.oos_window is not None:
+            pf_oos = _portfolio(ctx, market, family, e["genes"], ctx.oos_window)
+            bh_oos = close.iloc[ctx.oos_window[0]:ctx.oos_window[1]]
+            bh_oos = bh_oos / bh_oos.iloc[0] * init
+        curves.append((f"#{i}", pf_is.value(), None if pf_oos is None else pf_oos.value(), bh_is, bh_oos))
+        vbt_stats[f"#{i} in sample"] = pf_is.stats()
+        if pf_oos is not None:
+            vbt_stats[f"#{i} holdout"] = pf_oos.stats()
+
+    genes = list(s["pareto"][0]["genes"])
+    pareto_rows = []
+    for i, e in enumerate(s["pareto"], 1):
+        oos = e.get("oos_metrics") or {}
+        pareto_rows.append([f"#{i}"] + [e["genes"][g] for g in genes] + [e["metrics"][m] for m in METRICS]
+                           + [oos.get(m) for m in METRICS])
+    pareto_table = _table(
+        ["#"] + genes + [f"{m} (in)" for m in METRICS] + [f"{m} (holdout)" for m in METRICS], pareto_rows, "pareto"
+    )
+
+    v = s.get("verdict") or {}
+    verdict = html.escape(v.get("verdict", "not judged yet"))
+    verdict_detail = _table(["", "value"], [[k, val] for k, val in v.items() if not isinstance(val, (list, dict))],
+                            "verdict-detail") if v else ""
+    holdout = (f"holdout: bars {ctx.oos_window[0]}-{ctx.oos_window[1]} from {market.index[ctx.oos_window[0]]}"
+               if ctx.oos_window else "no holdout")
+    sections = [
+        f"<h1>{html.escape(name)}</h1>",
+        f'<p class="meta">family <code>{html.escape(s["family"])}</code> · {s["generations_done"]} generations · '
+        f'data fingerprint <code>{s["data_fingerprint"]}</code> · {market.n_bars} bars of {", ".join(market.symbols)} '
+        f'({market.index[0]} to {market.index[-1]}) · training bars {ctx.window[0]}-{ctx.window[1]} · {holdout}</p>',
+        f'<h2>Verdict: <span class="verdict">{verdict}</span></h2>',
+        verdict_detail,
+        "<h2>Pareto front</h2>", _fig_html(_pareto_figure(s), FIGURE_IDS[0]),
+        "<h2>Evolution</h2>", _fig_html(_generations_figure(stats, s["objectives"]), FIGURE_IDS[1]),
+        "<h2>Equity curves</h2>", _fig_html(_equity_figure(curves), FIGURE_IDS[2]),
+        "<h2>Pareto set</h2>", pareto_table,
+        f"<h2>vectorbt statistics of the chosen strategies (symbol {html.escape(market.symbols[0])})</h2>",
+        _stats_table(vbt_stats),
+        "<h2>Configuration</h2>",
+        f"<pre>{html.escape(json.dumps(ctx.config.model_dump(mode='json'), indent=2))}</pre>",
+    ]
+    doc = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>evo report: {html.escape(name)}</title>
+<script type="text/javascript">{get_plotlyjs()}</script>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
+table {{ border-collapse: collapse; font-size: 12px; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
+th {{ background: #f3f3f3; }}
+.verdict {{ color: {"#2a7d2a" if v.get("verdict") == "edge" else "#b36b00"}; }}
+pre {{ background: #f7f7f7; padding: 1em; font-size: 12px; }}
+.meta {{ color: #555; }}
+</style></head><body>
+{"".join(sections)}
+</body></html>"""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(doc, encoding="utf-8")
+    store.update_run(ctx.run_id, report_path=str(out.resolve()))
+    return out

@@ -1,0 +1,90 @@
+"""The `walk-forward` flow: one evolution per fold (ordinary, resumable runs), then the stitched test windows."""
+
+# no `from __future__ import annotations`: Prefect builds the parameter model from these annotations
+
+import numpy as np
+from prefect import flow, get_run_logger
+
+from evo import runs, steps, strategies, summary
+from evo import walkforward as wf
+from evo.algorithm import decode_checkpoint
+from evo.config import RunConfig
+from evo.data import get_market
+from evo.store import has_password
+from flows.evolve import drive
+from flows.orchestration import Orchestrated, Plain
+
+
+@flow(name="walk-forward", flow_run_name="walk-forward {name}", validate_parameters=True, persist_result=False)
+def walk_forward(config: RunConfig, name: str | None = None, db_url: str | None = None) -> dict:
+    """Evolve once per walk-forward fold and report the stitched out-of-sample performance.
+
+    config: the run's configuration; validation.holdout and validation.walk_forward define the folds.
+    name: the walk-forward's name (its folds are NAME/wf1, NAME/wf2, ...); defaults to config.name.
+    db_url: SQLAlchemy URL without a password; defaults to EVO_DATABASE_URL, then sqlite:///evo.db.
+    """
+    if has_password(db_url):
+        raise ValueError("db_url must not contain a password: set EVO_DATABASE_URL in the worker's environment instead")
+    return drive_walk_forward(config, name, db_url, Orchestrated(get_run_logger()))
+
+
+def drive_walk_forward(config: RunConfig, name: str | None, db_url: str | None, orch: Plain) -> dict:
+    from evo.engine import fast
+
+    name = name or config.name
+    if not name:
+        raise ValueError("a walk-forward needs a name")
+    config = config.with_overrides(name=name)
+    market = runs.prepare(config)
+    folds = wf.plan(config, market)
+    parent = runs.start_walk_forward(config, market, db_url)
+    store = runs.open_store(db_url or config.storage.url)
+    family = strategies.get(config.strategy.family)
+    ann = fast.ann_factor(market.freq)
+    results, returns, seed = [], [], None
+    for fold in folds:
+        child = wf.fold_config(config, name, fold, seed if config.validation.walk_forward.warm_start else None)
+        orch.log.info("walk-forward %r: fold %d trains on bars %d-%d, tests on %d-%d",
+                      name, fold.number, *fold.train, *fold.test)
+        drive(child, None, None, db_url, None, False, orch)
+        ctx, _ = runs.reopen(child.name, db_url=db_url)
+        chosen = wf.choose(summary.summary(child.name, db_url)["pareto"], [o.model_dump() for o in config.objectives])
+        space = family.space(config.strategy.bounds)
+        x = space.encode([chosen["genes"]])[0]
+        rets = np.mean(
+            [fast.returns_of(market.arrays(a), family, x, space.names, config.evaluation, market.freq, fold.test)
+             for a in range(market.n_assets)],
+            axis=0,
+        )
+        off = steps.Offspring(X=x[None, :], params=[chosen["genes"]], hashes=[chosen["genome_hash"]])
+        test_key = runs.evaluation_key(child, market.fingerprint, fold.test)
+        test_metrics, test_pa, new = steps.score(ctx, off, fold.test, test_key)
+        if new[0]:
+            store.save_evaluations(config.strategy.family,
+                                   [(off.hashes[0], off.params[0], test_key, test_metrics[0].tolist(), test_pa[0])])
+        results.append({
+            "fold": fold.number,
+            "run": child.name,
+            "train": list(fold.train),
+            "test": list(fold.test),
+            "test_start": str(market.index[fold.test[0]]),
+            "genes": chosen["genes"],
+            "in_sample": chosen["metrics"],
+            "test_window": wf.metrics_dict(test_metrics[0]),
+        })
+        returns.append(rets)
+        last = store.last_generation(ctx.run_id)
+        seed = decode_checkpoint(last.checkpoint, space.n_var, ctx.n_obj, ctx.n_constr).pop.X.tolist()
+    result = {
+        "mode": config.validation.walk_forward.mode,
+        "warm_start": config.validation.walk_forward.warm_start,
+        "folds": results,
+        "stitched": wf.stitch(returns, ann),
+    }
+    store.save_validation(parent.id, "walk_forward", 0, result)
+    store.update_run(parent.id, status="completed")
+    s = result["stitched"]
+    orch.log.info("walk-forward %r: stitched out of sample over %d bars: return %.4g, Sharpe %s, P(Sharpe > 0) %.3f",
+                  name, s.get("bars", 0), s.get("total_return", float("nan")), s.get("sharpe_ratio"),
+                  s.get("prob_sharpe_positive", 0.0))
+    return result
