@@ -60,10 +60,11 @@ def test_random_walk_gets_no_evidence_of_edge(tmp_path, db_url):
     assert v["sharpe_annualized"] > 2  # the best in-sample Sharpe looked good: luck, which the verdict saw through
 
 
-def test_planted_pattern_gets_edge_and_holds_out_of_sample(tmp_path, db_url):
+def test_planted_pattern_gets_edge_and_holds_out_of_sample(tmp_path, sqlite_url):
     from evo import summary
     from flows.evolve import evolve
 
+    db_url = sqlite_url
     evolve(config=cfg_for(write_market(tmp_path / "cycle.csv", planted(3000, 123))), db_url=db_url)
     s = summary.summary("v", db_url)
     v = s["verdict"]
