@@ -9,7 +9,6 @@ from evo import runs, steps, strategies, summary
 from evo import walkforward as wf
 from evo.algorithm import decode_checkpoint
 from evo.config import RunConfig
-from evo.data import get_market
 from evo.store import has_password
 from flows.evolve import drive
 from flows.orchestration import Orchestrated, Plain

@@ -14,6 +14,31 @@ ROOT = Path(__file__).resolve().parents[1]
 EVO = str(Path(sys.executable).parent / "evo")
 
 
+def rows(url: str, q: str, **p) -> list:
+    """All rows of one query, with bound parameters, on a connection of its own."""
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.execute(text(q), p).all()
+    finally:
+        eng.dispose()
+
+
+def scalar(url: str, q: str, **p):
+    """The first column of the first row of one query (None without rows)."""
+    eng = create_engine(url)
+    try:
+        with eng.connect() as c:
+            return c.execute(text(q), p).scalar()
+    finally:
+        eng.dispose()
+
+
+def as_json(v):
+    """PostgreSQL hands JSON columns back parsed, SQLite as text."""
+    return json.loads(v) if isinstance(v, str) else v
+
+
 def dump_run(url: str, name: str) -> dict:
     """Every committed generation of a run: checkpoint and members, in a comparable form."""
     eng = create_engine(url)
@@ -84,9 +109,9 @@ def integrity_problems(url: str) -> list[str]:
     out = []
     with eng.connect() as c:
         for name, q in checks.items():
-            rows = c.execute(text(q)).all()
-            if rows:
-                out.append(f"{name}: {rows[:5]}")
+            found = c.execute(text(q)).all()
+            if found:
+                out.append(f"{name}: {found[:5]}")
     eng.dispose()
     return out
 

@@ -53,6 +53,13 @@ class Gene:
         return int(x) if self.kind == "int" else float(x)
 
 
+#: The stop-loss and take-profit every built-in family ends with (the engine reads them by name).
+STOP_GENES = (
+    Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
+    Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
+)
+
+
 class GeneSpace:
     """A family's genes with the run's bounds: encode, decode, repair, hash."""
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import Family, Gene, Params, as_2d, column
+from evo.strategies.base import STOP_GENES, Family, Gene, Params, as_2d, column
 
 
 class Breakout(Family):
@@ -35,8 +35,7 @@ class Breakout(Family):
         Gene("exit_window", "int", 5, 50, doc="exit channel: lowest low of this many previous bars", window=True),
         Gene("atr_window", "int", 5, 50, doc="ATR span", window=True),
         Gene("atr_mult", "float", 0.0, 1.0, step=0.05, doc="entry margin above the channel, in ATRs"),
-        Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
-        Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
+        *STOP_GENES,
     )
 
     # unshifted channels: the kernel reads bar i - 1 itself

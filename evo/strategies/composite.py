@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
+from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 from evo.strategies.breakout import previous_channel
 
 #: switch genes of the entry conditions, in kernel order
@@ -77,8 +77,7 @@ class Composite(Family):
         Gene("x_bb", "int", 0, 1, doc="exit condition close > middle band on/off"),
         Gene("x_breakdown", "int", 0, 1, doc="exit condition close < previous Donchian low on/off"),
         Gene("exit_logic", "int", 0, 1, doc="0: AND of the enabled exit conditions, 1: OR"),
-        Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
-        Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
+        *STOP_GENES,
     )
 
     indicators = (

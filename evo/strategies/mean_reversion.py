@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import Family, Gene, Params, as_2d, column
+from evo.strategies.base import STOP_GENES, Family, Gene, Params, as_2d, column
 
 
 class MeanReversion(Family):
@@ -34,8 +34,7 @@ class MeanReversion(Family):
         Gene("rsi_window", "int", 5, 30, doc="RSI look-back in bars", window=True),
         Gene("rsi_lower", "float", 20.0, 50.0, step=0.5, doc="oversold level: entry below it"),
         Gene("rsi_upper", "float", 50.0, 85.0, step=0.5, doc="overbought level: exit above it"),
-        Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
-        Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
+        *STOP_GENES,
     )
 
     indicators = (

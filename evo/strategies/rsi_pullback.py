@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
+from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 
 
 class RsiPullback(Family):
@@ -35,8 +35,7 @@ class RsiPullback(Family):
         Gene("slow_window", "int", 20, 200, doc="slow MA look-back", window=True),
         Gene("vol_window", "int", 5, 50, doc="volume MA look-back", window=True),
         Gene("vol_mult", "float", 0.0, 2.0, step=0.05, doc="volume must be >= vol_mult x its MA (0 = off)"),
-        Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
-        Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
+        *STOP_GENES,
     )
 
     indicators = (

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
+from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 
 
 class Trend(Family):
@@ -33,8 +33,7 @@ class Trend(Family):
         Gene("slow_window", "int", 20, 200, doc="slow EMA span", window=True),
         Gene("atr_window", "int", 5, 50, doc="ATR span", window=True),
         Gene("max_vol", "float", 0.005, 0.1, step=0.001, doc="entry only while ATR <= max_vol x close"),
-        Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
-        Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
+        *STOP_GENES,
     )
 
     indicators = (

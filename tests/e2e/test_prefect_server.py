@@ -15,11 +15,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from flows.orchestration import artifact_key
 from tests.conftest import small_config
-from tests.helpers import EVO, ROOT, dump_run, evo_env, integrity_problems, write_config
+from tests.helpers import EVO, ROOT, dump_run, evo_env, integrity_problems, rows, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -48,14 +47,6 @@ def _final_state(api_url, flow_run_id, timeout=180):
         return fr if fr.state and fr.state.is_final() else None
 
     return _wait(done, timeout, f"flow run {flow_run_id} to finish")
-
-
-def _rows(url, q, **p):
-    eng = create_engine(url)
-    with eng.connect() as c:
-        out = c.execute(text(q), p).all()
-    eng.dispose()
-    return out
 
 
 @pytest.fixture
@@ -112,7 +103,7 @@ def test_served_deployment_runs_with_artifacts_then_crash_and_ui_retry_resume(se
     fr = _final_state(api, fr.id)
     assert fr.state.is_completed(), (fr.state, log.read_text()[-3000:])
 
-    gens = _rows(db, "SELECT number, flow_run_id FROM generations ORDER BY number")
+    gens = rows(db, "SELECT number, flow_run_id FROM generations ORDER BY number")
     assert gens == [(1, str(fr.id)), (2, str(fr.id)), (3, str(fr.id))]
 
     with _client(api) as c:
@@ -136,7 +127,7 @@ def test_served_deployment_runs_with_artifacts_then_crash_and_ui_retry_resume(se
         crashy = c.create_flow_run_from_deployment(dep.id, parameters=params)
     crashed = _final_state(api, crashy.id)
     assert crashed.state.is_crashed(), (crashed.state, log.read_text()[-3000:])
-    assert [r[0] for r in _rows(db, "SELECT g.number FROM generations g JOIN runs r ON r.id = g.run_id "
+    assert [r[0] for r in rows(db, "SELECT g.number FROM generations g JOIN runs r ON r.id = g.run_id "
                                      "WHERE r.name = 'crashy' ORDER BY g.number")] == [1, 2]
     assert integrity_problems(db) == []
 
@@ -148,7 +139,7 @@ def test_served_deployment_runs_with_artifacts_then_crash_and_ui_retry_resume(se
     retried = _final_state(api, crashy.id)
     assert retried.id == crashy.id and retried.state.is_completed(), (retried.state, log.read_text()[-3000:])
     assert retried.run_count >= 2
-    gens = _rows(db, "SELECT g.number, g.flow_run_id FROM generations g JOIN runs r ON r.id = g.run_id "
+    gens = rows(db, "SELECT g.number, g.flow_run_id FROM generations g JOIN runs r ON r.id = g.run_id "
                      "WHERE r.name = 'crashy' ORDER BY g.number")
     assert gens == [(n, str(crashy.id)) for n in range(1, 6)]  # resumed after 2, same flow-run id throughout
     assert "resuming after committed generation 2" in log.read_text()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from evo import faults
 from tests.conftest import small_config
-from tests.helpers import dump_run, integrity_problems
+from tests.helpers import dump_run, integrity_problems, scalar
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -38,14 +37,6 @@ def reference(tmp_path_factory, prefect_harness):
     url = f"sqlite:///{tmp_path_factory.mktemp('ref')}/ref.db"
     evolve(config=cfg(), db_url=url)
     return dump_run(url, "t")
-
-
-def _one(url, q, **p):
-    eng = create_engine(url)
-    with eng.connect() as c:
-        v = c.execute(text(q), p).scalar()
-    eng.dispose()
-    return v
 
 
 def _evaluate_task_runs(flow_run_id: str, expect_retried: int, timeout: float = 60):
@@ -80,7 +71,7 @@ def test_thirty_percent_of_first_attempts_fail_and_the_run_is_unchanged(db_url, 
     assert integrity_problems(db_url) == []
     failed_first = len(faults._attempts)  # chunks whose first attempt was made to fail
     assert failed_first >= 2
-    flow_run_id = _one(db_url, "SELECT flow_run_id FROM generations WHERE number = 1")
+    flow_run_id = scalar(db_url, "SELECT flow_run_id FROM generations WHERE number = 1")
     evaluate, retried = _evaluate_task_runs(flow_run_id, failed_first)
     assert len(evaluate) >= 8  # several chunks per generation, so 30 % means something
     assert len(retried) == failed_first
@@ -95,9 +86,9 @@ def test_retries_run_out_then_resume_continues_from_the_last_commit(db_url, refe
     monkeypatch.setenv("EVO_FAULT_FROM_GENERATION", "3")
     with pytest.raises(faults.InjectedFault):
         evolve(config=cfg(), db_url=db_url)
-    assert _one(db_url, "SELECT MAX(number) FROM generations") == 2
-    assert _one(db_url, "SELECT status FROM runs") == "failed"
-    assert _one(db_url, "SELECT lease_owner FROM runs") is None  # released on the way out
+    assert scalar(db_url, "SELECT MAX(number) FROM generations") == 2
+    assert scalar(db_url, "SELECT status FROM runs") == "failed"
+    assert scalar(db_url, "SELECT lease_owner FROM runs") is None  # released on the way out
     assert integrity_problems(db_url) == []
     partial = dump_run(db_url, "t")
     assert partial["generations"] == reference["generations"][:2]
@@ -106,7 +97,7 @@ def test_retries_run_out_then_resume_continues_from_the_last_commit(db_url, refe
         monkeypatch.delenv(k)
     evolve(config=None, name="t", db_url=db_url)
     assert dump_run(db_url, "t") == reference
-    assert _one(db_url, "SELECT status FROM runs") == "completed"
+    assert scalar(db_url, "SELECT status FROM runs") == "completed"
 
 
 # every stage is covered on both backends by tests/unit/test_store.py::test_persist_is_atomic; here the flow
@@ -120,10 +111,10 @@ def test_persist_failing_mid_transaction_leaves_no_partial_rows(tmp_path, stage,
     monkeypatch.setenv("EVO_FAULT_FROM_GENERATION", "2")
     with pytest.raises(faults.InjectedFault, match=f"after {stage}"):
         evolve(config=cfg(), db_url=url)
-    assert _one(url, "SELECT MAX(number) FROM generations") == 1
-    assert _one(url, "SELECT COUNT(*) FROM members WHERE generation = 2") == 0
-    n_ind = _one(url, "SELECT COUNT(*) FROM individuals")
-    assert n_ind == _one(url, "SELECT COUNT(DISTINCT individual_id) FROM members")  # no individual of generation 2
+    assert scalar(url, "SELECT MAX(number) FROM generations") == 1
+    assert scalar(url, "SELECT COUNT(*) FROM members WHERE generation = 2") == 0
+    n_ind = scalar(url, "SELECT COUNT(*) FROM individuals")
+    assert n_ind == scalar(url, "SELECT COUNT(DISTINCT individual_id) FROM members")  # no individual of generation 2
     assert integrity_problems(url) == []
     monkeypatch.delenv("EVO_FAULT_PERSIST")
     evolve(config=None, name="t", db_url=url)

@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from evo.runs import RunError
 from tests.conftest import small_config
-from tests.helpers import dump_run, integrity_problems
+from tests.helpers import as_json, dump_run, integrity_problems, rows
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def _json(v):
-    """PostgreSQL hands JSON columns back parsed, SQLite as text."""
-    import json
-
-    return json.loads(v) if isinstance(v, str) else v
-
-
-def _rows(url: str, q: str, **p):
-    eng = create_engine(url)
-    with eng.connect() as c:
-        out = c.execute(text(q), p).all()
-    eng.dispose()
-    return out
 
 
 def test_flow_commits_every_generation_with_its_rows(db_url):
@@ -34,18 +18,17 @@ def test_flow_commits_every_generation_with_its_rows(db_url):
     out = evolve(config=cfg, db_url=db_url)
     assert out["name"] == "t" and out["generations_done"] == 3
 
-    (run_id, status, target, fp), = _rows(db_url, "SELECT id, status, generations_target, data_fingerprint FROM runs")
+    (run_id, status, target, fp), = rows(db_url, "SELECT id, status, generations_target, data_fingerprint FROM runs")
     assert status == "completed" and target == 3 and len(fp) == 64
-    gens = _rows(db_url, "SELECT number, stats, flow_run_id, checkpoint FROM generations ORDER BY number")
+    gens = rows(db_url, "SELECT number, stats, flow_run_id, checkpoint FROM generations ORDER BY number")
     assert [g[0] for g in gens] == [1, 2, 3]
     assert len({g[2] for g in gens}) == 1 and gens[0][2]  # one flow run produced them, and it is recorded
-    import json
 
     n_eval = 0
     for number, stats, _, ck in gens:
-        stats, ck = _json(stats), _json(ck)
-        off = _rows(db_url, "SELECT COUNT(*) FROM members WHERE generation = :g AND role = 'offspring'", g=number)[0][0]
-        surv = _rows(db_url, "SELECT COUNT(*) FROM members WHERE generation = :g AND role = 'survivor'", g=number)[0][0]
+        stats, ck = as_json(stats), as_json(ck)
+        off = rows(db_url, "SELECT COUNT(*) FROM members WHERE generation = :g AND role = 'offspring'", g=number)[0][0]
+        surv = rows(db_url, "SELECT COUNT(*) FROM members WHERE generation = :g AND role = 'survivor'", g=number)[0][0]
         assert off == stats["n_offspring"] == stats["evaluated"] + stats["cache_hits"]
         assert surv == len(ck["pop"]["X"]) == (off if number == 1 else 12)
         n_eval += off
@@ -53,13 +36,13 @@ def test_flow_commits_every_generation_with_its_rows(db_url):
         assert stats["hypervolume"] >= 0 and set(stats["best"]) == {"sharpe_ratio", "max_drawdown"}
         assert sum(stats["chunks"]["sizes"]) == stats["evaluated"]
     # every individual was evaluated exactly once under the run's key
-    n_ind = _rows(db_url, "SELECT COUNT(*) FROM individuals")[0][0]
-    n_evals = _rows(db_url, "SELECT COUNT(DISTINCT individual_id) FROM evaluations")[0][0]
-    assert n_ind == n_evals == sum(_json(g[1])["evaluated"] for g in gens)
+    n_ind = rows(db_url, "SELECT COUNT(*) FROM individuals")[0][0]
+    n_evals = rows(db_url, "SELECT COUNT(DISTINCT individual_id) FROM evaluations")[0][0]
+    assert n_ind == n_evals == sum(as_json(g[1])["evaluated"] for g in gens)
     assert integrity_problems(db_url) == []
     # survivors with rank 0 are non-dominated among the feasible survivors
-    front = _rows(db_url, "SELECT objectives FROM members WHERE generation = 3 AND role = 'survivor' AND rank = 0")
-    pts = [_json(f[0]) for f in front]
+    front = rows(db_url, "SELECT objectives FROM members WHERE generation = 3 AND role = 'survivor' AND rank = 0")
+    pts = [as_json(f[0]) for f in front]
     assert pts
     for a in pts:
         assert not any(b[0] >= a[0] and b[1] >= a[1] and b != a for b in pts)
@@ -106,14 +89,13 @@ def test_same_name_with_a_different_config_is_refused(db_url):
 
 def test_second_run_on_same_data_reuses_evaluations(db_url):
     from flows.evolve import evolve
-    import json
 
     cfg = small_config(algorithm={"pop_size": 8, "generations": 2})
     evolve(config=cfg, db_url=db_url)
-    n_evals = _rows(db_url, "SELECT COUNT(*) FROM evaluations")[0][0]
+    n_evals = rows(db_url, "SELECT COUNT(*) FROM evaluations")[0][0]
     evolve(config=cfg, name="again", db_url=db_url)  # same seed: the same genomes, all cached
-    assert _rows(db_url, "SELECT COUNT(*) FROM evaluations")[0][0] == n_evals
-    stats = [_json(s[0]) for s in _rows(
+    assert rows(db_url, "SELECT COUNT(*) FROM evaluations")[0][0] == n_evals
+    stats = [as_json(s[0]) for s in rows(
         db_url, "SELECT g.stats FROM generations g JOIN runs r ON r.id = g.run_id WHERE r.name = 'again' ORDER BY g.number")]
     assert [s["evaluated"] for s in stats] == [0, 0]
     assert [s["cache_hits"] for s in stats] == [s["n_offspring"] for s in stats]
