@@ -22,7 +22,7 @@ from evo import strategies
 from evo.config import ConfigError, RunConfig, validate
 from evo import validation
 from evo.data import DataError, Market, check_length, get_market
-from evo.store import RunRecord, Store, StoreError
+from evo.store import RunBusy, RunRecord, Store, StoreError
 from evo.store.store import busy_message
 
 #: bump when a metric's definition changes: old cached evaluations stop matching
