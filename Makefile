@@ -1,25 +1,28 @@
 # Both quick-start commands create .venv and install the project into it first.
 PYTHON ?= python3
-VENV ?= .venv
+# the repository, wherever make is run from (`make -f path/to/Makefile demo` works from any folder)
+HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
+VENV ?= $(HERE).venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): $(HERE)pyproject.toml $(HERE)constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# constraints.txt: every package at the version this project was tested with
+	$(BIN)/python -m pip install --quiet -c $(HERE)constraints.txt -e "$(HERE)[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: install
-	$(BIN)/evo run examples/default.toml
+	$(BIN)/evo run $(HERE)examples/default.toml
 	$(BIN)/evo report default --out report.html
 
 test: install
-	$(BIN)/python -m pytest
+	cd $(HERE) && $(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(HERE)*.egg-info $(HERE).pytest_cache
