@@ -38,13 +38,13 @@ def fresh_postgres_database():
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from evo.store import resolve_url
+    from evo.store.url import normalize
 
     if not PG_URL:
         if os.environ.get("EVO_REQUIRE_POSTGRES") == "1":
             pytest.fail("EVO_REQUIRE_POSTGRES=1 but EVO_TEST_POSTGRES_URL is not set")
         pytest.skip("EVO_TEST_POSTGRES_URL is not set (CI sets it; see .ci/run)")
-    admin = make_url(resolve_url(PG_URL))
+    admin = make_url(normalize(PG_URL))
     name = f"evo_t_{uuid.uuid4().hex[:12]}"
     dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
     try:

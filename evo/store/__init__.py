@@ -1,7 +1,6 @@
-"""Persistence: SQLAlchemy tables (models.py) and the one module that talks SQL (store.py)."""
+"""Persistence: SQLAlchemy tables (models.py), the one module that talks SQL (store.py), database URLs (url.py)."""
 
 from evo.store.store import (
-    DEFAULT_URL,
     GenerationRecord,
     LeaseLost,
     OffspringRow,
@@ -10,13 +9,11 @@ from evo.store.store import (
     Store,
     StoreError,
     SurvivorRow,
-    has_password,
-    mask_url,
-    resolve_url,
+    open_store,
 )
+from evo.store.url import URLError
 
 __all__ = [
-    "DEFAULT_URL",
     "GenerationRecord",
     "LeaseLost",
     "OffspringRow",
@@ -25,7 +22,6 @@ __all__ = [
     "Store",
     "StoreError",
     "SurvivorRow",
-    "has_password",
-    "mask_url",
-    "resolve_url",
+    "URLError",
+    "open_store",
 ]

@@ -10,19 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import JSON, create_engine, event, func, insert, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import JSON, create_engine, event, func, insert, inspect, select, text, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from evo.objectives import METRICS
-from evo.store.models import evaluations, generations, individuals, members, runs, validations
+from evo.store import url as urls
+from evo.store.models import evaluations, generations, individuals, members, metadata, runs, validations
 
-DEFAULT_URL = "sqlite:///evo.db"
+#: what an evo database holds; a database with any other table is not evo's
+EVO_TABLES = frozenset({t.name for t in metadata.sorted_tables} | {"alembic_version"})
+
 _IN_CHUNK = 500  # bound parameters per IN (...) query
 
 
@@ -38,39 +40,12 @@ class LeaseLost(StoreError):
     """This process no longer holds the run's lease (it expired and another took it)."""
 
 
-def resolve_url(url: str | None) -> str:
-    """--db beats EVO_DATABASE_URL beats the default SQLite file."""
-    url = url or os.environ.get("EVO_DATABASE_URL") or DEFAULT_URL
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return url
-
-
 def busy_message(name: str | None, holder: str | None, until: dt.datetime | None) -> str:
     return (
         f"run {name!r} is busy: another process ({holder}) is advancing it"
         + (f" (lease until {until:%Y-%m-%d %H:%M:%S} UTC)" if until else "")
         + "; wait for it to finish, or for its lease to expire if it died on another host"
     )
-
-
-def has_password(url: str | None) -> bool:
-    if not url:
-        return False
-    try:
-        return make_url(resolve_url(url)).password is not None
-    except Exception:
-        return False
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***: the only form that is ever printed or logged."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable database URL>"
 
 
 def _now() -> dt.datetime:
@@ -132,25 +107,26 @@ class SurvivorRow:
 
 
 class Store:
-    def __init__(self, url: str | None = None):
-        self.url = resolve_url(url)
-        self.masked_url = mask_url(self.url)
-        kw: dict[str, Any] = {"future": True}
+    """One database. Opening it (`open_store`) checks that it is evo's before anything is written."""
+
+    def __init__(self, url: str):
+        self.url = urls.normalize(url)
+        self.masked_url = urls.mask(self.url)
         try:
-            u = make_url(self.url)
-        except Exception as e:
-            raise StoreError(f"bad database URL {self.masked_url}: {_first_line(e)}") from None
+            u = urls.check(self.url)
+        except urls.URLError as e:
+            raise StoreError(str(e)) from None
+        kw: dict[str, Any] = {"future": True}
+        self.sqlite_path: Path | None = None
         if u.get_backend_name() == "sqlite":
-            db = u.database
-            if db and db != ":memory:":
-                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.sqlite_path = Path(u.database).expanduser()
             kw["connect_args"] = {"timeout": 30}
         else:
             kw["pool_pre_ping"] = True
         try:
             self.engine: Engine = create_engine(self.url, **kw)
         except Exception as e:
-            raise StoreError(f"bad database URL {self.masked_url}: {e}") from None
+            raise StoreError(f"bad database URL {self.masked_url}: {urls.scrub(_first_line(e), [self.url])}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
 
@@ -158,41 +134,122 @@ class Store:
         self.engine.dispose()
 
     # -- schema --------------------------------------------------------------------------------
-    def migrate(self) -> None:
-        """Run Alembic `upgrade head`; refuse a database whose schema is newer than this code."""
-        from alembic import command
+    def _tables(self) -> set[str] | None:
+        """The tables in the database, read without writing anything (None: no SQLite file yet)."""
+        if self.sqlite_path is not None:
+            if not self.sqlite_path.exists():
+                return None
+            import sqlite3
+
+            try:  # read-only, before the engine's first connection switches the file to WAL
+                con = sqlite3.connect(f"file:{self.sqlite_path}?mode=ro", uri=True, timeout=30)
+                try:
+                    names = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+                finally:
+                    con.close()
+            except sqlite3.DatabaseError as e:
+                raise StoreError(f"{self.sqlite_path} is not a SQLite database ({e})") from None
+            return {n for (n,) in names if not n.startswith("sqlite_")}
+        try:
+            with self.engine.connect() as conn:
+                return set(inspect(conn).get_table_names())
+        except OperationalError as e:
+            raise StoreError(self._unreachable(e)) from None
+
+    def holds_tables(self) -> bool:
+        """True when the database exists and holds any table (read without writing)."""
+        return bool(self._tables())
+
+    def _unreachable(self, e: Exception) -> str:
+        return f"cannot reach database {self.masked_url}: {urls.scrub(_first_line(e), [self.url])}"
+
+    def check_schema(self, *, write: bool) -> None:
+        """Refuse a database that is not evo's, or whose schema this code cannot use.
+
+        write=False (show, runs, report): the database must exist at this code's schema; nothing is
+        created or migrated. write=True: an empty or missing database gets the schema, an older one
+        is migrated (`migrate`). Either way a database holding other tables is refused untouched.
+        """
+        tables = self._tables()
+        if not tables:
+            if write:
+                return
+            what = "does not exist" if tables is None else "is empty"
+            raise StoreError(f"no evo database at {self.masked_url}: it {what} (`evo run` creates one)")
+        foreign = sorted(tables - EVO_TABLES)
+        if foreign or "alembic_version" not in tables:
+            shown = ", ".join(repr(t) for t in (foreign or sorted(tables))[:5])
+            raise StoreError(
+                f"database {self.masked_url} holds tables that are not evo's ({shown}); "
+                "give evo an empty database or one of its own"
+            )
+        current, heads, known = self._revisions()
+        unknown = [r for r in current if r not in known]
+        if unknown:
+            raise StoreError(
+                f"database {self.masked_url} has schema revision {unknown[0]}, newer than this "
+                f"version of evo knows (head {', '.join(sorted(heads))}); upgrade evo"
+            )
+        if not write and set(current) != heads:
+            raise StoreError(
+                f"database {self.masked_url} has an older evo schema ({', '.join(current) or 'none'}); "
+                "`evo resume NAME` or `evo run` upgrades it"
+            )
+
+    @staticmethod
+    def _alembic():
         from alembic.config import Config
-        from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
-        import migrations
+        from evo import migrations
 
-        script_location = str(Path(migrations.__file__).parent)
         cfg = Config()
-        cfg.set_main_option("script_location", script_location)
-        script = ScriptDirectory.from_config(cfg)
-        heads = set(script.get_heads())
+        cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+        return cfg, ScriptDirectory.from_config(cfg)
+
+    def _revisions(self) -> tuple[tuple[str, ...], set[str], set[str]]:
+        from alembic.runtime.migration import MigrationContext
+
+        _, script = self._alembic()
+        try:
+            with self.engine.connect() as conn:
+                current = tuple(MigrationContext.configure(conn).get_current_heads())
+        except OperationalError as e:
+            raise StoreError(self._unreachable(e)) from None
+        return current, set(script.get_heads()), {r.revision for r in script.walk_revisions()}
+
+    def migrate(self) -> None:
+        """Create the schema or bring it up to date (Alembic `upgrade head`), after `check_schema`."""
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+
+        self.check_schema(write=True)
+        cfg, script = self._alembic()
+        if self.sqlite_path is not None:
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self.engine.begin() as conn:
-                current = MigrationContext.configure(conn).get_current_heads()
-                known = {r.revision for r in script.walk_revisions()}
-                unknown = [r for r in current if r not in known]
-                if unknown:
-                    raise StoreError(
-                        f"database {self.masked_url} has schema revision {unknown[0]}, newer than this "
-                        f"version of evo knows (head {', '.join(sorted(heads))}); upgrade evo"
-                    )
-                if set(current) != heads:
+                if set(MigrationContext.configure(conn).get_current_heads()) != set(script.get_heads()):
                     cfg.attributes["connection"] = conn
                     command.upgrade(cfg, "head")
         except OperationalError as e:
-            raise StoreError(f"cannot reach database {self.masked_url}: {_first_line(e)}") from None
+            raise StoreError(self._unreachable(e)) from None
 
     def schema_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
 
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
+
+    def db_now(self, conn=None) -> dt.datetime:
+        """The database's clock (UTC): leases expire by it, whatever the clocks of the hosts say."""
+        if conn is None:
+            with self.engine.connect() as c:
+                return self.db_now(c)
+        if conn.dialect.name == "sqlite":
+            v = conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+            return dt.datetime.fromisoformat(v).replace(tzinfo=dt.timezone.utc)
+        return _utc(conn.execute(text("SELECT clock_timestamp()")).scalar_one()).astimezone(dt.timezone.utc)
 
     # -- runs ----------------------------------------------------------------------------------
     def get_run(self, name: str) -> RunRecord | None:
@@ -227,9 +284,9 @@ class Store:
         seed: int,
         generations_target: int,
     ) -> RunRecord:
-        now = _now()
         try:
             with self.engine.begin() as conn:
+                now = self.db_now(conn)
                 conn.execute(
                     insert(runs).values(
                         name=name,
@@ -251,15 +308,22 @@ class Store:
         assert rec is not None
         return rec
 
-    def update_run(self, run_id: int, **values: Any) -> None:
+    def update_run(self, run_id: int, *, owner: str | None = None, **values: Any) -> None:
+        """Change a run's row. With `owner`, only while that process holds the run's lease (LeaseLost otherwise)."""
         allowed = {"status", "generations_target", "config", "report_path"}
         bad = set(values) - allowed
         if bad:
             raise ValueError(f"cannot update run fields {sorted(bad)}")
+        q = update(runs).where(runs.c.id == run_id)
+        if owner is not None:
+            q = q.where(runs.c.lease_owner == owner)
         with self.engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(updated_at=_now(), **values))
+            if conn.execute(q.values(updated_at=self.db_now(conn), **values)).rowcount != 1 and owner is not None:
+                raise LeaseLost(f"run {run_id}: this process no longer holds the run; {sorted(values)} not changed")
 
     # -- the lease: one process advances a run at a time ----------------------------------------
+    # Every expiry is computed and compared on the database's clock, so hosts whose clocks
+    # disagree still agree on who holds a run.
     def acquire_lease(self, run_id: int, owner: str, seconds: float, stale_owner: str | None = None) -> None:
         """Take the run's lease for `seconds`, or raise RunBusy.
 
@@ -268,15 +332,15 @@ class Store:
         lease is free when nobody holds it, when it expired, or when the caller
         proved its holder dead (`stale_owner`).
         """
-        now = _now()
-        cond = (
-            (runs.c.lease_owner.is_(None))
-            | (runs.c.lease_owner == owner)
-            | (runs.c.lease_expires < now)
-        )
-        if stale_owner is not None:
-            cond = cond | (runs.c.lease_owner == stale_owner)
         with self.engine.begin() as conn:
+            now = self.db_now(conn)
+            cond = (
+                (runs.c.lease_owner.is_(None))
+                | (runs.c.lease_owner == owner)
+                | (runs.c.lease_expires < now)
+            )
+            if stale_owner is not None:
+                cond = cond | (runs.c.lease_owner == stale_owner)
             got = conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, cond)
@@ -289,8 +353,8 @@ class Store:
             raise RunBusy(busy_message(name, holder, until))
 
     def renew_lease(self, run_id: int, owner: str, seconds: float) -> bool:
-        now = _now()
         with self.engine.begin() as conn:
+            now = self.db_now(conn)
             return conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, runs.c.lease_owner == owner)
@@ -304,6 +368,11 @@ class Store:
                 .where(runs.c.id == run_id, runs.c.lease_owner == owner)
                 .values(lease_owner=None, lease_expires=None)
             )
+
+    def lease_expired(self, run_id: int) -> bool:
+        """True when nobody holds the run or its lease ran out (by the database's clock)."""
+        holder, until = self.lease_of(run_id)
+        return holder is None or until is None or until < self.db_now()
 
     def lease_of(self, run_id: int) -> tuple[str | None, dt.datetime | None]:
         """(owner, expiry) of the run's lease; expiry in UTC."""
@@ -385,9 +454,9 @@ class Store:
         transaction. `on_stage(stage)` is called after
         each stage inside the transaction (the fault-injection tests use it).
         """
-        now = _now()
         try:
             with self.engine.begin() as conn:
+                now = self.db_now(conn)
                 conn.execute(
                     insert(generations).values(
                         run_id=run_id,
@@ -466,6 +535,10 @@ class Store:
             if existing is None:
                 raise StoreError(f"cannot commit generation {number} of run {run_id}: {_first_line(e)}") from None
             if existing.checkpoint == checkpoint:
+                if lease_owner is not None and self.lease_of(run_id)[0] != lease_owner:
+                    raise LeaseLost(
+                        f"run {run_id}: generation {number} is committed, but this process no longer holds the run"
+                    ) from None
                 return False
             raise StoreError(
                 f"generation {number} of run {run_id} is already committed with a different state"
@@ -693,3 +766,18 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def open_store(url: str, *, write: bool) -> Store:
+    """The evo database at `url`, checked before anything is written.
+
+    write=True (run, resume, serve, walkforward): created or migrated when needed. write=False
+    (show, runs, report): it must already be an evo database at this code's schema; nothing is
+    created, migrated or switched (no file, no DDL, no WAL mode).
+    """
+    store = Store(url)
+    if write:
+        store.migrate()
+    else:
+        store.check_schema(write=False)
+    return store
