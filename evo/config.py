@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evo.objectives import METRICS
 
@@ -27,18 +28,60 @@ class ConfigError(ValueError):
     """A config that cannot run; the message names the field."""
 
 
+# Bounds every number must keep so that numpy, numba, SQLite and PostgreSQL can all hold it:
+# seeds go to numpy's SeedSequence (non-negative) and a BIGINT column, counts to INTEGER columns.
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+#: runs.name is VARCHAR(200); a walk-forward's folds are named NAME/wfK with K <= 50
+NAME_MAX = 190
+SYMBOL_MAX = 64
+#: the largest population and bar count a run may ask for (memory, not arithmetic, is the limit)
+POP_MAX = 100_000
+BARS_MAX = 20_000_000
+
+
+def check_text(value: str, what: str, max_len: int) -> str:
+    """A name that prints safely in a terminal, in rich markup (escaped) and in HTML (escaped).
+
+    Refused: empty, padded with spaces, too long, or holding control, format (bidi), private
+    or unassigned characters. Returns the value, or raises ValueError saying what is wrong.
+    """
+    if not value.strip():
+        raise ValueError(f"{what} is empty")
+    if value != value.strip():
+        raise ValueError(f"{what} starts or ends with spaces")
+    if len(value) > max_len:
+        raise ValueError(f"{what} has {len(value)} characters; at most {max_len}")
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            raise ValueError(f"{what} contains the control or invisible character U+{ord(ch):04X}")
+    return value
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinity anywhere: every float of a config is finite
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SyntheticData(_Model):
     """A seeded regime-switching market (bull, bear and choppy regimes of GBM)."""
 
-    n_bars: int = Field(6000, ge=50, description="Bars per symbol.")
+    n_bars: int = Field(6000, ge=50, le=BARS_MAX, description="Bars per symbol.")
     freq: str = Field("1h", description="Bar frequency, a pandas offset like '1h' or '1D'.")
     start: str = Field("2020-01-01", description="Timestamp of the first bar.")
-    symbols: list[str] = Field(default_factory=lambda: ["SYN"], min_length=1, description="One market per symbol.")
-    seed: int = Field(7, description="Seed of the market generator (independent of the run seed).")
+    symbols: list[str] = Field(
+        default_factory=lambda: ["SYN"], min_length=1, max_length=100, description="One market per symbol."
+    )
+    seed: int = Field(7, ge=0, le=INT64_MAX, description="Seed of the market generator (independent of the run seed).")
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, v: list[str]) -> list[str]:
+        for s in v:
+            check_text(s, f"symbol {s!r}", SYMBOL_MAX)
+        if len(set(v)) != len(v):
+            raise ValueError("symbols are not distinct")
+        return v
 
 
 class DataConfig(_Model):
@@ -46,6 +89,7 @@ class DataConfig(_Model):
 
     paths: list[str] = Field(
         default_factory=list,
+        max_length=1000,
         description="OHLCV files. Columns open, high, low, close, volume and a datetime index "
         "(first column, or one named date/datetime/timestamp/time). Several files make a multi-asset market.",
     )
@@ -63,63 +107,63 @@ class DataConfig(_Model):
             object.__setattr__(self, "synthetic", None)
         if not self.paths and self.synthetic is None:
             raise ValueError("give data.paths or data.synthetic")
+        for p in self.paths:
+            if not p.strip() or "\x00" in p:
+                raise ValueError(f"data.paths holds an empty or unusable path {p!r}")
         return self
 
 
 class StrategyConfig(_Model):
-    family: str = Field("rsi_pullback", description="Strategy family (evo.strategies).")
+    family: str = Field(
+        "rsi_pullback", min_length=1, max_length=200,
+        description="Strategy family (evo.strategies), or a user family as 'package.module:ClassName'.",
+    )
     bounds: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="Per-gene [low, high] overriding the family's bounds."
     )
 
-    @field_validator("family")
-    @classmethod
-    def _known_family(cls, v: str) -> str:
-        from evo import strategies
-
-        try:
-            strategies.get(v)
-        except (KeyError, ImportError) as e:  # unknown name; a user family that cannot load or fails its parity check
-            raise ValueError(e.args[0] if e.args else str(e)) from None
-        return v
-
     @field_validator("bounds")
     @classmethod
-    def _bounds_fit_family(cls, v: dict, info: ValidationInfo) -> dict:
-        from evo import strategies
-
+    def _bounds_ordered(cls, v: dict) -> dict:
         for name, (lo, hi) in v.items():
             if not lo < hi:
                 raise ValueError(f"bounds for gene {name!r} are inverted or empty: [{lo}, {hi}]")
-        if "family" in info.data:  # else the family error is reported on its own field
-            strategies.get(info.data["family"]).space(v)  # unknown genes, fractional integer bounds
         return v
 
 
 class Objective(_Model):
     metric: MetricName = Field(description="Metric to optimise.")
     direction: Literal["max", "min"] = Field(description="max or min. max_drawdown is <= 0: maximise it.")
-    ref: float | None = Field(None, description="Hypervolume reference in metric units (default per metric).")
+    ref: float | None = Field(
+        None, ge=-1e12, le=1e12, description="Hypervolume reference in metric units (default per metric)."
+    )
 
 
 class Constraint(_Model):
     metric: MetricName
     op: Literal[">=", "<="]
-    value: float
+    value: float = Field(ge=-1e12, le=1e12)
 
 
 class AlgorithmConfig(_Model):
     name: Literal["nsga2"] = "nsga2"
-    pop_size: int = Field(64, ge=4, description="Survivors per generation.")
-    n_offsprings: int | None = Field(None, ge=1, description="Offspring per generation (default pop_size).")
-    generations: int = Field(12, ge=1, description="Total generations; generation 1 is the initial population.")
+    pop_size: int = Field(64, ge=4, le=POP_MAX, description="Survivors per generation.")
+    n_offsprings: int | None = Field(
+        None, ge=1, le=POP_MAX, description="Offspring per generation (default pop_size)."
+    )
+    generations: int = Field(
+        12, ge=1, le=1_000_000,
+        description="Total generations of the run; generation 1 is the initial population. "
+        "`evo run --generations`, `evo resume --generations` and the flow's `generations` override it.",
+    )
     sampling: Literal["lhs", "random"] = "lhs"
     crossover_prob: float = Field(0.9, ge=0, le=1)
-    crossover_eta: float = Field(15.0, gt=0)
-    mutation_eta: float = Field(20.0, gt=0)
+    crossover_eta: float = Field(15.0, gt=0, le=1e6)
+    mutation_eta: float = Field(20.0, gt=0, le=1e6)
     mutation_prob: float | None = Field(None, ge=0, le=1, description="Per-gene probability (default 1/n_genes).")
     seed_population: list[list[float]] | None = Field(
-        None, description="Genomes (in gene order) the first generation starts from; the rest is sampled. "
+        None, max_length=POP_MAX,
+        description="Genomes (in gene order) the first generation starts from; the rest is sampled. "
         "Walk-forward's warm start sets it to the previous fold's survivors."
     )
 
@@ -128,7 +172,7 @@ class EvaluationConfig(_Model):
     engine: Literal["fast", "vectorbt"] = Field(
         "fast", description="fast: fused numba kernels; vectorbt: Portfolio.from_signals (the reference)."
     )
-    init_cash: float = Field(10_000.0, gt=0)
+    init_cash: float = Field(10_000.0, gt=0, le=1e15)
     fees: float = Field(0.001, ge=0, lt=1, description="Fraction of each order's value.")
     slippage: float = Field(0.0005, ge=0, lt=1, description="Fraction of price paid on each fill.")
     reducer: Literal["mean", "median", "worst"] = Field(
@@ -136,15 +180,16 @@ class EvaluationConfig(_Model):
         "worst asset per metric (the minimum of a maximised objective)."
     )
     memory_budget_mb: float | None = Field(
-        None, gt=0, description="Memory for evaluation; default memory_fraction of available memory."
+        None, ge=1, le=1e9, description="Memory for evaluation; default memory_fraction of available memory."
     )
-    memory_fraction: float = Field(0.5, gt=0, le=0.9)
-    max_parallel: int = Field(2, ge=1, description="Evaluate chunks running at once (vectorbt engine).")
+    memory_fraction: float = Field(0.5, ge=0.01, le=0.9, description="Share of available memory for evaluation.")
+    max_parallel: int = Field(2, ge=1, le=1024, description="Evaluate chunks running at once (vectorbt engine).")
     max_chunk_size: int | None = Field(
-        None, ge=1, description="Upper bound on strategies per evaluate task (default: as many as memory allows)."
+        None, ge=1, le=INT32_MAX,
+        description="Upper bound on strategies per evaluate task (default: as many as memory allows).",
     )
-    retries: int = Field(2, ge=0, description="Prefect retries of a failed evaluate chunk.")
-    retry_delay_seconds: float = Field(1.0, ge=0)
+    retries: int = Field(2, ge=0, le=100, description="Prefect retries of a failed evaluate chunk.")
+    retry_delay_seconds: float = Field(1.0, ge=0, le=3600)
 
 
 class WalkForwardConfig(_Model):
@@ -179,6 +224,13 @@ class ValidationConfig(_Model):
 
     @field_validator("window")
     @classmethod
+    def _window_fits(cls, v):
+        if v is not None and v[1] > BARS_MAX:
+            raise ValueError(f"window must end by bar {BARS_MAX}, got {list(v)}")
+        return v
+
+    @field_validator("window")
+    @classmethod
     def _window_order(cls, v):
         if v is not None and not 0 <= v[0] < v[1]:
             raise ValueError(f"window must be [start, stop) with 0 <= start < stop, got {list(v)}")
@@ -192,34 +244,30 @@ class ExecutionConfig(_Model):
         "thread", description="thread: a thread pool in the flow's process; process: a process pool; "
         "dask: Dask workers via prefect-dask (a local cluster, or dask_address)."
     )
-    workers: int = Field(2, ge=1, description="Pool size, or the number of local Dask worker processes.")
+    workers: int = Field(2, ge=1, le=1024, description="Pool size, or the number of local Dask worker processes.")
     dask_address: str | None = Field(
-        None, description="Address of an existing Dask scheduler (tcp://host:8786); empty: start a LocalCluster."
+        None, max_length=500,
+        description="Address of an existing Dask scheduler (tcp://host:8786); empty: start a LocalCluster.",
     )
 
 
 class StorageConfig(_Model):
     url: str | None = Field(
         None,
+        max_length=2000,
         description="SQLAlchemy URL without a password (the config is stored and shown). --db and "
         "EVO_DATABASE_URL take precedence; default sqlite:///evo.db.",
     )
-
-    @field_validator("url")
-    @classmethod
-    def _no_password(cls, v: str | None) -> str | None:
-        from evo.store import has_password
-
-        if has_password(v):
-            raise ValueError("contains a password; configs are stored and shown, so put the URL in EVO_DATABASE_URL")
-        return v
 
 
 class RunConfig(_Model):
     """Everything a run needs: data, strategy space, objectives, algorithm, evaluation, storage."""
 
-    name: str | None = Field(None, description="Run name (unique in the database). Default: the config file's stem.")
-    seed: int = Field(42, description="Seed of the evolution.")
+    name: str | None = Field(
+        None, description=f"Run name (unique in the database; at most {NAME_MAX} printable characters). "
+        "Default: the config file's stem."
+    )
+    seed: int = Field(42, ge=0, le=INT64_MAX, description="Seed of the evolution.")
     data: DataConfig = Field(default_factory=DataConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     objectives: list[Objective] = Field(
@@ -230,13 +278,18 @@ class RunConfig(_Model):
         min_length=1,
     )
     constraints: list[Constraint] = Field(
-        default_factory=lambda: [Constraint(metric="n_trades", op=">=", value=10)]
+        default_factory=lambda: [Constraint(metric="n_trades", op=">=", value=10)], max_length=50
     )
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return None if v is None else check_text(v, "run name", NAME_MAX)
 
     @field_validator("objectives")
     @classmethod

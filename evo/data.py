@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evo.config import DataConfig, SyntheticData
+from evo.config import SYMBOL_MAX, DataConfig, SyntheticData, check_text
 
 FIELDS = ("open", "high", "low", "close", "volume")
 _TIME_COLUMNS = ("date", "datetime", "timestamp", "time")
@@ -94,10 +94,14 @@ def _to_ohlcv(df: pd.DataFrame, source: str) -> pd.DataFrame:
             if first in FIELDS:
                 raise DataError(f"{source}: no datetime column (expected one of {list(_TIME_COLUMNS)} or a first column of timestamps)")
             tcol = first
-        try:
-            idx = pd.to_datetime(df[tcol], utc=False, format="mixed")
-        except (ValueError, TypeError) as e:
-            raise DataError(f"{source}: column {tcol!r} is not datetimes: {str(e).splitlines()[0]}") from None
+        col = df[tcol]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            idx = _epoch(col, source, tcol, file_rows)
+        else:
+            try:
+                idx = pd.to_datetime(col, utc=False, format="mixed")
+            except (ValueError, TypeError, OverflowError) as e:
+                raise DataError(f"{source}: column {tcol!r} is not datetimes: {str(e).splitlines()[0]}") from None
         df = df.drop(columns=[tcol])
         df.index = pd.DatetimeIndex(idx, name="time")
     missing = [f for f in FIELDS if f not in df.columns]
@@ -115,6 +119,36 @@ def _to_ohlcv(df: pd.DataFrame, source: str) -> pd.DataFrame:
         out.index = out.index.tz_convert("UTC").tz_localize(None)
     validate_ohlcv(out, source, rows=file_rows)
     return out
+
+
+#: epoch timestamps by magnitude: [low, high) of each unit, from 1973 to 5138
+_EPOCH_UNITS = (("s", 1e8, 1e11), ("ms", 1e11, 1e14), ("us", 1e14, 1e17), ("ns", 1e17, 2**63))
+
+
+def _epoch(col: pd.Series, source: str, tcol: str, file_rows: np.ndarray) -> pd.Series:
+    """Numeric timestamps as epoch seconds, milliseconds, microseconds or nanoseconds, judged by their
+    magnitude (every value in the same unit), or a DataError saying why not."""
+    v = col.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(v)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{source}: row {file_rows[row]}: missing timestamp in column {tcol!r}")
+    for unit, lo, hi in _EPOCH_UNITS:
+        inside = (v >= lo) & (v < hi)
+        if inside.all():
+            if unit == "ns":
+                return pd.Series(pd.to_datetime(col.astype(np.int64), unit="ns"), index=col.index)
+            return pd.Series(pd.to_datetime(v, unit=unit), index=col.index)
+        if inside.any():
+            row = int(np.flatnonzero(~inside)[0])
+            raise DataError(
+                f"{source}: row {file_rows[row]}: timestamp {col.iloc[row]!r} in column {tcol!r} is not in the "
+                f"unit of the others (epoch {unit}); give every timestamp in one unit"
+            )
+    raise DataError(
+        f"{source}: column {tcol!r} holds numbers such as {col.iloc[0]!r} that are not epoch seconds, milliseconds, "
+        f"microseconds or nanoseconds after 1973; give dates like 2021-01-31 or epoch timestamps"
+    )
 
 
 def validate_ohlcv(df: pd.DataFrame, source: str, rows: np.ndarray | None = None) -> None:
@@ -159,20 +193,41 @@ def _symbol_frames(cfg: DataConfig) -> dict[str, pd.DataFrame]:
         cols = {str(c).strip().lower(): c for c in raw.columns}
         if "symbol" in cols:  # long format: one file, many symbols
             for sym, part in raw.groupby(cols["symbol"], sort=True):
-                frames[f"{sym}"] = _to_ohlcv(part.drop(columns=[cols["symbol"]]), f"{path} [{sym}]")
+                sym = _symbol(f"{sym}", path)
+                if sym in frames:
+                    raise DataError(f"{path}: symbol {sym!r} given twice")
+                frames[sym] = _to_ohlcv(part.drop(columns=[cols["symbol"]]), f"{path} [{sym}]")
         else:
-            sym = path.stem
+            sym = _symbol(path.stem, path)
             if sym in frames:
                 raise DataError(f"{path}: symbol {sym!r} given twice")
             frames[sym] = _to_ohlcv(raw, str(path))
     return frames
 
 
+def _symbol(name: str, path: Path) -> str:
+    """A symbol name that prints safely (it appears in tables, logs and the HTML report)."""
+    try:
+        return check_text(name, f"symbol {name!r}", SYMBOL_MAX)
+    except ValueError as e:
+        raise DataError(f"{path}: {e}") from None
+
+
+def timestamp(value: str) -> pd.Timestamp:
+    """A config timestamp on the market's clock: naive UTC, in nanoseconds (1677-09-21 to 2262-04-11);
+    evo.preflight has refused the others."""
+    ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        return ts
+    ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    return ts.as_unit("ns")  # OutOfBoundsDatetime (a ValueError) outside the nanosecond range
+
+
 def _slice(df: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
     if cfg.start:
-        df = df[df.index >= pd.Timestamp(cfg.start)]
+        df = df[df.index >= timestamp(cfg.start)]
     if cfg.end:
-        df = df[df.index <= pd.Timestamp(cfg.end)]
+        df = df[df.index <= timestamp(cfg.end)]
     return df
 
 
@@ -302,7 +357,7 @@ def synthetic_frames(spec: SyntheticData) -> dict[str, pd.DataFrame]:
     Deterministic for a given spec; every symbol gets its own regime path.
     """
     rng = np.random.default_rng(spec.seed)
-    index = pd.date_range(pd.Timestamp(spec.start), periods=spec.n_bars, freq=spec.freq, name="time")
+    index = pd.date_range(timestamp(spec.start), periods=spec.n_bars, freq=pd.Timedelta(spec.freq), name="time")
     base_sigma = 0.01 * np.sqrt(pd.Timedelta(spec.freq) / pd.Timedelta("1h"))
     frames = {}
     for sym in spec.symbols:

@@ -19,9 +19,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pandas as pd
 
-from evo.data import DataError, Market
+from evo.data import DataError, Market, timestamp
 
 EULER_GAMMA = 0.5772156649015329
 MIN_OOS_BARS = 20
@@ -31,7 +30,7 @@ def split_index(market: Market, validation) -> int | None:
     """First out-of-sample bar, or None without a holdout."""
     n = market.n_bars
     if validation.holdout_start:
-        return int(market.index.searchsorted(pd.Timestamp(validation.holdout_start)))
+        return int(market.index.searchsorted(timestamp(validation.holdout_start)))
     if validation.holdout:
         return n - int(round(n * validation.holdout))
     return None

@@ -9,6 +9,10 @@ small seeded synthetic market; the check runs once per process and family.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
 import threading
 
 import numpy as np
@@ -78,14 +82,40 @@ def _user_family(spec: str) -> type[Family]:
     return cls
 
 
+def _import(module_name: str):
+    """Import a user family's module: from the import path, else from the current folder.
+
+    The current folder is never put on sys.path (a tasks.py or pandas.py there would shadow real
+    modules); only the family's own top-level module or package is looked up there, and only when
+    no module of that name is importable otherwise.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        top = module_name.partition(".")[0]
+        if e.name != top:
+            raise
+        spec = importlib.machinery.PathFinder.find_spec(top, [os.getcwd()])
+        if spec is None or spec.loader is None:
+            raise
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[top] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(top, None)
+            raise
+        return importlib.import_module(module_name)
+
+
 def _load(spec: str) -> type[Family]:
     module_name, _, class_name = spec.partition(":")
     if not module_name or not class_name or ":" in class_name:
         raise ImportError(f"strategy family {spec!r}: expected 'package.module:ClassName'")
     try:
-        module = importlib.import_module(module_name)
+        module = _import(module_name)
     except Exception as e:  # ModuleNotFoundError, or the module itself failing to import
-        hint = " (is its directory on PYTHONPATH?)" if isinstance(e, ModuleNotFoundError) else ""
+        hint = " (is it in the current folder or on PYTHONPATH?)" if isinstance(e, ModuleNotFoundError) else ""
         raise ImportError(
             f"strategy family {spec!r}: cannot import module {module_name!r}: {type(e).__name__}: {_one_line(e)}{hint}"
         ) from None

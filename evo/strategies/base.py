@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal, Mapping, Sequence
 
@@ -17,6 +18,9 @@ import numpy as np
 import pandas as pd
 
 Params = Mapping[str, Any]
+
+#: the longest look-back window a gene may ask for, in bars
+MAX_WINDOW = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,27 @@ class Gene:
     doc: str = ""
     #: True when the gene is a look-back window in bars; data must be longer.
     window: bool = False
+    #: the widest [low, high] a run may give the gene (its kernels' domain); default: windows from 1 bar,
+    #: other genes within +-1e9
+    limits: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError(f"gene {self.name!r}: bounds must be finite, got [{self.low}, {self.high}]")
         if not self.low < self.high:
             raise ValueError(f"gene {self.name!r}: low {self.low} must be below high {self.high}")
         if self.kind == "int" and (self.low != int(self.low) or self.high != int(self.high)):
             raise ValueError(f"gene {self.name!r}: integer gene needs integer bounds")
+        lo, hi = self.domain
+        if self.low < lo or self.high > hi:
+            what = "a window of at least 1 bar" if self.window and self.low < lo else f"within [{lo:g}, {hi:g}]"
+            raise ValueError(f"gene {self.name!r}: bounds [{self.low:g}, {self.high:g}] must be {what}")
+
+    @property
+    def domain(self) -> tuple[float, float]:
+        if self.limits is not None:
+            return self.limits
+        return (1.0, float(MAX_WINDOW)) if self.window else (-1e9, 1e9)
 
     def snap(self, x: np.ndarray) -> np.ndarray:
         """Clip to bounds and round to the gene's grid (integers, or `step`)."""
@@ -55,9 +74,15 @@ class Gene:
 
 #: The stop-loss and take-profit every built-in family ends with (the engine reads them by name).
 STOP_GENES = (
-    Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price"),
-    Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price"),
+    Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price", limits=(0.0, 1.0)),
+    Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price", limits=(0.0, 100.0)),
 )
+
+
+
+def switch(name: str, doc: str) -> Gene:
+    """A condition switched on (1) or off (0)."""
+    return Gene(name, "int", 0, 1, doc=doc, limits=(0.0, 1.0))
 
 
 class GeneSpace:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
+from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow, switch
 from evo.strategies.breakout import previous_channel
 
 #: switch genes of the entry conditions, in kernel order
@@ -66,17 +66,17 @@ class Composite(Family):
         Gene("dc_exit_window", "int", 5, 50, doc="Donchian low of this many previous bars (x_breakdown)",
              window=True),
         Gene("vol_window", "int", 5, 50, doc="volume MA look-back (e_volume)", window=True),
-        Gene("e_rsi", "int", 0, 1, doc="entry condition rsi < rsi_lower on (1) or off (0)"),
-        Gene("e_trend", "int", 0, 1, doc="entry condition fast > slow on/off"),
-        Gene("e_bb", "int", 0, 1, doc="entry condition close < lower band on/off"),
-        Gene("e_breakout", "int", 0, 1, doc="entry condition close > previous Donchian high on/off"),
-        Gene("e_volume", "int", 0, 1, doc="entry condition volume > its MA on/off"),
-        Gene("entry_logic", "int", 0, 1, doc="0: AND of the enabled entry conditions, 1: OR"),
-        Gene("x_rsi", "int", 0, 1, doc="exit condition rsi > rsi_upper on/off"),
-        Gene("x_trend", "int", 0, 1, doc="exit condition fast < slow on/off"),
-        Gene("x_bb", "int", 0, 1, doc="exit condition close > middle band on/off"),
-        Gene("x_breakdown", "int", 0, 1, doc="exit condition close < previous Donchian low on/off"),
-        Gene("exit_logic", "int", 0, 1, doc="0: AND of the enabled exit conditions, 1: OR"),
+        switch("e_rsi", "entry condition rsi < rsi_lower on (1) or off (0)"),
+        switch("e_trend", "entry condition fast > slow on/off"),
+        switch("e_bb", "entry condition close < lower band on/off"),
+        switch("e_breakout", "entry condition close > previous Donchian high on/off"),
+        switch("e_volume", "entry condition volume > its MA on/off"),
+        switch("entry_logic", "0: AND of the enabled entry conditions, 1: OR"),
+        switch("x_rsi", "exit condition rsi > rsi_upper on/off"),
+        switch("x_trend", "exit condition fast < slow on/off"),
+        switch("x_bb", "exit condition close > middle band on/off"),
+        switch("x_breakdown", "exit condition close < previous Donchian low on/off"),
+        switch("exit_logic", "0: AND of the enabled exit conditions, 1: OR"),
         *STOP_GENES,
     )
 

@@ -114,8 +114,11 @@ INVALID = [
 
 @pytest.mark.parametrize(("fragment", "expected"), INVALID)
 def test_invalid_config_names_field(fragment, expected):
+    # the schema, then the checks that need the family registry (what `evo.runs.prepare` runs first)
+    from evo import preflight
+
     with pytest.raises(ConfigError) as ei:
-        validate(copy.deepcopy(fragment))
+        preflight.check(validate(copy.deepcopy(fragment)))
     msg = str(ei.value)
     assert msg.startswith("field '"), msg
     for part in expected:

@@ -148,15 +148,16 @@ def test_broken_user_family_is_refused_naming_it_and_the_differing_bar():
 
 def test_config_refuses_a_broken_user_family():
     from evo.config import ConfigError, validate
+    from evo.preflight import check
 
     with pytest.raises(ConfigError, match="strategy.family") as info:
-        validate({"strategy": {"family": BROKEN_USER_FAMILY}})
+        check(validate({"strategy": {"family": BROKEN_USER_FAMILY}}))
     assert "BrokenSmaCross" in str(info.value) and "bar" in str(info.value)
     # and accepts the correct one, with bounds checked against its genes
     cfg = validate({"strategy": {"family": USER_FAMILY, "bounds": {"slow_window": [30, 60]}}})
-    assert cfg.strategy.family == USER_FAMILY
+    assert check(cfg).names and cfg.strategy.family == USER_FAMILY
     with pytest.raises(ConfigError, match="strategy.bounds"):
-        validate({"strategy": {"family": USER_FAMILY, "bounds": {"rsi_window": [5, 10]}}})
+        check(validate({"strategy": {"family": USER_FAMILY, "bounds": {"rsi_window": [5, 10]}}}))
 
 
 @pytest.mark.parametrize(
@@ -178,8 +179,10 @@ def test_unloadable_user_family_gives_a_one_line_error(spec, expected):
         strategies.get(spec)
     msg = str(info.value)
     assert expected in msg and spec in msg and "\n" not in msg
+    from evo.preflight import check
+
     with pytest.raises(ConfigError, match="strategy.family") as cinfo:
-        validate({"strategy": {"family": spec}})
+        check(validate({"strategy": {"family": spec}}))
     assert expected in str(cinfo.value) and "\n" not in str(cinfo.value)
 
 
