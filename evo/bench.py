@@ -252,3 +252,56 @@ def rss_benchmark(n: int, n_bars: int = 100_000) -> dict:
 def write_json(results: dict, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps({"machine": machine(), **results}, indent=2))
+
+
+def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The results of `evo bench` as (title, header, rows) tables, in the order they were measured."""
+    out = []
+    r = results.get("orchestration")
+    if r:
+        out.append((
+            f"orchestration: population {r['population']}, {r['generations']} generations, {r['bars']} bars, "
+            f"fast engine, SQLite (medians of {r['repeats']})",
+            ["what", "value"],
+            [
+                ["plain loop (same step functions, no Prefect)", f"{r['plain_seconds']:.2f} s"],
+                ["Prefect flow on the ephemeral API", f"{r['prefect_seconds']:.2f} s"],
+                ["ratio", f"{r['ratio']:.3f}"],
+                ["orchestration per generation", f"{r['orchestration_ms_per_generation']:.0f} ms"],
+                ["  Prefect CPU in this process, per generation", f"{r['client_cpu_ms_per_generation']:.0f} ms"],
+                ["  API server CPU, per generation", f"{r['server_cpu_ms_per_generation']:.0f} ms"],
+                ["same checkpoints", str(r["same_result"])],
+            ],
+        ))
+    r = results.get("engine")
+    if r:
+        out.append((
+            f"evaluation: {r['family']}, {r['strategies']} strategies x {r['bars']} bars, {r['threads']} threads",
+            ["what", "strategy-bars/s"],
+            [
+                ["1. fast engine, full fitness (indicators, signals, simulation, metrics)", f"{r['full_fitness_per_s']:.3g}"],
+                [f"2. seeds' vectorbt pattern ({r['seeds_pattern_subset']} strategies, per strategy-bar)",
+                 f"{r['seeds_pattern_per_s']:.3g}"],
+                ["3. bare fused kernel on precomputed signals", f"{r['bare_kernel_per_s']:.3g}"],
+                ["1 / 2", f"{r['full_over_seeds']:.0f}x"],
+                ["1 / 3", f"{100 * r['full_over_bare']:.0f} %"],
+                ["same metrics (1 vs 2, 1 vs 3)", f"{r['seeds_metrics_equal_fast']}, {r['bare_metrics_equal_full']}"],
+            ],
+        ))
+    rows = results.get("rss")
+    if rows:
+        out.append((
+            "peak RSS of a fresh process, fast engine",
+            ["strategies x bars", "peak RSS", "RSS before", "seconds", "strategy-bars/s"],
+            [[f"{r['strategies']} x {r['bars']}", f"{r['peak_rss_mb']:.0f} MB", f"{r['rss_before_evaluation_mb']:.0f} MB",
+              f"{r['seconds']:.2f}", f"{r['strategy_bars_per_s']:.3g}"] for r in rows],
+        ))
+    r = results.get("persist")
+    if r:
+        out.append((
+            "persist one generation (one transaction)",
+            ["backend", "individuals", "median", "min", "max"],
+            [[r["backend"], str(r["individuals"]), f"{r['median_ms']:.1f} ms", f"{r['min_ms']:.1f} ms",
+              f"{r['max_ms']:.1f} ms"]],
+        ))
+    return out

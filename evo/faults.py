@@ -12,7 +12,8 @@ EVO_TEST_HOLD=persist@3         the process stops at that point and waits to be 
                                 point's name to the file EVO_TEST_HOLD_FILE, so a test knows when to kill
 EVO_TEST_BARRIER_DIR=/tmp/x     just before taking a run's lease, write ready-<pid> there and wait for a
                                 file named go: racing processes then reach the lease at the same moment
-EVO_TEST_CRASH=between@2        the process kills itself (SIGKILL) right after committing generation 2,
+EVO_TEST_CRASH=between@2        the process kills itself (SIGKILL) right after committing generation 2
+                                (start@0: right after taking the run's lease, on every attempt),
 EVO_TEST_CRASH_RUN=NAME         ... only in the run NAME: a crash Prefect sees as Crashed, for retry tests
 """
 

@@ -21,11 +21,10 @@ CHOSEN = 3
 FIGURE_IDS = ("pareto-front", "generations", "equity")
 
 
-def _context(name: str, db: str | None):
+def _context(name: str, database: str):
     from evo import runs
 
-    ctx, store = runs.reopen(name, db_url=db)
-    return ctx, store
+    return runs.reopen(name, database=database, write=False)
 
 
 def _portfolio(ctx, market, family, params: dict, window: tuple[int, int], asset: int = 0):
@@ -112,6 +111,7 @@ def _equity_figure(curves: list[tuple[str, pd.Series, pd.Series | None, pd.Serie
             fig.add_vline(x=oos_val.index[0], line={"color": "black", "width": 1}, row=i, col=1)
     fig.update_layout(title="Equity of the chosen strategies against buy and hold (value, starting cash)",
                       height=320 * len(curves))
+    fig.update_yaxes(title_text="portfolio value")
     return fig
 
 
@@ -134,15 +134,34 @@ def _stats_table(stats: dict[str, pd.Series]) -> str:
     return _table(["stat"] + list(stats), rows, "stats")
 
 
-def write_report(name: str, db: str | None, out: str | Path) -> Path:
+def _verdict_section(v: dict) -> str:
+    """The verdict as a quant reads it; the statistics behind it folded away."""
+    if not v:
+        return ""
+    headline = [
+        ["verdict", v.get("verdict")],
+        ["deflated Sharpe ratio (P[true Sharpe > 0])", v.get("deflated_sharpe")],
+        ["needed for 'edge'", v.get("threshold")],
+        ["strategies tried (N)", v.get("n_trials")],
+        ["bars in sample (T)", v.get("n_bars")],
+        ["best in-sample Sharpe ratio (annualised)", v.get("sharpe_annualized")],
+    ]
+    shown = {"verdict", "deflated_sharpe", "threshold", "n_trials", "n_bars", "sharpe_annualized"}
+    rest = [[k, val] for k, val in v.items() if k not in shown and not isinstance(val, (list, dict))]
+    details = (f"<details><summary>how it was computed</summary>{_table(['', 'value'], rest, 'verdict-detail')}"
+               "</details>") if rest else ""
+    return _table(["", "value"], [r for r in headline if r[1] is not None], "verdict") + details
+
+
+def write_report(name: str, database: str, out: str | Path) -> Path:
     """Write the run's report to `out` (one HTML file with plotly inlined) and remember where."""
     from plotly.offline import get_plotlyjs
 
     from evo import strategies, summary
     from evo.data import get_market
 
-    ctx, store = _context(name, db)
-    s = summary.summary(name, db)
+    ctx, store = _context(name, database)
+    s = summary.describe(store, name)
     if not s["pareto"]:
         raise ValueError(f"run {name!r} has no Pareto set to report (no generation, or no feasible strategy)")
     stats = [st for _, st in store.generation_stats(ctx.run_id)]
@@ -173,21 +192,21 @@ def write_report(name: str, db: str | None, out: str | Path) -> Path:
         oos = e.get("oos_metrics") or {}
         pareto_rows.append([f"#{i}"] + [e["genes"][g] for g in genes] + [e["metrics"][m] for m in METRICS]
                            + [oos.get(m) for m in METRICS])
-    pareto_table = _table(
+    pareto_table = '<div class="scroll">' + _table(
         ["#"] + genes + [f"{m} (in)" for m in METRICS] + [f"{m} (holdout)" for m in METRICS], pareto_rows, "pareto"
-    )
+    ) + "</div>"
 
     v = s.get("verdict") or {}
     verdict = html.escape(v.get("verdict", "not judged yet"))
-    verdict_detail = _table(["", "value"], [[k, val] for k, val in v.items() if not isinstance(val, (list, dict))],
-                            "verdict-detail") if v else ""
+    verdict_detail = _verdict_section(v)
     holdout = (f"holdout: bars {ctx.oos_window[0]}-{ctx.oos_window[1]} from {market.index[ctx.oos_window[0]]}"
                if ctx.oos_window else "no holdout")
     sections = [
         f"<h1>{html.escape(name)}</h1>",
         f'<p class="meta">family <code>{html.escape(s["family"])}</code> · {s["generations_done"]} generations · '
-        f'data fingerprint <code>{s["data_fingerprint"]}</code> · {market.n_bars} bars of {", ".join(market.symbols)} '
-        f'({market.index[0]} to {market.index[-1]}) · training bars {ctx.window[0]}-{ctx.window[1]} · {holdout}</p>',
+        f'data fingerprint <code>{html.escape(s["data_fingerprint"])}</code> · {market.n_bars} bars of '
+        f'{html.escape(", ".join(market.symbols))} ({market.index[0]} to {market.index[-1]}) · '
+        f'training bars {ctx.window[0]}-{ctx.window[1]} · {html.escape(holdout)}</p>',
         f'<h2>Verdict: <span class="verdict">{verdict}</span></h2>',
         verdict_detail,
         "<h2>Pareto front</h2>", _fig_html(_pareto_figure(s), FIGURE_IDS[0]),
@@ -208,7 +227,9 @@ table {{ border-collapse: collapse; font-size: 12px; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}
 th {{ background: #f3f3f3; }}
 .verdict {{ color: {"#2a7d2a" if v.get("verdict") == "edge" else "#b36b00"}; }}
-pre {{ background: #f7f7f7; padding: 1em; font-size: 12px; }}
+pre {{ background: #f7f7f7; padding: 1em; font-size: 12px; overflow-x: auto; }}
+.scroll {{ overflow-x: auto; max-width: 100%; }}
+details {{ margin: 0.5em 0 1em; color: #555; }}
 .meta {{ color: #555; }}
 </style></head><body>
 {"".join(sections)}

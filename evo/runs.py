@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -18,12 +19,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Iterator
 
-from evo import strategies
+from evo import preflight, validation
 from evo.config import ConfigError, RunConfig, validate
-from evo import validation
 from evo.data import DataError, Market, check_length, get_market
-from evo.store import RunBusy, RunRecord, Store, StoreError
+from evo.store import RunBusy, RunRecord, Store, StoreError, open_store
+from evo.store import url as urls
 from evo.store.store import busy_message
+
+log = logging.getLogger("evo")
 
 #: bump when a metric's definition changes: old cached evaluations stop matching
 METRICS_VERSION = 1
@@ -39,7 +42,7 @@ class RunContext:
 
     run_id: int
     name: str
-    db_url: str
+    database: str  # the URL with its secrets masked (evo.store.url.real gives it back in this process)
     config: RunConfig
     fingerprint: str
     evaluation_key: str
@@ -102,14 +105,15 @@ def run_windows(config: RunConfig, market: Market) -> tuple[tuple[int, int], tup
 
 
 def prepare(config: RunConfig) -> Market:
-    """Check that a config can run: family, bounds, data and its windows. Writes nothing."""
-    family = strategies.get(config.strategy.family)
-    space = family.space(config.strategy.bounds)
+    """Check that a config can run: every field, the family and its bounds, the data and its windows.
+    Writes nothing."""
+    space = preflight.check(config)
     market = get_market(config.data)
     check_length(market, space.max_window())
+    check_memory(config, market, space)
     train, _ = run_windows(config, market)
     if train[1] > market.n_bars:
-        raise DataError(f"validation.window {list(train)} ends after the market's {market.n_bars} bars")
+        raise ConfigError(f"field 'validation.window': {list(train)} ends after the market's {market.n_bars} bars")
     if config.validation.window is None:
         validation.check(market, config.validation, space.max_window())
     else:
@@ -117,39 +121,46 @@ def prepare(config: RunConfig) -> Market:
     return market
 
 
+def check_memory(config: RunConfig, market: Market, space) -> None:
+    """The evaluation budget must hold at least one strategy: the planner can always shrink chunks to that."""
+    from evo.engine.chunking import plan_for
+    from evo.strategies import get
+
+    try:
+        plan_for(1, market.n_bars, market.n_assets, config.evaluation, None, len(get(config.strategy.family).indicators))
+    except MemoryError as e:
+        field = "evaluation.memory_budget_mb" if config.evaluation.memory_budget_mb else "evaluation.memory_fraction"
+        raise ConfigError(f"field '{field}': {e}") from None
+
+
 def check_length_window(window: tuple[int, int], max_window: int, min_after_warmup: int = 50) -> None:
     if window[1] < max_window + min_after_warmup:
         raise DataError(f"window {list(window)} leaves too few bars before its end for the largest window ({max_window})")
 
 
-def open_store(db_url: str | None) -> Store:
-    store = Store(db_url)
-    store.migrate()
-    return store
-
-
 def start(
     config: RunConfig,
     *,
+    database: str,
     name: str | None = None,
-    db_url: str | None = None,
     generations: int | None = None,
     check_only: bool = False,
     allow_new_data: bool = False,
 ) -> tuple[RunContext, Store] | None:
     """Create the run, or reopen it when a run of that name has the same config.
 
-    With `check_only`, do every check (config, data, database, name, a busy
-    run) and write nothing. Otherwise the only write is creating a new run's
-    row; changing an existing run (its generation target) waits for its lease.
+    `database` is the resolved URL (evo.store.url.resolve). With `check_only`, do every check
+    (config, data, database, name, a busy run) and write nothing, not even the schema. Otherwise
+    the only write is creating a new run's row; changing an existing run (its generation target)
+    waits for its lease.
     """
     name = name or config.name
     if not name:
         raise ConfigError("field 'name': a run needs a name (--name or name = ... in the config)")
     config = config.with_overrides(name=name, generations=generations)
     market = prepare(config)
-    store = open_store(db_url or config.storage.url)
-    existing = store.get_run(name)
+    store = open_store(database, write=True) if not check_only else _existing(database)
+    existing = store.get_run(name) if store is not None else None
     if existing is None:
         if check_only:
             return None
@@ -167,37 +178,64 @@ def start(
             f"use another --name, or `evo resume {name}`"
         )
     _check_data(existing, market, allow_new_data)
+    _check_target(store, existing, config.algorithm.generations, generations is not None)
     if check_only:
         check_not_busy(store, existing)
         return None
     return _context(existing, store, config, market), store
 
 
-def exists(name: str | None, db_url: str | None) -> bool:
-    return bool(name) and open_store(db_url).get_run(name) is not None
+def _existing(database: str) -> Store | None:
+    """The evo database at `database` if there is one (an older schema is migrated), or None when there
+    is none yet: then nothing is created. One that is not evo's is refused untouched."""
+    store = Store(database)
+    if not store.holds_tables():
+        return None
+    store.migrate()  # refuses foreign tables and a newer schema before any write
+    return store
+
+
+def _check_target(store: Store, run: RunRecord, target: int, explicit: bool) -> None:
+    """A run's generation target can grow, never fall below what is committed."""
+    last = store.last_generation(run.id)
+    done = last.number if last else 0
+    if target < done:
+        how = f"--generations {target}" if explicit else f"algorithm.generations = {target}"
+        raise RunError(
+            f"run {run.name!r} has already committed {done} generations; {how} would lower its target "
+            f"below that (give {done} or more)"
+        )
+
+
+def exists(name: str | None, database: str) -> bool:
+    return bool(name) and open_store(database, write=True).get_run(name) is not None
 
 
 def reopen(
     name: str,
     *,
-    db_url: str | None = None,
+    database: str,
     generations: int | None = None,
     check_only: bool = False,
     allow_new_data: bool = False,
+    write: bool = True,
 ) -> tuple[RunContext, Store] | None:
     """Reopen an existing run from its stored config (what `evo resume` does).
 
     With `allow_new_data`, market data whose content changed is accepted: the
-    run then re-evaluates its survivors on it before evolving further.
+    run then re-evaluates its survivors on it before evolving further. With
+    write=False (a report), the database is only read; a missing database is
+    never created.
     """
-    store = open_store(db_url)
-    existing = store.get_run(name)
+    store = open_store(database, write=False) if not write else _existing(database)
+    existing = store.get_run(name) if store is not None else None
     if existing is None:
-        raise RunError(f"no run named {name!r} in {store.masked_url}")
+        raise RunError(f"no run named {name!r} in {urls.mask(database)}")
     target = generations if generations is not None else existing.generations_target
     config = validate(existing.config, source=f"run {name!r}").with_overrides(generations=target)
     market = prepare(config)
     _check_data(existing, market, allow_new_data)
+    _check_target(store, existing, target, generations is not None)
     if check_only:
         check_not_busy(store, existing)
         return None
@@ -232,7 +270,7 @@ def _context(rec: RunRecord, store: Store, config: RunConfig, market: Market) ->
     return RunContext(
         run_id=rec.id,
         name=rec.name,
-        db_url=store.url,
+        database=urls.safe(store.url),
         config=config,
         fingerprint=market.fingerprint,
         evaluation_key=evaluation_key(config, market.fingerprint, train),
@@ -250,10 +288,10 @@ def with_target(ctx: RunContext, target: int) -> RunContext:
     return dataclasses.replace(ctx, target=target, config=ctx.config.with_overrides(generations=target))
 
 
-def set_target(store: Store, ctx: RunContext) -> None:
-    """Record the generation target; only the lease holder calls this."""
+def set_target(store: Store, ctx: RunContext, owner: str) -> None:
+    """Record the generation target, as the lease holder `owner`."""
     if store.get_run(ctx.name).generations_target != ctx.target:
-        store.update_run(ctx.run_id, generations_target=ctx.target)
+        store.update_run(ctx.run_id, owner=owner, generations_target=ctx.target)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,11 +328,20 @@ def is_dead(owner: str) -> bool:
 
 def check_not_busy(store: Store, run: RunRecord) -> None:
     """Refuse early (before Prefect starts) when a live process holds the run."""
-    import datetime as dt
-
     holder, until = store.lease_of(run.id)
-    if holder and until and until > dt.datetime.now(dt.timezone.utc) and not is_dead(holder):
+    if not store.lease_expired(run.id) and not is_dead(holder):
         raise RunBusy(busy_message(run.name, holder, until))
+
+
+def shown_status(store: Store, run: RunRecord) -> str:
+    """The status to show: a "running" run whose process is gone (lease expired, or its holder dead on
+    this host) is "interrupted": `evo resume` continues it."""
+    if run.status != "running":
+        return run.status
+    holder, _ = store.lease_of(run.id)
+    if holder is None or store.lease_expired(run.id) or is_dead(holder):
+        return "interrupted"
+    return "running"
 
 
 @contextlib.contextmanager
@@ -322,12 +369,16 @@ def hold(ctx: RunContext, store: Store) -> Iterator[str]:
     finally:
         stop.set()
         beat.join(timeout=5)
-        store.release_lease(ctx.run_id, owner)
+        try:
+            store.release_lease(ctx.run_id, owner)
+        except Exception as e:  # the database is gone: the lease expires by itself; keep the first error
+            log.warning("run %r: could not release its lease (%s); it expires within %.0f s",
+                        ctx.name, urls.scrub(str(e).splitlines()[0] if str(e) else type(e).__name__, [store.url]),
+                        LEASE_SECONDS)
 
 
-def start_walk_forward(config: RunConfig, market: Market, db_url: str | None) -> RunRecord:
+def start_walk_forward(config: RunConfig, market: Market, store: Store) -> RunRecord:
     """The walk-forward's own row (its folds are runs of their own): created once, checked after."""
-    store = open_store(db_url or config.storage.url)
     existing = store.get_run(config.name)
     if existing is None:
         return store.create_run(

@@ -40,6 +40,7 @@ from evo.engine.chunking import MemoryReading, plan_for
 from evo.objectives import METRICS, hypervolume, ref_point, to_FG
 from evo.runs import LEASE_SECONDS, RunContext
 from evo.store import OffspringRow, Store, SurvivorRow
+from evo.store import url as urls
 from evo.strategies.base import GeneSpace, genome_hash
 
 # ---------------------------------------------------------------------------------------------
@@ -52,9 +53,9 @@ _optimizers: dict[tuple, Optimizer] = {}
 
 def store_for(ctx: RunContext) -> Store:
     with _lock:
-        s = _stores.get(ctx.db_url)
+        s = _stores.get(ctx.database)
         if s is None:
-            s = _stores[ctx.db_url] = Store(ctx.db_url)
+            s = _stores[ctx.database] = Store(urls.real(ctx.database))
         return s
 
 

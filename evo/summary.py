@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from evo.store import Store
+from evo.store import Store, open_store
+from evo.text import markdown as md
+from evo.text import markup
 
 
 def _clean(v):
@@ -21,18 +23,19 @@ def _clean(v):
     return v
 
 
-def _store(db: str | None) -> Store:
-    from evo.runs import open_store
+def _store(database: str) -> Store:
+    """Read only: a summary never creates or migrates a database."""
+    return open_store(database, write=False)
 
-    return open_store(db)
 
+def list_runs(database: str) -> list[dict]:
+    from evo.runs import shown_status
 
-def list_runs(db: str | None) -> list[dict]:
-    store = _store(db)
+    store = _store(database)
     return [
         {
             "name": r.name,
-            "status": r.status,
+            "status": shown_status(store, r),
             "generations_done": done,
             "generations_target": r.generations_target,
             "family": r.family,
@@ -63,10 +66,14 @@ def pareto(store: Store, run_id: int, number: int, objectives: list[dict]) -> li
     return out
 
 
-def summary(name: str, db: str | None) -> dict:
-    from evo.runs import RunError
+def summary(name: str, database: str) -> dict:
+    """What `evo show` prints, read from the database at the resolved URL `database`."""
+    return describe(_store(database), name)
 
-    store = _store(db)
+
+def describe(store: Store, name: str) -> dict:
+    from evo.runs import RunError, shown_status
+
     run = store.get_run(name)
     if run is None:
         raise RunError(f"no run named {name!r} in {store.masked_url}")
@@ -88,7 +95,7 @@ def summary(name: str, db: str | None) -> dict:
     return _clean(
         {
             "name": run.name,
-            "status": run.status,
+            "status": shown_status(store, run),
             "generations_done": last.number if last else 0,
             "generations_target": run.generations_target,
             "family": run.family,
@@ -116,8 +123,8 @@ def print_summary(s: dict) -> None:
     # rich assumes 80 columns when not on a terminal; the tables need a little more
     console = Console(width=None if sys.stdout.isatty() else 120)
     console.print(
-        f"[bold]{s['name']}[/]  {s['status']}  generation {s['generations_done']}/{s['generations_target']}  "
-        f"family {s['family']}  data {s['data_fingerprint'][:12]}"
+        f"[bold]{markup(s['name'])}[/]  {s['status']}  generation {s['generations_done']}/{s['generations_target']}  "
+        f"family {markup(s['family'])}  data {s['data_fingerprint'][:12]}"
     )
     if not s["pareto"]:
         console.print("no strategy satisfies the constraints yet (empty Pareto set)")
@@ -132,7 +139,7 @@ def print_summary(s: dict) -> None:
         for m in rest:
             t.add_column(METRIC_LABELS[m], justify="right")
         for i, e in enumerate(s["pareto"], 1):
-            t.add_row(str(i), *[_fmt(e["metrics"][m]) for m in obj + rest])
+            t.add_row(str(i), *[fmt(e["metrics"][m]) for m in obj + rest])
         console.print(t)
         if any("oos_metrics" in e for e in s["pareto"]):
             h = Table(title="holdout: the same strategies on bars evolution never saw (in sample -> holdout)",
@@ -144,15 +151,15 @@ def print_summary(s: dict) -> None:
                 h.add_column(f"{METRIC_LABELS[m]} out", justify="right", style="bold")
             for i, e in enumerate(s["pareto"], 1):
                 oos = e.get("oos_metrics") or {}
-                h.add_row(str(i), *[c for m in shown for c in (_fmt(e["metrics"][m]), _fmt(oos.get(m)))])
+                h.add_row(str(i), *[c for m in shown for c in (fmt(e["metrics"][m]), fmt(oos.get(m)))])
             console.print(h)
         genes = list(s["pareto"][0]["genes"])
         g = Table(title="genes", title_justify="left")
         g.add_column("#", justify="right", style="dim")
         for name in genes:
-            g.add_column(name, justify="right")
+            g.add_column(markup(name), justify="right")
         for i, e in enumerate(s["pareto"], 1):
-            g.add_row(str(i), *[_fmt(e["genes"][name]) for name in genes])
+            g.add_row(str(i), *[fmt(e["genes"][name]) for name in genes])
         console.print(g)
     v = s.get("verdict")
     if v:
@@ -167,7 +174,7 @@ def print_summary(s: dict) -> None:
     c = s.get("cache")
     if c and (c["hits"] + c["evaluated"]):
         console.print(f"evaluation cache: {c['hits']} of {c['hits'] + c['evaluated']} offspring reused ({100 * c['hit_rate']:.0f} %)")
-    console.print(f"stored in {s['database']} as run '{s['name']}'  (evo show {s['name']} --json)")
+    console.print(f"stored in {markup(s['database'])} as run '{markup(s['name'])}'  (evo show {markup(s['name'])} --json)")
 
 
 METRIC_LABELS = {
@@ -181,7 +188,7 @@ METRIC_LABELS = {
 }
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
     if v is None:
         return "-"
     if isinstance(v, int):
@@ -191,26 +198,43 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows] + [""]
+
+
+#: columns per markdown table: wider tables scroll off the Prefect UI's artifact page
+MD_COLUMNS = 9
+
+
 def pareto_markdown(s: dict, report_path: str | None = None) -> str:
-    """The Pareto set as a markdown table (the flow's final artifact)."""
+    """The Pareto set as markdown (the flow's final artifact): the objectives in sample beside the
+    holdout, the other metrics, then the genes, each table narrow enough for the Prefect UI."""
     lines = [
-        f"# {s['name']}: Pareto set after generation {s['generations_done']}",
+        f"# {md(s['name'])}: Pareto set after generation {s['generations_done']}",
         "",
-        f"family `{s['family']}`, data `{s['data_fingerprint'][:12]}`, database `{s['database']}`",
+        f"family `{md(s['family'])}`, data `{s['data_fingerprint'][:12]}`, database `{md(s['database'])}`",
         "",
     ]
     if report_path:
-        lines += [f"[HTML report]({report_path})", ""]
+        lines += [f"HTML report: `{md(report_path)}`", ""]
     if not s["pareto"]:
         return "\n".join(lines + ["No strategy satisfies the constraints."])
     obj = [o["metric"] for o in s["objectives"]]
-    genes = list(s["pareto"][0]["genes"])
-    head = ["#"] + [f"{METRIC_LABELS[m]} ({o['direction']})" for m, o in zip(obj, s["objectives"])] + \
-        [METRIC_LABELS[m] for m in METRIC_LABELS if m not in obj] + genes
-    lines.append("| " + " | ".join(head) + " |")
-    lines.append("|" + "---|" * len(head))
-    for i, e in enumerate(s["pareto"], 1):
-        cells = [str(i)] + [_fmt(e["metrics"][m]) for m in obj] + \
-            [_fmt(e["metrics"][m]) for m in METRIC_LABELS if m not in obj] + [_fmt(e["genes"][g]) for g in genes]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    front = s["pareto"]
+    n = [str(i) for i in range(1, len(front) + 1)]
+    if any("oos_metrics" in e for e in front):
+        shown = obj + [m for m in ("total_return", "n_trades") if m not in obj]
+        lines += ["## In sample -> holdout (bars evolution never saw)", ""]
+        head = ["#"] + [f"{METRIC_LABELS[m]} {w}" for m in shown for w in ("in", "holdout")]
+        lines += _md_table(head, [[n[i]] + [c for m in shown for c in (fmt(e["metrics"][m]), fmt((e.get("oos_metrics") or {}).get(m)))]
+                                  for i, e in enumerate(front)])
+    rest = [m for m in METRIC_LABELS if m not in obj]
+    lines += ["## In sample", ""]
+    head = ["#"] + [f"{METRIC_LABELS[m]} ({o['direction']})" for m, o in zip(obj, s["objectives"])] + [METRIC_LABELS[m] for m in rest]
+    lines += _md_table(head, [[n[i]] + [fmt(e["metrics"][m]) for m in obj + rest] for i, e in enumerate(front)])
+    genes = list(front[0]["genes"])
+    lines += ["## Genes", ""]
+    for k in range(0, len(genes), MD_COLUMNS - 1):
+        part = genes[k:k + MD_COLUMNS - 1]
+        lines += _md_table(["#"] + [md(g) for g in part], [[n[i]] + [fmt(e["genes"][g]) for g in part] for i, e in enumerate(front)])
+    return "\n".join(lines).rstrip() + "\n"

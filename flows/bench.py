@@ -54,8 +54,8 @@ def orchestration_benchmark(pop_size: int = 1000, generations: int = 20, n_bars:
     import psutil
 
     from evo.config import validate
-    from flows.evolve import drive, evolve
-    from flows.orchestration import Plain
+    from evo.flows.evolve import drive, evolve
+    from evo.flows.orchestration import Plain
 
     cfg = validate(
         {

@@ -9,14 +9,17 @@ continuation (`extend_by`).
 # no `from __future__ import annotations` here: Prefect builds the flow's parameter model from these
 # annotations in the process that runs a deployment, and strings would not resolve there
 import time
+from typing import Annotated
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from pydantic import Field
 
 from evo import faults, monitor, runs, steps
 from evo.config import RunConfig
-from evo.store import has_password
-from flows.orchestration import Orchestrated, Plain
+from evo.flows import heal
+from evo.flows.orchestration import Orchestrated, Plain
+from evo.store import url as urls
 
 
 def _flow_run_name() -> str:
@@ -29,62 +32,79 @@ def _flow_run_name() -> str:
 @flow(name="evolve", flow_run_name=_flow_run_name, validate_parameters=True, persist_result=False)
 def evolve(
     config: RunConfig | None = None,
-    name: str | None = None,
-    generations: int | None = None,
-    db_url: str | None = None,
-    extend_by: int | None = None,
+    name: str = "",
+    generations: Annotated[int, Field(ge=0, le=1_000_000)] = 0,
+    db_url: str = "",
+    extend_by: Annotated[int, Field(ge=0, le=1_000_000)] = 0,
     reevaluate_on_new_data: bool = False,
 ) -> dict:
-    """Evolve a Pareto set of strategies; resumes when the run already exists.
+    """Evolve a Pareto set of trading strategies; a run that exists continues from its last committed generation.
 
-    config: the run's configuration (omit it to continue the run `name` with its stored config,
-        or to start `name` with the embedded default config if it does not exist).
-    name: run name, unique in the database; defaults to config.name.
-    generations: total generations to reach (extends a finished run).
-    db_url: SQLAlchemy URL without a password (parameters are stored by Prefect); defaults to
-        EVO_DATABASE_URL, then config.storage.url, then sqlite:///evo.db.
-    extend_by: continue by this many generations from wherever the run stands (scheduled continuation).
-    reevaluate_on_new_data: when the market data changed since the last generation, re-evaluate the
-        survivors on it first (one extra generation) instead of refusing to continue.
+    Args:
+        config: The run's configuration. Leave it empty to continue the run `name` with the config stored
+            with it (or to start `name` with the embedded default config if no such run exists yet).
+        name: The run's name, unique in the database. Empty: the config's name.
+        generations: The run's total number of generations, counted from its first: it overrides the
+            config's algorithm.generations, and extends a finished run. 0: keep the config's (or, for a
+            run that exists, its current target).
+        db_url: SQLAlchemy URL of the evo database, without a password (Prefect stores parameters).
+            Empty: EVO_DATABASE_URL in the environment of the process running the flow, then the
+            config's storage.url, then sqlite:///evo.db.
+        extend_by: Generations to add to the run from wherever it stands (scheduled continuation);
+            overrides `generations`. 0: off.
+        reevaluate_on_new_data: When the market data changed since the run's last generation,
+            re-evaluate its survivors on the new data first (one extra generation) instead of stopping.
     """
-    if has_password(db_url):
+    heal.check_attempts(flow_run.id)
+    database = database_for(db_url or None, config)
+    return drive(config, name or None, generations or None, database, extend_by or None, reevaluate_on_new_data,
+                 Orchestrated(get_run_logger()))
+
+
+def database_for(db_url: str | None, config: RunConfig | None) -> str:
+    """The flow's database: its `db_url`, else EVO_DATABASE_URL, else the config's storage.url, else the default."""
+    if urls.has_secret(db_url):
         # Prefect stores flow parameters and shows them in the UI
-        raise ValueError("db_url must not contain a password: set EVO_DATABASE_URL in the worker's environment instead")
-    return drive(config, name, generations, db_url, extend_by, reevaluate_on_new_data, Orchestrated(get_run_logger()))
+        raise ValueError(f"db_url must not contain a password: set {urls.ENV} in the worker's environment instead")
+    return urls.resolve(db_url, config.storage.url if config is not None else None)
 
 
 def drive(
     config: RunConfig | None,
     name: str | None,
     generations: int | None,
-    db_url: str | None,
+    database: str,
     extend_by: int | None,
     reevaluate_on_new_data: bool,
     orch: Plain,
 ) -> dict:
-    """The whole run: open it, hold its lease, catch up on new data, then generation after generation."""
+    """The whole run: open it, hold its lease, catch up on new data, then generation after generation.
+
+    `database` is the resolved URL (see `database_for`)."""
     log = orch.log
-    if config is None and not runs.exists(name, db_url):
+    if config is None and not runs.exists(name, database):
         if not name:
             raise ValueError("give a config, or the name of a run")
         log.info("run %r does not exist yet: starting it with the embedded default config", name)
         config = RunConfig(name=name)
     if config is None:
-        ctx, store = runs.reopen(name, db_url=db_url, generations=generations, allow_new_data=reevaluate_on_new_data)
+        ctx, store = runs.reopen(name, database=database, generations=generations,
+                                 allow_new_data=reevaluate_on_new_data)
     else:
         ctx, store = runs.start(
-            config, name=name, db_url=db_url, generations=generations, allow_new_data=reevaluate_on_new_data
+            config, name=name, database=database, generations=generations, allow_new_data=reevaluate_on_new_data
         )
 
     with runs.hold(ctx, store) as owner, orch.session(ctx):  # one process advances a run at a time
+        faults.crash_if("start", 0, ctx.name)
         state = steps.resume_point(ctx)
         new_data = state.done > 0 and store.get_run(ctx.name).data_fingerprint != ctx.fingerprint
         if extend_by is not None:
             ctx = runs.with_target(ctx, state.done + extend_by + (1 if new_data else 0))
-        runs.set_target(store, ctx)
+        runs.set_target(store, ctx, owner)
         if state.done:
             log.info("run %r: resuming after committed generation %d of %d", ctx.name, state.done, ctx.target)
-        store.update_run(ctx.run_id, status="running")
+        store.update_run(ctx.run_id, owner=owner, status="running")
         orch.started(ctx, store, state.done)
         try:
             for number in range(state.done + 1, ctx.target + 1):
@@ -107,11 +127,20 @@ def drive(
             verdict = orch.validate(ctx, ctx.target)
             log.info(steps.verdict_line(verdict))
         except BaseException:
-            store.update_run(ctx.run_id, status="failed")
+            _mark_failed(store, ctx, owner, log)
             raise
-        store.update_run(ctx.run_id, status="completed")
+        store.update_run(ctx.run_id, owner=owner, status="completed")
         orch.finished(ctx, store)
     return {"name": ctx.name, "generations_done": ctx.target, "database": store.masked_url}
+
+
+def _mark_failed(store, ctx, owner: str, log) -> None:
+    """Record the failure if the database still answers; never hide the error that got us here."""
+    try:
+        store.update_run(ctx.run_id, owner=owner, status="failed")
+    except Exception as e:
+        log.warning("run %r: could not record its failure (%s)", ctx.name,
+                    urls.scrub(str(e).splitlines()[0] if str(e) else type(e).__name__, [store.url]))
 
 
 def generation(ctx, number: int, state: steps.Resume, owner: str, orch: Plain) -> steps.Resume:

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 from prefect.utilities.annotations import quote
 
-import tasks
+from evo import tasks
 from evo import steps
 
 
@@ -160,7 +160,7 @@ class Orchestrated(Plain):
 
         self._post_table(ctx, store)
 
-        s = summary.summary(ctx.name, ctx.db_url)
+        s = summary.describe(store, ctx.name)
         create_markdown_artifact(
             markdown=summary.pareto_markdown(s, report_path=s.get("report")),
             key=artifact_key(ctx.name, "pareto"),

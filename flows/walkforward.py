@@ -9,25 +9,25 @@ from evo import runs, steps, strategies, summary
 from evo import walkforward as wf
 from evo.algorithm import decode_checkpoint
 from evo.config import RunConfig
-from evo.store import has_password
-from flows.evolve import drive
-from flows.orchestration import Orchestrated, Plain
+from evo.store import open_store
+from evo.flows.evolve import database_for, drive
+from evo.flows.orchestration import Orchestrated, Plain
 
 
 @flow(name="walk-forward", flow_run_name="walk-forward {name}", validate_parameters=True, persist_result=False)
-def walk_forward(config: RunConfig, name: str | None = None, db_url: str | None = None) -> dict:
+def walk_forward(config: RunConfig, name: str = "", db_url: str = "") -> dict:
     """Evolve once per walk-forward fold and report the stitched out-of-sample performance.
 
-    config: the run's configuration; validation.holdout and validation.walk_forward define the folds.
-    name: the walk-forward's name (its folds are NAME/wf1, NAME/wf2, ...); defaults to config.name.
-    db_url: SQLAlchemy URL without a password; defaults to EVO_DATABASE_URL, then sqlite:///evo.db.
+    Args:
+        config: The run's configuration; validation.holdout and validation.walk_forward define the folds.
+        name: The walk-forward's name (its folds are NAME/wf1, NAME/wf2, ...). Empty: the config's name.
+        db_url: SQLAlchemy URL of the evo database, without a password. Empty: EVO_DATABASE_URL, then the
+            config's storage.url, then sqlite:///evo.db.
     """
-    if has_password(db_url):
-        raise ValueError("db_url must not contain a password: set EVO_DATABASE_URL in the worker's environment instead")
-    return drive_walk_forward(config, name, db_url, Orchestrated(get_run_logger()))
+    return drive_walk_forward(config, name or None, database_for(db_url or None, config), Orchestrated(get_run_logger()))
 
 
-def drive_walk_forward(config: RunConfig, name: str | None, db_url: str | None, orch: Plain) -> dict:
+def drive_walk_forward(config: RunConfig, name: str | None, database: str, orch: Plain) -> dict:
     from evo.engine import fast
 
     name = name or config.name
@@ -36,8 +36,8 @@ def drive_walk_forward(config: RunConfig, name: str | None, db_url: str | None, 
     config = config.with_overrides(name=name)
     market = runs.prepare(config)
     folds = wf.plan(config, market)
-    parent = runs.start_walk_forward(config, market, db_url)
-    store = runs.open_store(db_url or config.storage.url)
+    store = open_store(database, write=True)
+    parent = runs.start_walk_forward(config, market, store)
     family = strategies.get(config.strategy.family)
     ann = fast.ann_factor(market.freq)
     results, returns, seed = [], [], None
@@ -45,9 +45,9 @@ def drive_walk_forward(config: RunConfig, name: str | None, db_url: str | None, 
         child = wf.fold_config(config, name, fold, seed if config.validation.walk_forward.warm_start else None)
         orch.log.info("walk-forward %r: fold %d trains on bars %d-%d, tests on %d-%d",
                       name, fold.number, *fold.train, *fold.test)
-        drive(child, None, None, db_url, None, False, orch)
-        ctx, _ = runs.reopen(child.name, db_url=db_url)
-        chosen = wf.choose(summary.summary(child.name, db_url)["pareto"], [o.model_dump() for o in config.objectives])
+        drive(child, None, None, database, None, False, orch)
+        ctx, _ = runs.reopen(child.name, database=database)
+        chosen = wf.choose(summary.describe(store, child.name)["pareto"], [o.model_dump() for o in config.objectives])
         space = family.space(config.strategy.bounds)
         x = space.encode([chosen["genes"]])[0]
         rets = np.mean(

@@ -140,3 +140,37 @@ def write_config(path: Path, cfg) -> Path:
 
     path.write_text(tomli_w.dumps(cfg.model_dump(mode="json", exclude_none=True)))
     return path
+
+
+MARK = "EVO_TEST_MARK"
+
+
+def marked_processes(mark: str) -> list[int]:
+    """Live processes whose environment carries EVO_TEST_MARK=mark (a test sets it on what it starts;
+    every process started below inherits it)."""
+    tag = f"{MARK}={mark}".encode()
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+                with open(f"/proc/{d}/stat") as f:
+                    zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                continue
+            if tag in env and not zombie:
+                out.append(int(d))
+    return out
+
+
+def wait_until_gone(mark: str, timeout: float = 30.0) -> list[int]:
+    """Wait for every marked process to exit; the ones still alive after `timeout`."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        left = marked_processes(mark)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)

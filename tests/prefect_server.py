@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -72,3 +74,85 @@ class PrefectServer:
             except ProcessLookupError:
                 pass
             self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serving(cwd: Path, api_url: str, args: list[str], log_name: str = "serve.log", **env: str):
+    """`evo serve ARGS` against `api_url` until the block ends; yields (process, log path, marker).
+
+    The process and everything it started carry EVO_TEST_MARK=marker (tests.helpers.marked_processes).
+    On exit it gets SIGTERM, then SIGKILL for its whole process group.
+    """
+    from tests.helpers import EVO, MARK, evo_env
+
+    mark = uuid.uuid4().hex
+    log_path = cwd / log_name
+    log = log_path.open("w")
+    e = evo_env(cwd / "serve-home", api_url, PREFECT_RUNNER_POLL_FREQUENCY="1", **{MARK: mark}, **env)
+    proc = subprocess.Popen([EVO, "serve", *args], cwd=cwd, env=e, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        yield proc, log_path, mark
+    finally:
+        try:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+        log.close()
+
+
+def wait(predicate, timeout: float, what: str, every: float = 0.5):
+    """predicate()'s first truthy value, polling every `every` seconds for at most `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+def client(api_url: str):
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient(api_url)
+
+
+def deployment(api_url: str, name: str, proc=None, log: Path | None = None, timeout: float = 120):
+    """Wait for deployment evolve/NAME to exist (while `proc`, if given, is alive)."""
+
+    def found():
+        if proc is not None:
+            assert proc.poll() is None, log.read_text()[-3000:] if log else "serve exited"
+        try:
+            with client(api_url) as c:
+                return c.read_deployment_by_name(f"evolve/{name}")
+        except Exception:
+            return None
+
+    return wait(found, timeout, f"deployment evolve/{name}")
+
+
+def final_state(api_url: str, flow_run_id, timeout: float = 180):
+    def done():
+        with client(api_url) as c:
+            fr = c.read_flow_run(flow_run_id)
+        return fr if fr.state and fr.state.is_final() else None
+
+    return wait(done, timeout, f"flow run {flow_run_id} to finish")
+
+
+ERROR_LINES = ("Traceback", "ERROR", "Can't evaluate bulk DML")
+
+
+def errors_in(log: Path) -> list[str]:
+    """Lines of a log that report an error."""
+    return [ln for ln in log.read_text().splitlines() if any(e in ln for e in ERROR_LINES)]

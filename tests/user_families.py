@@ -102,3 +102,16 @@ class NoKernelSmaCross(SmaCross):
 
 class NotAFamily:
     genes = SmaCross.genes
+
+
+#: a script that marks the page if it ever runs: the report must show it as text
+PAYLOAD = "<script>document.body.dataset.pwned=1</script>"
+PAYLOAD_IMG = "<img src=x onerror=document.body.dataset.pwned=1>"
+
+
+class HostileSmaCross(SmaCross):
+    """SmaCross with one more gene whose name is a script (its kernel never reads it): a report of it must
+    show the name as text."""
+
+    name = "hostile_sma_cross"
+    genes = (*SmaCross.genes, Gene(PAYLOAD, "float", 0.0, 1.0, step=0.5))

@@ -52,7 +52,7 @@ def test_run_quick_then_show_json(tmp_path):
 BAD = [
     ("missing config", ["run", "nope.toml"], "nope.toml: config file not found"),
     ("unknown run", ["resume", "ghost"], "no run named 'ghost'"),
-    ("unknown show", ["show", "ghost"], "no run named 'ghost'"),
+    ("show on no database", ["show", "ghost"], "no evo database at sqlite:///"),
 ]
 
 

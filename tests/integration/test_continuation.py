@@ -22,7 +22,7 @@ def market_file(tmp_path):
 
 
 def test_extend_by_continues_where_the_last_tick_stopped(tmp_path, db_url):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     cfg = small_config(algorithm={"pop_size": 8, "generations": 2})
     evolve(config=cfg, db_url=db_url)
@@ -37,7 +37,7 @@ def test_extend_by_continues_where_the_last_tick_stopped(tmp_path, db_url):
 
 
 def test_new_market_data_is_refused_unless_survivors_are_reevaluated(tmp_path, db_url, market_file):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     path, df = market_file
     cfg = small_config(data={"paths": [str(path)], "synthetic": None}, algorithm={"pop_size": 8, "generations": 2})

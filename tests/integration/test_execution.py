@@ -31,7 +31,7 @@ def _workers(url):
 
 @pytest.fixture(scope="module")
 def thread_pool_run(tmp_path_factory, prefect_harness):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     url = f"sqlite:///{tmp_path_factory.mktemp('thread')}/t.db"
     evolve(config=_cfg("thread"), db_url=url)
@@ -42,7 +42,7 @@ def thread_pool_run(tmp_path_factory, prefect_harness):
 def test_same_evolution_on_other_workers_with_the_market_loaded_once_per_worker(tmp_path, runner, thread_pool_run):
     import os
 
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     url = f"sqlite:///{tmp_path}/{runner}.db"
     evolve(config=_cfg(runner), db_url=url)

@@ -17,7 +17,7 @@ from tests.helpers import dump_run
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_fast_and_vectorbt_engines_evolve_the_same_population(tmp_path):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     runs = {}
     for engine in ("fast", "vectorbt"):

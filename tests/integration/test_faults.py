@@ -32,7 +32,7 @@ def clean_faults(monkeypatch):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, prefect_harness):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     url = f"sqlite:///{tmp_path_factory.mktemp('ref')}/ref.db"
     evolve(config=cfg(), db_url=url)
@@ -63,7 +63,7 @@ def _evaluate_task_runs(flow_run_id: str, expect_retried: int, timeout: float = 
 
 
 def test_thirty_percent_of_first_attempts_fail_and_the_run_is_unchanged(db_url, reference, monkeypatch):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     monkeypatch.setenv("EVO_FAULT_EVALUATE", "0.3")
     evolve(config=cfg(), db_url=db_url)
@@ -79,7 +79,7 @@ def test_thirty_percent_of_first_attempts_fail_and_the_run_is_unchanged(db_url, 
 
 
 def test_retries_run_out_then_resume_continues_from_the_last_commit(db_url, reference, monkeypatch):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     monkeypatch.setenv("EVO_FAULT_EVALUATE", "1.0")
     monkeypatch.setenv("EVO_FAULT_EVALUATE_ALWAYS", "1")
@@ -104,7 +104,7 @@ def test_retries_run_out_then_resume_continues_from_the_last_commit(db_url, refe
 # around it: the failed run, then the resume
 @pytest.mark.parametrize("stage", ["individuals", "commit"])
 def test_persist_failing_mid_transaction_leaves_no_partial_rows(tmp_path, stage, reference, monkeypatch):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     url = f"sqlite:///{tmp_path}/p.db"
     monkeypatch.setenv("EVO_FAULT_PERSIST", stage)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def test_flow_commits_every_generation_with_its_rows(db_url):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     cfg = small_config()
     out = evolve(config=cfg, db_url=db_url)
@@ -49,7 +49,7 @@ def test_flow_commits_every_generation_with_its_rows(db_url):
 
 
 def test_rerunning_a_finished_run_adds_nothing_and_extending_continues(db_url):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     cfg = small_config(algorithm={"pop_size": 8, "generations": 2})
     evolve(config=cfg, db_url=db_url)
@@ -63,7 +63,7 @@ def test_rerunning_a_finished_run_adds_nothing_and_extending_continues(db_url):
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, db_url):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     cfg = small_config(algorithm={"pop_size": 10, "generations": 4})
     full, part = f"sqlite:///{tmp_path}/full.db", db_url
@@ -78,7 +78,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, db_url):
 
 
 def test_same_name_with_a_different_config_is_refused(db_url):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     evolve(config=small_config(algorithm={"pop_size": 8, "generations": 1}), db_url=db_url)
     before = dump_run(db_url, "t")
@@ -88,7 +88,7 @@ def test_same_name_with_a_different_config_is_refused(db_url):
 
 
 def test_second_run_on_same_data_reuses_evaluations(db_url):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     cfg = small_config(algorithm={"pop_size": 8, "generations": 2})
     evolve(config=cfg, db_url=db_url)

@@ -1,5 +1,9 @@
 """SIGKILL `evo run` / `evo resume` at 20+ seeded moments of one run, then finish it with `evo resume`.
 
+Only the evo process is killed (as the OOM killer does), not its process group: every process it
+started (a quarter of the kills use Prefect's ephemeral API server, the rest a real server) must be
+gone shortly after, which the harness checks after every kill by counting them.
+
 Kill points are drawn from a seeded generator: inside an evaluate chunk, inside
 persist's open transaction, right after a generation is committed, and at a
 random delay after the process starts (wherever that lands, startup included).
@@ -20,7 +24,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.conftest import small_config
-from tests.helpers import EVO, dump_run, evo, evo_env, integrity_problems, write_config
+import uuid
+
+from tests.helpers import EVO, MARK, dump_run, evo, evo_env, integrity_problems, marked_processes, wait_until_gone, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -59,11 +65,15 @@ def _next_point(rng: random.Random, committed: int) -> tuple[str, int, float]:
     return kind, gen, rng.uniform(0.3, 4.0)
 
 
-def _run_until_killed(args, tmp_path, api_url, point) -> str:
+def _run_until_killed(args, tmp_path, api_url, point) -> tuple[str, list[int]]:
+    """(outcome, processes of the killed run still alive 30 s after the kill)."""
     kind, gen, delay = point
     marker = tmp_path / "hold.txt"
     marker.unlink(missing_ok=True)
-    extra = {} if kind == "delay" else {"EVO_TEST_HOLD": f"{kind}@{gen}", "EVO_TEST_HOLD_FILE": str(marker)}
+    mark = uuid.uuid4().hex
+    extra = {MARK: mark}
+    if kind != "delay":
+        extra.update(EVO_TEST_HOLD=f"{kind}@{gen}", EVO_TEST_HOLD_FILE=str(marker))
     proc = subprocess.Popen(
         [EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, api_url, **extra),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
@@ -76,11 +86,14 @@ def _run_until_killed(args, tmp_path, api_url, point) -> str:
     if proc.poll() is not None:  # finished (or failed) before the kill point
         out = proc.stdout.read().decode()
         assert proc.returncode == 0, out[-3000:]
-        return "finished"
+        return "finished", wait_until_gone(mark, 30)
     assert kind == "delay" or marker.exists(), f"never reached {kind}@{gen}"
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)  # the evo process alone, as the OOM killer would
     proc.wait(timeout=30)
-    return "killed"
+    left = wait_until_gone(mark, 30)
+    for p in marked_processes(mark):  # never leave them to the next kill
+        os.kill(p, signal.SIGKILL)
+    return "killed", left
 
 
 def test_twenty_kills_then_resume_equals_uninterrupted(tmp_path, db_url, prefect_server, prefect_harness):
@@ -96,7 +109,9 @@ def test_twenty_kills_then_resume_equals_uninterrupted(tmp_path, db_url, prefect
             break
         point = _next_point(rng, committed)
         args = ["run", str(path), "--db", db_url] if first else ["resume", "t", "--db", db_url]
-        outcome = _run_until_killed(args, tmp_path, prefect_server.api_url, point)
+        api = None if kills % 4 == 3 else prefect_server.api_url  # every fourth: the ephemeral API server
+        outcome, left = _run_until_killed(args, tmp_path, api, point)
+        assert left == [], f"processes left behind after {point} ({'ephemeral' if api is None else 'server'} API)"
         if outcome == "killed":
             kills += 1
             seen_phases.add(point[0])
@@ -113,7 +128,7 @@ def test_twenty_kills_then_resume_equals_uninterrupted(tmp_path, db_url, prefect
     assert _status(db_url) == "completed"
     assert integrity_problems(db_url) == []
 
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     ref = f"sqlite:///{tmp_path}/ref.db"
     evolve(config=cfg, db_url=ref)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_racing_resumes_exactly_one_proceeds(tmp_path, db_url, prefect_server, prefect_harness):
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     cfg = small_config(algorithm={"pop_size": 8, "generations": 6})
     evolve(config=cfg, db_url=db_url, generations=2)  # a run to resume, 2 of 6 generations done
@@ -63,7 +63,7 @@ def test_racing_resumes_exactly_one_proceeds(tmp_path, db_url, prefect_server, p
 
 def test_resume_while_another_process_holds_the_run_is_told_it_is_busy(tmp_path, db_url, prefect_server, prefect_harness):
     """Not a race: the holder is visibly advancing the run before the second process starts."""
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     cfg = small_config(algorithm={"pop_size": 8, "generations": 4})
     evolve(config=cfg, db_url=db_url, generations=1)

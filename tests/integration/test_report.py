@@ -53,7 +53,7 @@ class Page(HTMLParser):
 def test_report_is_one_file_with_the_figures_tables_and_verdict(tmp_path, db_url):
     from evo import summary
     from evo.report import FIGURE_IDS, write_report
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     evolve(config=small_config(algorithm={"pop_size": 12, "generations": 3}), db_url=db_url)
     out = write_report("t", db_url, tmp_path / "out" / "report.html")
@@ -76,4 +76,5 @@ def test_report_is_one_file_with_the_figures_tables_and_verdict(tmp_path, db_url
 
 def test_report_cli_and_unknown_run(tmp_path):
     res = evo(["report", "ghost", "--db", f"sqlite:///{tmp_path}/x.db", "--out", str(tmp_path / "r.html")], tmp_path)
-    assert res.returncode == 2 and "no run named 'ghost'" in res.stderr
+    assert res.returncode == 2 and "no evo database at" in res.stderr
+    assert not (tmp_path / "x.db").exists()  # a read-only command creates no database

@@ -40,8 +40,8 @@ def test_no_pickle_anywhere_in_the_code():
 
 def test_prefect_persists_no_results():
     """Prefect would serialise persisted results with cloudpickle; the tasks and the flow persist none."""
-    import tasks
-    from flows.evolve import evolve
+    from evo import tasks
+    from evo.flows.evolve import evolve
 
     for t in (tasks.vary, tasks.evaluate, tasks.select, tasks.persist):
         assert t.persist_result is False, t.name
@@ -51,7 +51,7 @@ def test_prefect_persists_no_results():
 @pytest.mark.usefixtures("prefect_harness")
 def test_hostile_run_names_are_stored_and_found_verbatim(db_url):
     from evo import summary
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     for name in HOSTILE:
         evolve(config=small_config(algorithm={"pop_size": 6, "generations": 1}), name=name, db_url=db_url)
@@ -66,11 +66,18 @@ def test_hostile_run_names_are_stored_and_found_verbatim(db_url):
         assert summary.summary(name, db_url)["name"] == name
 
 
-def test_a_password_in_storage_url_or_flow_parameter_is_refused():
+@pytest.mark.parametrize("url", ["postgresql://u:pw@h/db", "postgresql://u@h/db?password=pw",
+                                 "postgresql://u@h/db?sslpassword=pw"])
+def test_a_password_in_storage_url_or_flow_parameter_is_refused(url):
     from evo.config import ConfigError
+    from evo.flows.evolve import database_for
+    from evo.preflight import check
 
-    with pytest.raises(ConfigError, match=r"storage\.url.*password"):
-        small_config(storage={"url": "postgresql://u:pw@h/db"})
+    with pytest.raises(ConfigError, match=r"storage\.url.*password") as ei:
+        check(small_config(storage={"url": url}))
+    assert "pw" not in str(ei.value).replace("password", "")
+    with pytest.raises(ValueError, match="db_url must not contain a password"):
+        database_for(url, None)
 
 
 @pytest.mark.postgres

@@ -50,7 +50,7 @@ def planted(n, seed):
 
 def test_random_walk_gets_no_evidence_of_edge(tmp_path, db_url):
     from evo import summary
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     evolve(config=cfg_for(write_market(tmp_path / "rw.csv", random_walk(3000, 123))), db_url=db_url)
     v = summary.summary("v", db_url)["verdict"]
@@ -62,7 +62,7 @@ def test_random_walk_gets_no_evidence_of_edge(tmp_path, db_url):
 
 def test_planted_pattern_gets_edge_and_holds_out_of_sample(tmp_path, sqlite_url):
     from evo import summary
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     db_url = sqlite_url
     evolve(config=cfg_for(write_market(tmp_path / "cycle.csv", planted(3000, 123))), db_url=db_url)
@@ -76,7 +76,7 @@ def test_planted_pattern_gets_edge_and_holds_out_of_sample(tmp_path, sqlite_url)
 def test_evolution_never_sees_the_holdout(tmp_path):
     """Two markets equal before the split and different after it: identical evolution, different holdout scores."""
     from evo import summary
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     a = random_walk(2000, 7)
     b = a.copy()
@@ -103,13 +103,13 @@ def test_holdout_metrics_equal_vectorbt_on_the_holdout_window(tmp_path):
     from evo.engine import evaluate
     from evo.objectives import METRICS
     from evo.runs import reopen
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     url = f"sqlite:///{tmp_path}/h.db"
     cfg = cfg_for(write_market(tmp_path / "h.csv", random_walk(2000, 11)), algorithm={"pop_size": 16, "generations": 3})
     evolve(config=cfg, db_url=url)
     s = summary.summary("v", url)
-    ctx, _ = reopen("v", db_url=url)
+    ctx, _ = reopen("v", database=url)
     params = [e["genes"] for e in s["pareto"]]
     ref = evaluate(get_market(cfg.data), strategies.get("rsi_pullback"), params,
                    EvaluationConfig(engine="vectorbt"), window=ctx.oos_window)
@@ -127,7 +127,7 @@ def test_walk_forward_stitches_the_test_windows(tmp_path, mode, warm):
     from evo import strategies
     from evo.engine import evaluate
     from evo.objectives import METRICS
-    from flows.walkforward import walk_forward
+    from evo.flows.walkforward import walk_forward
 
     url = f"sqlite:///{tmp_path}/wf.db"
     cfg = cfg_for(write_market(tmp_path / "wf.csv", planted(3000, 5)), algorithm={"pop_size": 12, "generations": 3},
@@ -160,7 +160,7 @@ def test_walk_forward_stitches_the_test_windows(tmp_path, mode, warm):
 def test_holdout_each_generation_is_stored_but_never_steers(tmp_path):
     from sqlalchemy import create_engine, text
 
-    from flows.evolve import evolve
+    from evo.flows.evolve import evolve
 
     path = write_market(tmp_path / "e.csv", random_walk(2000, 3))
     base = cfg_for(path, algorithm={"pop_size": 12, "generations": 3})

@@ -1,0 +1,129 @@
+"""What every `evo` command shares: the typer app, one-line errors, the database option, Prefect's settings.
+
+Imports of evo, pandas or Prefect happen inside the commands, so that `evo --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Evolve Pareto sets of trading strategies (NSGA-II + vectorbt + Prefect, stored in SQL).",
+)
+
+state = {"debug": False, "urls": []}  # --debug, and the database URLs in play (their secrets are scrubbed)
+
+DB_HELP = "SQLAlchemy URL (default: EVO_DATABASE_URL, then the config's storage.url, then sqlite:///evo.db)."
+
+
+def db_option():
+    return typer.Option(None, "--db", help=DB_HELP)
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors.")) -> None:
+    state["debug"] = debug
+
+
+def printable(msg: str) -> str:
+    """One line, with control and bidi characters shown as escapes and database secrets as ***."""
+    from evo.store import url as urls
+    from evo.text import printable as safe
+
+    msg = urls.scrub(str(msg), state["urls"] + [os.environ.get(urls.ENV)])
+    return safe(" ".join(msg.split("\n")))
+
+
+def fail(msg: str, code: int = 2) -> None:
+    typer.echo(f"error: {printable(msg)}", err=True)
+    raise typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from evo.config import ConfigError
+    from evo.data import DataError
+    from evo.runs import RunError
+    from evo.store import StoreError, URLError
+
+    return (ConfigError, DataError, RunError, StoreError, URLError, KeyError, MemoryError)
+
+
+def guard(fn, *args, **kwargs):
+    """Run fn; a user error becomes one line on stderr and exit 2, anything else one line and exit 1."""
+    try:
+        return fn(*args, **kwargs)
+    except typer.Exit:
+        raise
+    except _user_errors() as e:
+        if state["debug"]:
+            raise
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        fail(str(msg))
+    except Exception as e:
+        if state["debug"]:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        fail(f"{type(e).__name__}: {first} (run with --debug for the traceback)", 1)
+
+
+def database(db: str | None, config=None) -> str:
+    """The command's database URL: --db, then EVO_DATABASE_URL, then the config's storage.url, then the default."""
+    from evo.store import url as urls
+
+    url = urls.resolve(db, config.storage.url if config is not None else None)
+    state["urls"].append(url)
+    return url
+
+
+def flow_db_param(url: str) -> str | None:
+    """The flow's `db_url` parameter for `url`: Prefect stores parameters, so a URL with a password
+    goes to the flow through the environment instead (EVO_DATABASE_URL, which the flow reads)."""
+    from evo.store import url as urls
+
+    if urls.has_secret(url):
+        os.environ[urls.ENV] = url
+        return None
+    return url
+
+
+def prefect_env(reaper: bool = True) -> None:
+    """Settings for a command that runs flows; call it before Prefect is imported.
+
+    With `reaper`, the processes this command starts die with it, even when it is killed.
+    """
+    if reaper:
+        from evo.flows import reaper as r
+
+        r.start()
+    # one line per generation, not per task run; the shutdown of the ephemeral API server
+    # logs harmless flush errors at ERROR level
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect gives its ephemeral API 20 s to start (its first start also migrates its database);
+    # on a busy 2-core machine that was seen to run out, failing a run that had not begun
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # heartbeats every 30 s: the "crash unresponsive evo runs" automation (`evo heal`) waits 90 s
+    from evo.flows.heal import HEARTBEAT_SECONDS
+
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+
+
+def console():
+    from rich.console import Console
+
+    # rich assumes 80 columns when not on a terminal; the tables need a little more
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
+def text(value) -> str:
+    """A user string (a run name, a symbol, a gene name) made safe inside rich markup."""
+    from evo.text import markup
+
+    return markup(value)

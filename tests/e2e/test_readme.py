@@ -1,0 +1,315 @@
+"""Every command the README tells a user to type, run as the user runs it: a subprocess in an empty folder.
+
+The commands are read from the README itself (its "Quick start" and "Using it" blocks, and every
+`evo ...` line of any block), so a command added to the README without a way to run it here fails
+`test_every_readme_command_is_covered`. Sizes are made small where the README's own would take
+minutes (placeholders and the flags below), never the command itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import EVO, ROOT, evo_env
+
+pytestmark = pytest.mark.slow
+
+README = ROOT / "README.md"
+
+
+def _blocks(text: str) -> list[tuple[str, list[str]]]:
+    """(section heading, lines) of every fenced code block."""
+    out, section, block = [], "", None
+    for line in text.splitlines():
+        if line.startswith("#") and block is None:
+            section = line.lstrip("#").strip()
+        elif line.startswith("```"):
+            if block is None:
+                block = []
+            else:
+                out.append((section, block))
+                block = None
+        elif block is not None:
+            block.append(line)
+    return out
+
+
+def _command(line: str) -> str | None:
+    """The command on a README line, without its trailing comment (None for comments and blanks)."""
+    s = line.strip()
+    if not s or s.startswith("#"):
+        return None
+    s = re.split(r"\s{2,}#\s", s)[0].strip()
+    return s
+
+
+def readme_commands() -> list[str]:
+    """The quick start's and "Using it"'s commands, then every other `evo` line, in README order."""
+    seen, out = set(), []
+    for section, lines in _blocks(README.read_text()):
+        for line in lines:
+            cmd = _command(line)
+            if cmd is None:
+                continue
+            if section in ("Quick start", "Using it") or cmd.startswith("evo ") or cmd.startswith("make "):
+                if cmd not in seen:
+                    seen.add(cmd)
+                    out.append(cmd)
+    return out
+
+
+# how each README command runs here: a pattern, the arguments to run (small sizes), and what must hold
+def _small(cmd: str) -> list[str]:
+    args = shlex.split(cmd)
+    subst = {"CONFIG": str(ROOT / "examples" / "quick.toml"), "N": "other", "URL": "sqlite:///other.db",
+             "NAME": "quick", "...": "show quick"}
+    out = []
+    for a in args:
+        if a.startswith("examples/"):
+            a = str(ROOT / a)
+        out += shlex.split(subst[a]) if a in subst else [a]
+    return out
+
+
+SMALL = {
+    # the README's sizes take minutes; these flags keep the command and shrink the work
+    "--generations 20": ["--generations", "2"],
+    "--generations 10": ["--generations", "6"],
+}
+
+
+def _shrink(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        pair = " ".join(argv[i:i + 2])
+        if pair in SMALL:
+            out += SMALL[pair]
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+BENCH_SMALL = ["--n", "60", "--bars", "3000", "--rss-bars", "3000", "--repeats", "1"]
+ORCH_SMALL = ["--n", "24", "--bars", "3000", "--generations", "2", "--repeats", "1"]
+
+
+def _run(argv, cwd, env, timeout=600):
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _check_make_demo(cmd, cwd, env, api):
+    res = _run(["make", "-f", str(ROOT / "Makefile"), "-o", "install", "demo", f"VENV={sys.prefix}"], cwd, env)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "verdict:" in out and "holdout" in out and "report written to" in out
+    assert (cwd / "report.html").stat().st_size > 1_000_000 and (cwd / "evo.db").exists()
+
+
+def _check_make_test(cmd, cwd, env, api):
+    # the suite itself is what CI runs (`.ci/run` calls `make test`); here: the target exists and runs pytest
+    res = _run(["make", "-n", "-f", str(ROOT / "Makefile"), "-o", "install", "test", f"VENV={sys.prefix}"], cwd, env)
+    assert res.returncode == 0 and "-m pytest" in res.stdout, res.stdout + res.stderr
+
+
+def _evo(argv, cwd, env, api=None, timeout=600):
+    e = dict(env)
+    if api:
+        e["PREFECT_API_URL"] = api
+    res = _run([EVO, *argv[1:]], cwd, e, timeout)
+    return res, res.stdout + res.stderr
+
+
+def _check_run_quick(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    assert "generation 4/4" in out and "verdict:" in out and "stored in sqlite:///evo.db as run 'quick'" in out
+
+
+def _check_run_full(cmd, cwd, env, api):
+    argv = _shrink(_small(cmd))
+    res, out = _evo(argv, cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    assert "generation 2/2" in out and "as run 'other'" in out and (cwd / "other.db").exists()
+    assert "seed 7" in out or json.loads(_evo([EVO, "show", "other", "--db", "sqlite:///other.db", "--json"],
+                                            cwd, env)[0].stdout)["seed"] == 7
+
+
+def _check_resume(cmd, cwd, env, api):
+    res, out = _evo(_shrink(_small(cmd)), cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    assert "resuming after committed generation 4" in out and "generation 6/6" in out
+
+
+def _check_runs(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out
+    assert re.search(r"quick\s+│\s+completed\s+│\s+6/6", out), out
+
+
+def _check_show(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out
+    assert out.startswith("quick  completed  generation 6/6") and "Pareto set" in out and "verdict:" in out
+
+
+def _check_show_json(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out
+    s = json.loads(res.stdout)
+    assert {"name", "status", "generations_done", "data_fingerprint", "verdict", "cache", "pareto"} <= set(s)
+    assert s["name"] == "quick" and s["status"] == "completed" and s["generations_done"] == 6
+    assert s["pareto"] and {"genes", "metrics", "objectives", "oos_metrics"} <= set(s["pareto"][0])
+
+
+def _check_report(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out
+    page = (cwd / "report.html").read_text()
+    assert "report written to report.html" in out and "Pareto set" in page and "Plotly" in page
+
+
+def _check_walkforward(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env, timeout=900)
+    assert res.returncode == 0, out[-3000:]
+    assert "walk-forward quick-wf (rolling)" in out and "stitched out of sample" in out
+    assert re.search(r"^│ 3 ", out, re.M), out  # three folds
+
+
+def _check_serve(cmd, cwd, env, api):
+    e = dict(env, PREFECT_API_URL=api)
+    log = (cwd / "serve.log").open("w")
+    proc = subprocess.Popen([EVO, *_small(cmd)[1:]], cwd=cwd, env=e, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "serving deployment" not in (cwd / "serve.log").read_text():
+            assert proc.poll() is None, (cwd / "serve.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "evo serve did not start"
+            time.sleep(0.5)
+        time.sleep(2)
+        proc.send_signal(signal.SIGTERM)  # what systemd or `kill` sends
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    out = (cwd / "serve.log").read_text()
+    argv = _small(cmd)
+    name = argv[argv.index("--name") + 1] if "--name" in argv else "evolve"
+    assert f"serving deployment evolve/{name}" in out and "automations:" in out
+    assert code in (0, 130), out[-3000:]
+    assert "never awaited" not in out and "Traceback" not in out, out[-3000:]
+
+
+def _check_heal(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env, api=api)
+    assert res.returncode == 0, out
+    assert "evo: crash unresponsive runs:" in out and "evo: resume crashed runs:" in out
+
+
+def _check_bench(cmd, cwd, env, api):
+    res, out = _evo([*_small(cmd), *BENCH_SMALL], cwd, env, timeout=900)
+    assert res.returncode == 0, out[-3000:]
+    assert "strategy-bars/s" in out and "peak RSS" in out and "persist one generation" in out
+    assert (cwd / "bench-results" / "bench.json").exists()
+
+
+def _check_bench_orchestration(cmd, cwd, env, api):
+    res, out = _evo([*_small(cmd), *ORCH_SMALL], cwd, env, timeout=900)
+    assert res.returncode == 0, out[-3000:]
+    r = json.loads((cwd / "bench-results" / "bench.json").read_text())["orchestration"]
+    assert r["same_result"] is True and r["plain_seconds"] > 0 and r["prefect_seconds"] > 0
+
+
+def _check_debug(cmd, cwd, env, api):
+    argv = _small(cmd)
+    res, out = _evo([EVO, *argv[1:3], "ghost"], cwd, env)  # an error, shown with its traceback
+    assert res.returncode != 0 and "Traceback" in res.stderr and "no run named 'ghost'" in res.stderr
+    res, out = _evo(argv, cwd, env)
+    assert res.returncode == 0 and "quick  completed" in out
+
+
+def _check_run_on_dask(cmd, cwd, env, api):
+    """The multi-host block, on one host: a Dask scheduler and a worker, then `evo run my.toml` through them."""
+    import tomllib
+
+    from tests.prefect_server import free_port
+
+    port = free_port()
+    d = Path(sys.executable).parent
+    procs = [subprocess.Popen([str(d / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        procs.append(subprocess.Popen([str(d / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nworkers", "1",
+                                       "--nthreads", "1", "--no-dashboard"], cwd=cwd, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        cfg = tomllib.loads((ROOT / "examples" / "quick.toml").read_text())
+        cfg.update(name="on-dask", execution={"task_runner": "dask", "dask_address": f"tcp://127.0.0.1:{port}"})
+        cfg["algorithm"]["generations"] = 2
+        import tomli_w
+
+        (cwd / "my.toml").write_text(tomli_w.dumps(cfg))
+        res, out = _evo(_small(cmd), cwd, dict(env, EVO_DATABASE_URL=f"sqlite:///{cwd}/dask.db"), timeout=600)
+        assert res.returncode == 0, out[-3000:]
+        assert "generation 2/2" in out and "as run 'on-dask'" in out and (cwd / "dask.db").exists()
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
+
+
+COMMANDS = [
+    (r"make demo", _check_make_demo),
+    (r"make test", _check_make_test),
+    (r"evo run examples/quick\.toml", _check_run_quick),
+    (r"evo run CONFIG --name N --generations 20 --seed 7 --db URL", _check_run_full),
+    (r"evo resume quick --generations 10", _check_resume),
+    (r"evo runs", _check_runs),
+    (r"evo show quick", _check_show),
+    (r"evo show quick --json", _check_show_json),
+    (r"evo report quick --out report\.html", _check_report),
+    (r"evo walkforward examples/quick\.toml --name quick-wf --folds 3", _check_walkforward),
+    (r"evo serve( .*)?", _check_serve),
+    (r"evo heal", _check_heal),
+    (r"evo run my\.toml", _check_run_on_dask),
+    (r"evo bench", _check_bench),
+    (r"evo bench --orchestration", _check_bench_orchestration),
+    (r"evo --debug \.\.\.", _check_debug),
+]
+
+
+def _checker(cmd: str):
+    found = [fn for pattern, fn in COMMANDS if re.fullmatch(pattern, cmd)]
+    return found[0] if found else None
+
+
+def test_every_readme_command_is_covered():
+    cmds = readme_commands()
+    assert "make demo" in cmds and "evo run examples/quick.toml" in cmds, cmds
+    missing = [c for c in cmds if _checker(c) is None]
+    assert missing == [], f"README commands this test does not run: {missing}"
+
+
+def test_readme_commands_run_as_a_user_runs_them(tmp_path, prefect_server):
+    """Quick start, then "Using it" in order, in one empty folder with the ephemeral Prefect API."""
+    env = evo_env(tmp_path)
+    ran = set()
+    for cmd in readme_commands():
+        fn = _checker(cmd)
+        assert fn is not None, cmd
+        fn(cmd, tmp_path, env, prefect_server.api_url)
+        ran.add(fn)
+    assert ran == {fn for _, fn in COMMANDS}, "a command this test knows is no longer in the README"
