@@ -86,6 +86,7 @@ def serving(cwd: Path, api_url: str, args: list[str], log_name: str = "serve.log
     from tests.helpers import EVO, MARK, evo_env
 
     mark = uuid.uuid4().hex
+    (cwd / "serve-home").mkdir(exist_ok=True)
     log_path = cwd / log_name
     log = log_path.open("w")
     e = evo_env(cwd / "serve-home", api_url, PREFECT_RUNNER_POLL_FREQUENCY="1", **{MARK: mark}, **env)

@@ -95,12 +95,12 @@ def _check_cron(expr: str) -> None:
 
 
 def _serve(flow, name: str, **deployment) -> None:
-    """What `flow.serve` does, with one difference: SIGTERM stops the runner the way Ctrl-C does.
+    """What `flow.serve` does, with one difference: SIGTERM stops the runner cleanly.
 
     Prefect's runner answers SIGTERM by scheduling its async stop on another event loop from inside the
-    signal handler, which leaves `Runner.astop` unawaited (a RuntimeWarning on every shutdown). Raising
-    KeyboardInterrupt instead unwinds `runner.start()` in its own loop, which pauses the deployment and
-    stops the flow runs as on Ctrl-C.
+    signal handler, which leaves `Runner.astop` unawaited (a RuntimeWarning on every shutdown). Here the
+    handler schedules `astop` on the loop the runner runs in, as Ctrl-C's path ends: polling stops, the
+    runs in progress are cancelled, the deployment is paused.
     """
     import asyncio
 
@@ -108,7 +108,8 @@ def _serve(flow, name: str, **deployment) -> None:
 
     class _Runner(Runner):
         def handle_sigterm(self, *args, **kwargs) -> None:
-            raise KeyboardInterrupt
+            loop = asyncio.get_running_loop()  # the signal arrives in the thread that runs start()
+            self._stop_task = loop.create_task(self.astop())
 
     runner = _Runner(name=name, pause_on_shutdown=True)
     runner.add_flow(flow, name=name, **deployment)
@@ -116,7 +117,8 @@ def _serve(flow, name: str, **deployment) -> None:
     try:
         asyncio.run(runner.start())
     except KeyboardInterrupt:
-        typer.echo("stopped", err=True)
+        pass
+    typer.echo("stopped", err=True)
 
 
 @app.command("heal")
