@@ -315,6 +315,7 @@ def bench(
     """Measure the figures in the README's performance table (medians over repeats, one run)."""
 
     def go():
+        nonlocal engine, rss, persist  # --orchestration turns them off below
         from rich.console import Console
         from rich.table import Table
 
