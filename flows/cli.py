@@ -305,6 +305,7 @@ def bench(
     engine: bool = typer.Option(True, "--engine/--no-engine", help="Evaluation throughput (fast engine, seeds' vectorbt pattern, bare kernel)."),
     rss: bool = typer.Option(True, "--rss/--no-rss", help="Peak RSS at 1,000 and 10,000 strategies x 100,000 bars."),
     persist: bool = typer.Option(True, "--persist/--no-persist", help="Time persisting one generation."),
+    generation: bool = typer.Option(True, "--generation/--no-generation", help="CPU of NSGA-II's vary and select at populations 100, 1,000 and 10,000, beside pymoo's own loop (about 20 s)."),
     orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop (about 3 minutes)."),
     n: int = typer.Option(1000, "--n", min=1, help="Strategies (engine) / individuals (persist)."),
     bars: int = typer.Option(87_600, "--bars", min=100, help="Bars for the throughput benchmark."),
@@ -315,7 +316,7 @@ def bench(
     """Measure the figures in the README's performance table (medians over repeats, one run)."""
 
     def go():
-        nonlocal engine, rss, persist  # --orchestration turns them off below
+        nonlocal engine, rss, persist, generation  # --orchestration turns them off below
         from rich.console import Console
         from rich.table import Table
 
@@ -337,7 +338,7 @@ def bench(
             t.add_row("  API server CPU, per generation", f"{r['server_cpu_ms_per_generation']:.0f} ms")
             t.add_row("same checkpoints", str(r["same_result"]))
             console.print(t)
-            engine = rss = persist = False
+            engine = rss = persist = generation = False
         if engine:
             r = results["engine"] = b.engine_benchmark(n=n, n_bars=bars, repeats=repeats)
             t = Table("what", "strategy-bars/s", title=f"evaluation: {r['family']}, {r['strategies']} strategies x {r['bars']} bars, {r['threads']} threads", title_justify="left")
@@ -359,6 +360,18 @@ def bench(
             r = results["persist"] = b.persist_benchmark(db, n=n, repeats=max(repeats, 5))
             t = Table("backend", "individuals", "median", "min", "max", title="persist one generation (one transaction)", title_justify="left")
             t.add_row(r["backend"], str(r["individuals"]), f"{r['median_ms']:.1f} ms", f"{r['min_ms']:.1f} ms", f"{r['max_ms']:.1f} ms")
+            console.print(t)
+        if generation:
+            r = results["generation"] = b.generation_benchmark()
+            t = Table("path", "population", "vary", "select", "vary + select", "growth k (t ~ n^k) from the size before",
+                      title="NSGA-II bookkeeping per generation, CPU ms (evaluation excluded; medians)", title_justify="left")
+            for path, by_n in r["steps"].items():
+                prev = None
+                for n_, v in by_n.items():
+                    k = r["growth"][path].get(f"{prev}-{n_}") if prev is not None else None
+                    t.add_row(path, str(n_), f"{v['vary_ms']:.2f}", f"{v['select_ms']:.2f}", f"{v['total_ms']:.2f}",
+                              "" if k is None else f"vary {k['vary_ms']:.2f}, select {k['select_ms']:.2f}")
+                    prev = n_
             console.print(t)
         b.write_json(results, out)
         typer.echo(f"wrote {out}")
