@@ -352,8 +352,8 @@ def generation_benchmark(sizes=(100, 1000, 10_000), generations: dict | None = N
     gens.update(generations or {})
     # load (or compile) the numba kernels outside the measurement
     warm = Optimizer(box, 2, 0, AlgorithmConfig(pop_size=20, sampling="random"))
-    state = warm.select(None, *(lambda X: (X, _zdt1(X), np.empty((len(X), 0))))(warm.initial(new_rng(0))), new_rng(0))
-    warm.vary(state, new_rng(0))
+    X = warm.initial(new_rng(0))
+    warm.vary(warm.select(None, X, _zdt1(X), np.empty((len(X), 0)), new_rng(0)), new_rng(0))
 
     paths = {
         "evo, trivial 9-gene ZDT1": lambda n, g: _evo_generations(
