@@ -1,73 +1,12 @@
-"""Numba kernels of NSGA-II's survival: Pareto ranks and crowding-distance terms, arrays in and out.
-
-Both give what pymoo 0.6.2 computes (moocore's `pareto_rank`, pymoo's `calc_crowding_distance`)
-bit for bit: a rank is defined by the points alone, so any correct algorithm agrees, and the
-crowding terms repeat pymoo's IEEE operations in its order (no fastmath).
+"""Numba kernel of NSGA-II's survival: crowding-distance terms of many fronts in one call, arrays
+in and out. It repeats the IEEE operations of pymoo 0.6.2's `calc_crowding_distance` in pymoo's
+order (no fastmath), so the distances are pymoo's bit for bit, without a NumPy round trip per front.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
-
-@njit(cache=True, error_model="numpy")
-def _dominates(F: np.ndarray, q: int, p: int) -> bool:
-    """q dominates p (minimisation): no worse in every objective, better in one."""
-    better = False
-    for j in range(F.shape[1]):
-        if F[q, j] > F[p, j]:
-            return False
-        if F[q, j] < F[p, j]:
-            better = True
-    return better
-
-
-@njit(cache=True, error_model="numpy")
-def pareto_rank_nb(F: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Non-dominated sorting rank of every row of F (0 = not dominated), for F with >= 2 columns.
-
-    `order` is the lexicographic order of the rows (first column first), so a point can only be
-    dominated by points before it. Points go to fronts in that order, each to the first front
-    none of whose members dominates it; fronts are found by binary search because a point
-    dominated by a member of front k is dominated by a member of every front before k
-    (Zhang et al. 2015, ENS-BS). With two objectives the last member of a front, the one with the
-    smallest second objective, decides alone, which makes the whole sort O(n log n) (Jensen 2003).
-    Duplicated points share a rank, as in moocore.
-    """
-    n, m = F.shape
-    rank = np.empty(n, dtype=np.int64)
-    last = np.empty(n, dtype=np.int64)  # per front: its most recently added member
-    prev = np.empty(n, dtype=np.int64)  # per point: the member added to its front before it
-    n_fronts = 0
-    for t in range(n):
-        p = order[t]
-        lo, hi = 0, n_fronts
-        while lo < hi:
-            mid = (lo + hi) // 2
-            dominated = False
-            if m == 2:
-                q = last[mid]
-                dominated = F[q, 1] < F[p, 1] or (F[q, 1] == F[p, 1] and F[q, 0] != F[p, 0])
-            else:
-                q = last[mid]
-                while q >= 0:
-                    if _dominates(F, q, p):
-                        dominated = True
-                        break
-                    q = prev[q]
-            if dominated:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo == n_fronts:
-            n_fronts += 1
-            prev[p] = -1
-        else:
-            prev[p] = last[lo]
-        last[lo] = p
-        rank[p] = lo
-    return rank
 
 
 @njit(cache=True, error_model="numpy")

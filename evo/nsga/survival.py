@@ -32,16 +32,11 @@ def constraint_violation(G: np.ndarray) -> np.ndarray:
 
 
 def pareto_rank(F: np.ndarray) -> np.ndarray:
-    """Non-dominated sorting rank per row (0 = first front), as moocore's `pareto_rank` that
-    pymoo's `NonDominatedSorting` calls."""
-    F = np.ascontiguousarray(F, dtype=np.float64)
-    n, m = F.shape
-    if m == 0:
-        return np.zeros(n, dtype=np.int64)
-    if m == 1:
-        return np.unique(F.ravel(), return_inverse=True)[1]  # moocore's own one-objective rule
-    order = np.lexsort(F.T[::-1])
-    return nb.pareto_rank_nb(F, order)
+    """Non-dominated sorting rank per row (0 = first front): moocore's `pareto_rank`, which pymoo's
+    `NonDominatedSorting` calls (O(n log n) for two objectives, fronts one at a time for more)."""
+    from moocore import pareto_rank as moocore_rank
+
+    return moocore_rank(np.asarray(F, dtype=np.float64))
 
 
 def crowding_distance(F: np.ndarray, members: np.ndarray, starts: np.ndarray) -> np.ndarray:
