@@ -53,7 +53,6 @@ def crowding_distance(F: np.ndarray, members: np.ndarray, starts: np.ndarray) ->
 def rank_and_crowding(F: np.ndarray, n_survive: int, rng: np.random.Generator) -> Survivors:
     """`RankAndCrowding._do`: whole fronts while they fit, then the splitting front by crowding
     distance, descending, its ties broken by pymoo's randomized argsort."""
-    n = len(F)
     rank = pareto_rank(F)
     # moocore's fronts are np.where(rank == r): ascending index within a front
     order = np.argsort(rank, kind="stable")
