@@ -1,4 +1,4 @@
-"""NSGA-II steps from pymoo's own operators, and the checkpoint as plain data.
+"""NSGA-II steps equal to pymoo 0.6.2's NSGA2, and the checkpoint as plain data.
 
 pymoo's ask/tell keeps its state inside an Algorithm object. A generation here
 is split into tasks that may run in other processes and may be retried, so
@@ -6,9 +6,13 @@ each step is a pure function of plain data: (population state, rng state) in,
 (result, new rng state) out. A retried step therefore repeats exactly.
 
     vary    = pymoo Mating: binary tournament, SBX, PM, repair, duplicate elimination
-              (generation 1: the sampling instead)
+              (generation 1: pymoo's sampling, repaired, duplicates dropped)
     select  = pymoo RankAndCrowding survival of survivors + offspring
               (generation 1: of the initial population alone, as NSGA2 does)
+
+vary and select run on arrays (evo.nsga), drawing the same random numbers in the
+same order as pymoo's operators, so a run is pymoo's run bit for bit without
+pymoo's per-individual objects and O(n^2) duplicate search (issue 13).
 
 The state after `select` is all NSGA-II carries between generations: the
 survivors' X, F, G, rank and crowding, the Generator's `bit_generator.state`,
@@ -23,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from evo import nsga
 from evo.config import AlgorithmConfig
+from evo.nsga.duplicate import unique_rows
 from evo.strategies.base import GeneSpace
 
 CHECKPOINT_VERSION = 1
@@ -71,110 +77,86 @@ def rng_state(rng: np.random.Generator) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# pymoo glue
+# the steps
 
 
 class Optimizer:
     """The NSGA-II operators of one run, bound to its gene space."""
 
     def __init__(self, space: GeneSpace, n_obj: int, n_constr: int, cfg: AlgorithmConfig):
-        from pymoo.algorithms.moo.nsga2 import NSGA2
-        from pymoo.core.problem import Problem
-        from pymoo.core.repair import Repair
-        from pymoo.operators.crossover.sbx import SBX
-        from pymoo.operators.mutation.pm import PM
-        from pymoo.operators.sampling.lhs import LHS
-        from pymoo.operators.sampling.rnd import FloatRandomSampling
-
-        class _SpaceRepair(Repair):
-            def _do(self, problem, X, **kwargs):
-                return space.repair(X)
-
         self.space = space
         self.cfg = cfg
-        self.problem = Problem(n_var=space.n_var, n_obj=n_obj, n_ieq_constr=n_constr, xl=space.xl, xu=space.xu)
-        self.algo = NSGA2(
-            pop_size=cfg.pop_size,
-            n_offsprings=cfg.n_offsprings or cfg.pop_size,
-            sampling=LHS() if cfg.sampling == "lhs" else FloatRandomSampling(),
-            crossover=SBX(prob=cfg.crossover_prob, eta=cfg.crossover_eta),
-            mutation=PM(eta=cfg.mutation_eta, prob_var=cfg.mutation_prob),
-            repair=_SpaceRepair(),
-            eliminate_duplicates=True,
+        self.n_obj = n_obj
+        self.n_constr = n_constr
+        self.n_offsprings = cfg.n_offsprings or cfg.pop_size
+        self.ops = nsga.Operators(
+            crossover_prob=cfg.crossover_prob,
+            crossover_eta=cfg.crossover_eta,
+            mutation_eta=cfg.mutation_eta,
+            mutation_prob_var=cfg.mutation_prob,
         )
-        self.algo.setup(self.problem, seed=0)  # the Generator is replaced on every step
+        self._sampling = None
 
-    # the pymoo operators read algorithm.random_state as well as their argument
-    def _bind(self, rng: np.random.Generator) -> None:
-        self.algo.random_state = rng
+    def _sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n genomes from pymoo's own sampling operator (run once per run: not worth a copy)."""
+        if self._sampling is None:
+            from pymoo.core.problem import Problem
+            from pymoo.operators.sampling.lhs import LHS
+            from pymoo.operators.sampling.rnd import FloatRandomSampling
 
-    def _population(self, X, F=None, G=None, rank=None, crowding=None):
-        from pymoo.core.population import Population
-
-        pop = Population.new(X=np.asarray(X, dtype=np.float64))
-        if F is not None:
-            pop.set("F", np.asarray(F, dtype=np.float64), "G", np.asarray(G, dtype=np.float64))
-            for ind in pop:
-                ind.evaluated.update(("F", "G", "H"))
-        if rank is not None:
-            for ind, r, c in zip(pop, rank, crowding):
-                if not math.isnan(r):
-                    ind.set("rank", int(r))
-                    ind.set("crowding", float(c))
-        return pop
+            problem = Problem(n_var=self.space.n_var, n_obj=self.n_obj, n_ieq_constr=self.n_constr,
+                              xl=self.space.xl, xu=self.space.xu)
+            self._sampling = (problem, LHS() if self.cfg.sampling == "lhs" else FloatRandomSampling())
+        problem, sampling = self._sampling
+        return sampling(problem, n, random_state=rng).get("X")
 
     def initial(self, rng: np.random.Generator) -> np.ndarray:
-        """Generation 1: sample, repair, drop duplicates (after the seed population, if one is given)."""
-        from pymoo.core.initialization import Initialization
-        from pymoo.core.population import Population
+        """Generation 1: sample, repair, drop duplicates (after the seed population, if one is given).
 
-        self._bind(rng)
+        pymoo's Initialization: the sample (or the seed population followed by a sample of the
+        rest) is repaired and its later copies of a genome are dropped, so it may come out short.
+        """
         if not self.cfg.seed_population:
-            pop = self.algo.initialization.do(self.problem, self.cfg.pop_size, algorithm=self.algo, random_state=rng)
-            return pop.get("X")
+            X = self.space.repair(self._sample(self.cfg.pop_size, rng))
+            return X[unique_rows(X)]
         seed = self.space.repair(np.asarray(self.cfg.seed_population, dtype=np.float64))
         seed = np.unique(seed, axis=0)[: self.cfg.pop_size] if len(seed) else seed
         rest = self.cfg.pop_size - len(seed)
         X = seed
         if rest > 0:
-            sampled = self.algo.initialization.sampling(self.problem, rest, random_state=rng).get("X")
-            X = np.vstack([seed, self.space.repair(sampled)])
-        init = Initialization(Population.new(X=X), repair=self.algo.repair,
-                              eliminate_duplicates=self.algo.eliminate_duplicates)
-        return init.do(self.problem, len(X), algorithm=self.algo, random_state=rng).get("X")
+            X = np.vstack([seed, self.space.repair(self._sample(rest, rng))])
+        X = self.space.repair(X)
+        return X[unique_rows(X)]
 
     def vary(self, survivors: PopState, rng: np.random.Generator) -> np.ndarray:
         """Offspring genomes of the survivors, unique among themselves and the survivors."""
-        self._bind(rng)
-        pop = self._population(survivors.X, survivors.F, survivors.G, survivors.rank, survivors.crowding)
-        off = self.algo.mating.do(
-            self.problem, pop, self.cfg.n_offsprings or self.cfg.pop_size, algorithm=self.algo, random_state=rng
-        )
-        return off.get("X").reshape(-1, self.space.n_var)
+        return nsga.mate(
+            np.asarray(survivors.X, dtype=np.float64),
+            np.asarray(survivors.F, dtype=np.float64),
+            nsga.constraint_violation(survivors.G),
+            np.asarray(survivors.crowding, dtype=np.float64),
+            self.n_offsprings,
+            self.space.xl,
+            self.space.xu,
+            self.space.repair,
+            self.ops,
+            rng,
+        ).reshape(-1, self.space.n_var)
 
     def select(
         self, survivors: PopState | None, X: np.ndarray, F: np.ndarray, G: np.ndarray, rng: np.random.Generator
     ) -> PopState:
         """Environmental selection of survivors + evaluated offspring."""
-        from pymoo.core.population import Population
-
-        self._bind(rng)
-        off = self._population(X, F, G)
+        X, F, G = (np.asarray(a, dtype=np.float64) for a in (X, F, G))
         if survivors is None:
-            merged, n_survive = off, len(off)
+            n_survive = len(X)
         else:
-            prev = self._population(survivors.X, survivors.F, survivors.G, survivors.rank, survivors.crowding)
-            merged, n_survive = Population.merge(prev, off), self.cfg.pop_size
-        surv = self.algo.survival.do(self.problem, merged, n_survive=n_survive, algorithm=self.algo, random_state=rng)
-        rank = np.array([np.nan if r is None else float(r) for r in surv.get("rank")], dtype=np.float64)
-        crowd = np.array([np.nan if c is None else float(c) for c in surv.get("crowding")], dtype=np.float64)
-        return PopState(
-            X=surv.get("X").astype(np.float64),
-            F=surv.get("F").astype(np.float64),
-            G=surv.get("G").astype(np.float64),
-            rank=rank,
-            crowding=crowd,
-        )
+            X = np.concatenate([survivors.X, X])
+            F = np.concatenate([survivors.F, F])
+            G = np.concatenate([survivors.G, G])
+            n_survive = self.cfg.pop_size
+        s = nsga.survive(F, G, n_survive, rng, constrained=self.n_constr > 0)
+        return PopState(X=X[s.index], F=F[s.index], G=G[s.index], rank=s.rank, crowding=s.crowding)
 
 
 def pareto_mask(state: PopState) -> np.ndarray:
@@ -200,6 +182,8 @@ def encode_floats(a: np.ndarray) -> list:
 def decode_floats(v: Any, ncols: int | None = None) -> np.ndarray:
     a = np.array(v, dtype=object)
     out = np.vectorize(float, otypes=[np.float64])(a) if a.size else np.empty(0)
+    if ncols == 0:  # a problem without constraints: one empty row per individual
+        return np.empty((len(v), 0))
     if ncols is not None:
         out = out.reshape(-1, ncols)
     return out

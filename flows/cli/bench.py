@@ -15,6 +15,7 @@ def bench(
     engine: bool = typer.Option(True, "--engine/--no-engine", help="Evaluation throughput (fast engine, seeds' vectorbt pattern, bare kernel)."),
     rss: bool = typer.Option(True, "--rss/--no-rss", help="Peak RSS of a fresh process at 1,000 and 10,000 strategies."),
     persist: bool = typer.Option(True, "--persist/--no-persist", help="Time persisting one generation."),
+    generation: bool = typer.Option(True, "--generation/--no-generation", help="CPU of NSGA-II's vary and select at populations 100, 1,000 and 10,000, beside pymoo's own loop (about 20 s)."),
     orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop (about 3 minutes)."),
     n: int = typer.Option(1000, "--n", min=1, max=1_000_000, help="Strategies (engine, orchestration) / individuals (persist)."),
     bars: int = typer.Option(87_600, "--bars", min=300, max=10_000_000, help="Bars for the throughput and orchestration benchmarks."),
@@ -46,6 +47,8 @@ def bench(
                 results["rss"] = [b.rss_benchmark(k, rss_bars) for k in (1000, 10_000)]
             if persist:
                 results["persist"] = b.persist_benchmark(db, n=n, repeats=max(repeats, 5))
+            if generation:
+                results["generation"] = b.generation_benchmark()
         show = console()
         for title, head, rows in b.tables(results):
             t = Table(*head, title=title, title_justify="left")

@@ -113,6 +113,41 @@ def prefect_env(reaper: bool = True) -> None:
     from evo.flows.heal import HEARTBEAT_SECONDS
 
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+    if not os.environ.get("PREFECT_API_URL"):
+        _ephemeral_server_outside_the_working_folder()
+
+
+def _ephemeral_server_outside_the_working_folder() -> None:
+    """Prefect's ephemeral API server, started in Prefect's home instead of the working folder.
+
+    The server loads its plugins through prefect.utilities.importtools, which puts the working folder
+    first on sys.path: a numpy.py or pandas.py there would be imported by the server and stop it. The
+    instance registered here is the one Prefect's client asks for (SubprocessASGIServer keeps one per
+    port); it runs Prefect's own command, from another folder.
+    """
+    import subprocess
+    import sys
+
+    import prefect
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import get_current_settings
+
+    class _Server(SubprocessASGIServer):
+        def _run_uvicorn_command(self) -> subprocess.Popen:
+            home = get_current_settings().home
+            home.mkdir(parents=True, exist_ok=True)
+            return subprocess.Popen(
+                args=[sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
+                      "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
+                      "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
+                env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                     "PREFECT__SERVER_FINAL": "1",
+                     **get_current_settings().to_environment_variables(exclude_unset=True)},
+                cwd=home,
+            )
+
+    if None not in SubprocessASGIServer._instances:
+        _Server()
 
 
 def console():

@@ -1,4 +1,5 @@
-"""The NSGA-II steps against pymoo's own ask/tell loop, and the checkpoint round trip."""
+"""The NSGA-II steps against pymoo's own NSGA2 (ask/tell) and against the pymoo-backed Optimizer
+the project ran before issue 13, bit for bit; and the checkpoint round trip."""
 
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ from evo.algorithm import (
     rng_from_state,
     rng_state,
 )
-from evo.config import AlgorithmConfig
+from evo.config import AlgorithmConfig, Constraint, Objective
+from evo.objectives import METRICS, to_FG
+from evo.strategies.base import Family, Gene, GeneSpace
+from tests.pymoo_reference import PymooOptimizer, nsga2_ask_tell
+from tests.unit.test_nsga import assert_bits_equal
 
 N_OBJ, N_CONSTR = 2, 2
 
@@ -32,76 +37,170 @@ def toy_fitness(X: np.ndarray, space) -> tuple[np.ndarray, np.ndarray]:
     return np.column_stack([f1, f2]), np.column_stack([g1, g2])
 
 
-def pymoo_reference(space, cfg: AlgorithmConfig, seed: int, n_gen: int):
-    """Plain pymoo NSGA2 driven by ask/tell, with the same operators."""
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.core.problem import Problem
-    from pymoo.core.repair import Repair
-    from pymoo.operators.crossover.sbx import SBX
-    from pymoo.operators.mutation.pm import PM
-    from pymoo.operators.sampling.lhs import LHS
-
-    class R(Repair):
-        def _do(self, problem, X, **kwargs):
-            return space.repair(X)
-
-    problem = Problem(n_var=space.n_var, n_obj=N_OBJ, n_ieq_constr=N_CONSTR, xl=space.xl, xu=space.xu)
-    algo = NSGA2(
-        pop_size=cfg.pop_size,
-        n_offsprings=cfg.n_offsprings or cfg.pop_size,
-        sampling=LHS(),
-        crossover=SBX(prob=cfg.crossover_prob, eta=cfg.crossover_eta),
-        mutation=PM(eta=cfg.mutation_eta, prob_var=cfg.mutation_prob),
-        repair=R(),
-        eliminate_duplicates=True,
-    )
-    algo.setup(problem, seed=seed)
-    history = []
-    for _ in range(n_gen):
-        off = algo.ask()
-        F, G = toy_fitness(off.get("X"), space)
-        off.set("F", F, "G", G)
-        algo.tell(infills=off)
-        pop = algo.pop
-        history.append(
-            {
-                "off": off.get("X").copy(),
-                "X": pop.get("X").copy(),
-                "F": pop.get("F").copy(),
-                "rank": np.array([np.nan if r is None else r for r in pop.get("rank")], dtype=float),
-                "crowding": np.array([np.nan if c is None else c for c in pop.get("crowding")], dtype=float),
-            }
-        )
-    return history
+# ---------------------------------------------------------------------------------------------
+# test problems: fitness(X) -> (F, G)
 
 
-def stepwise_with_checkpoints(space, cfg: AlgorithmConfig, seed: int, n_gen: int):
+class _Box(Family):
+    """Unbounded-precision genes in a box: the gene space of a continuous test problem."""
+
+    name = "box"
+    genes = ()
+
+
+def box_space(n_var: int) -> GeneSpace:
+    return GeneSpace(_Box(), [Gene(f"x{i}", "float", 0.0, 1.0) for i in range(n_var)])
+
+
+def zdt1(X):
+    """2 objectives, no constraints."""
+    f1 = X[:, 0]
+    g = 1 + 9 * X[:, 1:].mean(axis=1)
+    return np.column_stack([f1, g * (1 - np.sqrt(f1 / g))]), np.empty((len(X), 0))
+
+
+def dtlz2_constrained(X):
+    """3 objectives and 2 inequality constraints that make part of every generation infeasible."""
+    g = ((X[:, 2:] - 0.5) ** 2).sum(axis=1)
+    a, b = X[:, 0] * np.pi / 2, X[:, 1] * np.pi / 2
+    F = (1 + g)[:, None] * np.column_stack([np.cos(a) * np.cos(b), np.cos(a) * np.sin(b), np.sin(a)])
+    G = np.column_stack([0.3 - X[:, 0] - X[:, 1], g - 0.25])
+    return F, G
+
+
+def metric_fitness(space):
+    """Metrics of genomes put through the project's own to_FG: coarse values (ties, negative zeros),
+    a minimum-trades constraint and undefined Sharpe ratios (infinite F, infeasible)."""
+    objectives = [Objective(metric="sharpe_ratio", direction="max"), Objective(metric="max_drawdown", direction="max")]
+    constraints = [Constraint(metric="n_trades", op=">=", value=10)]
+
+    def fitness(X):
+        Z = (X - space.xl) / (space.xu - space.xl)
+        m = np.zeros((len(X), len(METRICS)))
+        m[:, METRICS.index("sharpe_ratio")] = np.round(2 * Z[:, :4].mean(axis=1) - 0.5, 1)
+        m[:, METRICS.index("max_drawdown")] = -np.round(Z[:, 1:5].mean(axis=1) ** 2, 1)
+        trades = np.floor(40 * Z[:, -1])
+        m[:, METRICS.index("n_trades")] = trades
+        m[trades < 3, METRICS.index("sharpe_ratio")] = np.nan
+        return to_FG(m, objectives, constraints)
+
+    return fitness
+
+
+def stepwise_with_checkpoints(space, cfg: AlgorithmConfig, seed: int, n_gen: int, fitness=None,
+                              n_obj=N_OBJ, n_constr=N_CONSTR, optimizer=Optimizer):
     """Our steps, with every generation's state sent through JSON and rebuilt, as a resume does."""
+    fitness = fitness or (lambda X: toy_fitness(X, space))
     history = []
     survivors, rng = None, None
     for g in range(1, n_gen + 1):
-        opt = Optimizer(space, N_OBJ, N_CONSTR, cfg)  # a fresh process would build a new one
+        opt = optimizer(space, n_obj, n_constr, cfg)  # a fresh process would build a new one
         gen = new_rng(seed) if rng is None else rng_from_state(rng)
         X = opt.initial(gen) if survivors is None else opt.vary(survivors, gen)
-        F, G = toy_fitness(X, space)
+        F, G = fitness(X)
         state = opt.select(survivors, X, F, G, gen)
         ck = Checkpoint(pop=state, rng_state=rng_state(gen), n_gen=g, n_eval=0)
-        blob = json.loads(json.dumps(encode_checkpoint(ck)))
-        ck2 = decode_checkpoint(blob, space.n_var, N_OBJ, N_CONSTR)
+        text = json.dumps(encode_checkpoint(ck))
+        ck2 = decode_checkpoint(json.loads(text), space.n_var, n_obj, n_constr)
         survivors, rng = ck2.pop, ck2.rng_state
-        history.append({"off": X, "X": state.X, "F": state.F, "rank": state.rank, "crowding": state.crowding})
-    return history
+        history.append({"off": X, "X": state.X, "F": state.F, "rank": state.rank, "crowding": state.crowding,
+                        "checkpoint": text})
+    return history, rng
+
+
+def assert_runs_equal(ref, ours):
+    for g, (a, b) in enumerate(zip(ref, ours, strict=True), 1):
+        for k in ("off", "X", "F", "rank", "crowding"):
+            assert_bits_equal(a[k], b[k], f"generation {g}: {k}")
+
+
+PROBLEMS = {
+    # name: (gene space for evo, pymoo's repair is the space's (else none), n_obj, n_constr, fitness)
+    "zdt1, 2 objectives, unconstrained, continuous": lambda: (box_space(10), False, 2, 0, zdt1),
+    "dtlz2, 3 objectives, 2 constraints, continuous": lambda: (box_space(7), False, 3, 2, dtlz2_constrained),
+    "rsi_pullback grid genes, project's to_FG": lambda: (
+        (s := strategies.get("rsi_pullback").space()), True, 2, 2, metric_fitness(s)),
+}
+
+
+@pytest.mark.parametrize("pop_size, seeds", [(24, (0, 7)), (1000, (3,))], ids=["pop24", "pop1000"])
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+def test_twenty_generations_equal_pymoo_nsga2_bit_for_bit(problem, pop_size, seeds):
+    """The acceptance test of issue 13: survivors (X, F, rank, crowding, in order) and offspring of
+    evo's steps, resumed from JSON every generation, are pymoo's NSGA2's for the same seed."""
+    space, repaired, n_obj, n_constr, fitness = PROBLEMS[problem]()
+    cfg = AlgorithmConfig(pop_size=pop_size)
+    for seed in seeds:
+        ref, ref_rng = nsga2_ask_tell(space if repaired else None, cfg, n_obj, n_constr, fitness, seed, 20,
+                                      xl=space.xl, xu=space.xu)
+        ours, our_rng = stepwise_with_checkpoints(space, cfg, seed, 20, fitness, n_obj, n_constr)
+        assert_runs_equal(ref, ours)
+        assert our_rng == ref_rng, "the generators ended in different states"
+        # the run really evolved, and exercised what it claims to
+        assert not np.array_equal(ref[0]["X"], ref[-1]["X"])
+        if n_constr:
+            infeasible = [int((fitness(h["off"])[1] > 0).any(axis=1).sum()) for h in ref]
+            assert sum(infeasible[1:]) > 0, "no infeasible offspring after generation 1"
+            assert np.isnan(ref[0]["rank"]).any(), "no infeasible survivor: their ordering went untested"
+        if repaired:
+            assert ref[-1]["dropped"] > 0, "pymoo dropped no duplicate: the elimination went untested"
+
+
+@pytest.mark.parametrize("family", ["rsi_pullback", "composite"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        AlgorithmConfig(pop_size=30),
+        AlgorithmConfig(pop_size=200, sampling="random", n_offsprings=77, mutation_prob=0.3),
+        AlgorithmConfig(pop_size=40, crossover_prob=0.5, seed_population=[[10.0] * 30, [20.0] * 30, [10.0] * 30]),
+    ],
+    ids=["lhs", "random-77-offspring", "seed-population"],
+)
+def test_checkpoints_equal_the_pymoo_backed_optimizers(family, cfg):
+    """Every generation's checkpoint text (survivors, rank, crowding, rng state) is what the
+    pymoo-backed Optimizer wrote, so checkpoints stored before issue 13 resume unchanged."""
+    space = strategies.get(family).space()
+    if cfg.seed_population:
+        cfg = cfg.model_copy(update={"seed_population": [row[: space.n_var] for row in cfg.seed_population]})
+    fitness = metric_fitness(space)
+    old, old_rng = stepwise_with_checkpoints(space, cfg, 11, 12, fitness, optimizer=PymooOptimizer)
+    new, new_rng = stepwise_with_checkpoints(space, cfg, 11, 12, fitness)
+    assert_runs_equal(old, new)
+    for g, (a, b) in enumerate(zip(old, new), 1):
+        assert a["checkpoint"] == b["checkpoint"], f"generation {g}: checkpoint text differs"
+    assert old_rng == new_rng
+    assert np.isnan(old[0]["rank"]).any(), "no infeasible survivor: the constraint ordering went untested"
+
+
+class _ThreeTrits(Family):
+    name = "three_trits"
+    genes = (Gene("a", "int", 0, 2), Gene("b", "int", 0, 2), Gene("c", "float", 0.0, 1.0, step=0.5))
+
+
+@pytest.mark.parametrize("sampling", ["lhs", "random"])
+@pytest.mark.parametrize("seeded", [False, True])
+def test_initial_population_drops_duplicates_as_pymoo_does(sampling, seeded):
+    """Generation 1 on a space of 27 genomes: the repaired sample repeats itself, and both
+    Optimizers keep the same first copies (pymoo's Initialization does not top the sample up)."""
+    space = GeneSpace(_ThreeTrits(), _ThreeTrits.genes)
+    seed_pop = [[0.0, 0.0, 0.0], [2.0, 1.0, 0.5], [0.2, 0.1, 0.1]] if seeded else None
+    cfg = AlgorithmConfig(pop_size=20, sampling=sampling, seed_population=seed_pop)
+    for seed in range(3):
+        r1, r2 = new_rng(seed), new_rng(seed)
+        ref = PymooOptimizer(space, 2, 1, cfg).initial(r1)
+        ours = Optimizer(space, 2, 1, cfg).initial(r2)
+        assert_bits_equal(ours, ref, "initial population")
+        assert rng_state(r1) == rng_state(r2)
+        assert len(ours) < 20, "the sample had no duplicate: the elimination went untested"
 
 
 @pytest.mark.parametrize("seed", [0, 7, 123])
 def test_steps_with_checkpoint_restores_equal_pymoo_ask_tell_bit_for_bit(seed):
     space = strategies.get("rsi_pullback").space()
     cfg = AlgorithmConfig(pop_size=20, generations=6)
-    ref = pymoo_reference(space, cfg, seed, 6)
-    ours = stepwise_with_checkpoints(space, cfg, seed, 6)
-    for g, (a, b) in enumerate(zip(ref, ours), 1):
-        for k in ("off", "X", "F", "rank", "crowding"):
-            np.testing.assert_array_equal(a[k], b[k], err_msg=f"generation {g}: {k} differs")
+    ref, _ = nsga2_ask_tell(space, cfg, N_OBJ, N_CONSTR, lambda X: toy_fitness(X, space), seed, 6)
+    ours, _ = stepwise_with_checkpoints(space, cfg, seed, 6)
+    assert_runs_equal(ref, ours)
     # the population really evolved and some individuals were infeasible at the start
     assert not np.array_equal(ref[0]["X"], ref[-1]["X"])
     assert np.isnan(ref[0]["rank"]).any() or (toy_fitness(ref[0]["off"], space)[1] > 0).any()
