@@ -136,11 +136,11 @@ class Optimizer:
             nsga.constraint_violation(survivors.G),
             np.asarray(survivors.crowding, dtype=np.float64),
             self.n_offsprings,
-            self.space.xl,
-            self.space.xu,
-            self.space.repair,
-            self.ops,
-            rng,
+            xl=self.space.xl,
+            xu=self.space.xu,
+            repair=self.space.repair,
+            ops=self.ops,
+            rng=rng,
         ).reshape(-1, self.space.n_var)
 
     def select(

@@ -36,7 +36,7 @@ def persist_benchmark(url: str | None = None, n: int = 1000, repeats: int = 7, s
     """
     from evo import strategies
     from evo.algorithm import Checkpoint, PopState, encode_checkpoint, new_rng, rng_state
-    from evo.objectives import METRICS
+    from evo.metrics import METRICS
     from evo.store import OffspringRow, Store, SurvivorRow
     from evo.strategies.base import genome_hash
 
@@ -259,7 +259,8 @@ def _metric_fitness(space):
     """The shape of a real run's fitness without a market: coarse metrics (ties), an n_trades
     constraint and undefined Sharpe ratios, put through the project's own to_FG."""
     from evo.config import Constraint, Objective
-    from evo.objectives import METRICS, to_FG
+    from evo.metrics import METRICS
+    from evo.objectives import to_FG
 
     objectives = [Objective(metric="sharpe_ratio", direction="max"), Objective(metric="max_drawdown", direction="max")]
     constraints = [Constraint(metric="n_trades", op=">=", value=10)]

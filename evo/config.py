@@ -16,12 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from evo.objectives import METRICS
-
-MetricName = Literal[
-    "total_return", "sharpe_ratio", "sortino_ratio", "max_drawdown", "n_trades", "win_rate", "exposure"
-]
-assert set(MetricName.__args__) == set(METRICS)  # type: ignore[attr-defined]
+from evo.metrics import MetricName
 
 
 class ConfigError(ValueError):

@@ -11,32 +11,12 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from evo.metrics import BY_NAME, METRICS, SLOT
+
 if TYPE_CHECKING:  # pragma: no cover
     from evo.config import Constraint, Objective
 
-#: Every metric an engine returns, in this order. Objectives and constraints
-#: name these; the store has one column per metric.
-METRICS: tuple[str, ...] = (
-    "total_return",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown",
-    "n_trades",
-    "win_rate",
-    "exposure",
-)
-
-#: Default hypervolume reference per metric, in metric units: the worst value
-#: that still counts as "something". Overridable per objective with `ref`.
-DEFAULT_REF: dict[str, float] = {
-    "total_return": -1.0,  # lost everything
-    "sharpe_ratio": 0.0,
-    "sortino_ratio": 0.0,
-    "max_drawdown": -1.0,  # vectorbt reports drawdowns as negative fractions
-    "n_trades": 0.0,
-    "win_rate": 0.0,
-    "exposure": 0.0,
-}
+__all__ = ["METRICS", "hypervolume", "ref_point", "sign", "to_FG"]
 
 
 def sign(direction: str) -> float:
@@ -58,14 +38,14 @@ def to_FG(
     """
     metrics = np.asarray(metrics, dtype=np.float64)
     n = metrics.shape[0]
-    cols = [METRICS.index(o.metric) for o in objectives]
+    cols = [SLOT[o.metric] for o in objectives]
     F = metrics[:, cols] * np.array([sign(o.direction) for o in objectives])
     bad = ~np.isfinite(F)
     F[bad] = np.inf
 
     G = np.zeros((n, len(constraints) + 1))
     for j, c in enumerate(constraints):
-        v = metrics[:, METRICS.index(c.metric)]
+        v = metrics[:, SLOT[c.metric]]
         g = (c.value - v) if c.op == ">=" else (v - c.value)
         G[:, j] = np.where(np.isfinite(g), g, np.inf)
     G[:, -1] = bad.any(axis=1).astype(np.float64)
@@ -76,7 +56,7 @@ def ref_point(objectives: Sequence["Objective"]) -> np.ndarray:
     """Hypervolume reference point in minimisation space."""
     return np.array(
         [
-            sign(o.direction) * (o.ref if o.ref is not None else DEFAULT_REF[o.metric])
+            sign(o.direction) * (o.ref if o.ref is not None else BY_NAME[o.metric].ref)
             for o in objectives
         ]
     )

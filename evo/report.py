@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evo.objectives import METRICS
+from evo.metrics import METRICS
 
 #: how many Pareto strategies get equity curves and detailed stats (the best by the first objective)
 CHOSEN = 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from evo.metrics import TABLE
 from evo.store import Store, open_store
 from evo.text import markdown as md
 from evo.text import markup
@@ -177,15 +178,7 @@ def print_summary(s: dict) -> None:
     console.print(f"stored in {markup(s['database'])} as run '{markup(s['name'])}'  (evo show {markup(s['name'])} --json)")
 
 
-METRIC_LABELS = {
-    "total_return": "return",
-    "sharpe_ratio": "sharpe",
-    "sortino_ratio": "sortino",
-    "max_drawdown": "max_dd",
-    "n_trades": "trades",
-    "win_rate": "win",
-    "exposure": "exposure",
-}
+METRIC_LABELS = {m.name: m.label for m in TABLE}
 
 
 def fmt(v) -> str:

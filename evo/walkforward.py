@@ -16,7 +16,7 @@ import numpy as np
 
 from evo.config import RunConfig, validate
 from evo.data import Market
-from evo.objectives import METRICS
+from evo.metrics import METRICS
 from evo.validation import Fold, folds
 
 

@@ -8,16 +8,16 @@ continuation (`extend_by`).
 
 # no `from __future__ import annotations` here: Prefect builds the flow's parameter model from these
 # annotations in the process that runs a deployment, and strings would not resolve there
-import time
 from typing import Annotated
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from evo import faults, monitor, runs, steps
+from evo import faults, generation, monitor, process, runs, tasks
 from evo.config import RunConfig
 from evo.flows import heal
+from evo.formatting import progress_line, verdict_line
 from evo.flows.orchestration import Orchestrated, Plain
 from evo.store import url as urls
 
@@ -97,7 +97,7 @@ def drive(
 
     with runs.hold(ctx, store) as owner, orch.session(ctx):  # one process advances a run at a time
         faults.crash_if("start", 0, ctx.name)
-        state = steps.resume_point(ctx)
+        state = generation.resume_point(ctx)
         new_data = state.done > 0 and store.get_run(ctx.name).data_fingerprint != ctx.fingerprint
         if extend_by is not None:
             ctx = runs.with_target(ctx, state.done + extend_by + (1 if new_data else 0))
@@ -111,21 +111,19 @@ def drive(
                 if new_data:
                     log.warning("run %r: market data changed; generation %d re-evaluates the survivors on it",
                                 ctx.name, number)
-                    state = reevaluation(ctx, number, state, owner, orch)
-                    new_data = False
-                else:
-                    state = generation(ctx, number, state, owner, orch)
-                log.info(steps.progress_line(ctx, state.stats))
+                state = one_generation(ctx, state, number, owner, orch, new_data)
+                new_data = False
+                log.info(progress_line(ctx.target, state.stats))
                 for w in monitor.warnings_for(state.survivors, state.stats, ctx.config.objectives,
-                                              *steps.memory_totals()):
+                                              *process.memory_totals()):
                     log.warning(w)
                 if ctx.config.validation.oos_each_generation and ctx.oos_window and number < ctx.target:
-                    orch.validate(ctx, number)  # monitoring: stored, never used to select
+                    orch.call(tasks.validate, ctx, number)  # monitoring: stored, never used to select
                 orch.generation_done(ctx, store, state.stats)
                 faults.hold_if("between", number)
                 faults.crash_if("between", number, ctx.name)
-            verdict = orch.validate(ctx, ctx.target)
-            log.info(steps.verdict_line(verdict))
+            verdict = orch.call(tasks.validate, ctx, ctx.target)
+            log.info(verdict_line(verdict))
         except BaseException:
             _mark_failed(store, ctx, owner, log)
             raise
@@ -143,47 +141,12 @@ def _mark_failed(store, ctx, owner: str, log) -> None:
                     urls.scrub(str(e).splitlines()[0] if str(e) else type(e).__name__, [store.url]))
 
 
-def generation(ctx, number: int, state: steps.Resume, owner: str, orch: Plain) -> steps.Resume:
-    """One generation: vary, evaluate the unseen offspring chunk by chunk, select, persist."""
-    t0 = time.perf_counter()
-    off, cached, rng = orch.vary(ctx, state.survivors, state.rng_state, number)
-    return _evaluate_select_persist(ctx, number, state, owner, orch, off, cached, rng, state.survivors, t0)
-
-
-def reevaluation(ctx, number: int, state: steps.Resume, owner: str, orch: Plain) -> steps.Resume:
-    """The survivors evaluated on new market data and ranked again; the run moves onto the new data."""
-    t0 = time.perf_counter()
-    off = steps.survivors_as_offspring(ctx, state.survivors)
-    cached = steps.lookup(ctx, off)
-    return _evaluate_select_persist(ctx, number, state, owner, orch, off, cached, state.rng_state, None, t0,
-                                    new_data=True)
-
-
-def _evaluate_select_persist(ctx, number, state, owner, orch, off, cached, rng, parents, t0, new_data=False):
-    unseen = [i for i, h in enumerate(off.hashes) if h not in cached.metrics]
-    plan = steps.plan(ctx, off, unseen, state.observed_bytes)
-    chunks = orch.evaluate(ctx, [[off.params[unseen[i]] for i in range(s.start, s.stop)] for s in plan.slices()], number)
-    metrics, per_asset, new = steps.merge_metrics(off, cached, unseen, chunks)
-    survivors, rng = orch.select(ctx, parents, off, metrics, rng, number)
-    extra = {"reevaluated": True, "data_fingerprint": ctx.fingerprint} if new_data else {}
-    stats = steps.generation_stats(
-        ctx,
-        number,
-        survivors,
-        n_offspring=len(off),
-        evaluated=len(unseen),
-        cache_hits=len(off) - len(unseen),
-        eval_seconds=sum(c.seconds for c in chunks),
-        chunks={
-            **plan.as_stats(),
-            "rss_before_after": [[c.rss_before, c.rss_after] for c in chunks],
-            "workers": [[c.pid, c.market_loads] for c in chunks],
-        },
-        peak_rss=max([c.rss_after for c in chunks], default=0),
-        seconds=time.perf_counter() - t0,
-        **extra,
-    )
-    n_eval = state.n_eval + len(off)
-    orch.persist(ctx, number, off, metrics, per_asset, new, survivors, rng, n_eval, stats, owner, new_data)
-    observed = steps.observed_bytes_per_strategy(chunks, state.observed_bytes)
-    return steps.Resume(number, survivors, rng, n_eval, observed, stats)
+def one_generation(ctx, state: generation.Resume, number: int, owner: str, orch: Plain,
+                   new_data: bool = False) -> generation.Resume:
+    """vary (or, on new market data, the survivors again), evaluate the unseen offspring chunk by chunk,
+    select, persist: the card's tasks, exchanging one Generation record."""
+    gen = orch.call(tasks.vary, ctx, state, number, new_data)
+    gen = generation.merged(gen, orch.map(tasks.evaluate, ctx, generation.chunks(gen), number))
+    gen = orch.call(tasks.select, ctx, gen)
+    orch.call(tasks.persist, ctx, gen, owner, orch.flow_run_id())
+    return generation.advanced(gen, state)

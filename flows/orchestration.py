@@ -16,11 +16,11 @@ from typing import Iterator, Sequence
 
 from prefect.utilities.annotations import quote
 
-from evo import tasks
-from evo import steps
 
 
 class Plain:
+    """Steps as plain calls of the functions the tasks wrap (`task.fn`), one after another."""
+
     def __init__(self, log: logging.Logger | logging.LoggerAdapter | None = None):
         self.log = log or logging.getLogger("evo")
 
@@ -28,22 +28,14 @@ class Plain:
     def session(self, ctx) -> Iterator[None]:
         yield
 
-    def vary(self, ctx, survivors, rng, number):
-        return tasks.vary.fn(ctx, survivors, rng, number)
+    def call(self, task, *args):
+        """One step."""
+        return task.fn(*args)
 
-    def evaluate(self, ctx, chunks: Sequence[list], number: int) -> list[steps.ChunkResult]:
-        return [tasks.evaluate.fn(ctx, params, number, k) for k, params in enumerate(chunks)]
-
-    def select(self, ctx, survivors, off, metrics, rng, number):
-        return tasks.select.fn(ctx, survivors, off, metrics, rng, number)
-
-    def persist(self, ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, owner, new_data=None):
-        return tasks.persist.fn(
-            ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, self.flow_run_id(), owner, new_data
-        )
-
-    def validate(self, ctx, number):
-        return tasks.validate.fn(ctx, number)
+    def map(self, task, ctx, items: Sequence, number: int) -> list:
+        """One step per item (`task(ctx, item, number, k)`), results in item order: the one place
+        parallelism enters (DEAP's toolbox.map)."""
+        return [task.fn(ctx, item, number, k) for k, item in enumerate(items)]
 
     def flow_run_id(self) -> str | None:
         return None
@@ -90,34 +82,22 @@ class Orchestrated(Plain):
     # Arguments go in `quote(...)`: they are plain data with no futures inside, and without it Prefect
     # walks every element of them (a generation's genomes and metrics) twice per task run.
 
-    def vary(self, ctx, survivors, rng, number):
-        return tasks.vary(quote(ctx), quote(survivors), quote(rng), number)
+    def call(self, task, *args):
+        return task(*[quote(a) for a in args])
 
-    def evaluate(self, ctx, chunks, number):
+    def map(self, task, ctx, items, number):
         ev = ctx.config.evaluation
-        task = tasks.evaluate.with_options(retries=ev.retries, retry_delay_seconds=ev.retry_delay_seconds)
-        if len(chunks) == 1 and ctx.config.execution.task_runner == "thread":
+        task = task.with_options(retries=ev.retries, retry_delay_seconds=ev.retry_delay_seconds)
+        if len(items) == 1 and ctx.config.execution.task_runner == "thread":
             # nothing to run beside it: a task run in this thread, without the hand-off to a pool thread
-            return [task(quote(ctx), quote(chunks[0]), number, 0)]
+            return [task(quote(ctx), quote(items[0]), number, 0)]
         # quote() does not survive the trip to a process or Dask worker: there the arguments go as they are
         wrap = quote if ctx.config.execution.task_runner == "thread" else (lambda x: x)
         futures = [
-            self.runner.submit(task, {"ctx": wrap(ctx), "params": wrap(params), "number": number, "chunk": k})
-            for k, params in enumerate(chunks)
+            self.runner.submit(task, {"ctx": wrap(ctx), "params": wrap(item), "number": number, "chunk": k})
+            for k, item in enumerate(items)
         ]
         return [f.result() for f in futures]
-
-    def select(self, ctx, survivors, off, metrics, rng, number):
-        return tasks.select(quote(ctx), quote(survivors), quote(off), quote(metrics), quote(rng), number)
-
-    def persist(self, ctx, number, off, metrics, per_asset, new, state, rng, n_eval, stats, owner, new_data=None):
-        return tasks.persist(
-            quote(ctx), number, quote(off), quote(metrics), quote(per_asset), quote(new), quote(state), quote(rng),
-            n_eval, quote(stats), self.flow_run_id(), owner, new_data,
-        )
-
-    def validate(self, ctx, number):
-        return tasks.validate(quote(ctx), number)
 
     def flow_run_id(self) -> str | None:
         from prefect.runtime import flow_run

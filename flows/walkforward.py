@@ -2,12 +2,10 @@
 
 # no `from __future__ import annotations`: Prefect builds the parameter model from these annotations
 
-import numpy as np
 from prefect import flow, get_run_logger
 
-from evo import runs, steps, strategies, summary
+from evo import runs, scoring, summary
 from evo import walkforward as wf
-from evo.algorithm import decode_checkpoint
 from evo.config import RunConfig
 from evo.store import open_store
 from evo.flows.evolve import database_for, drive
@@ -28,6 +26,8 @@ def walk_forward(config: RunConfig, name: str = "", db_url: str = "") -> dict:
 
 
 def drive_walk_forward(config: RunConfig, name: str | None, database: str, orch: Plain) -> dict:
+    """Each fold: an ordinary (resumable) run on its training window, then its chosen strategy on its test
+    window; the test windows' returns are stitched (evo.walkforward, evo.scoring)."""
     from evo.engine import fast
 
     name = name or config.name
@@ -35,50 +35,25 @@ def drive_walk_forward(config: RunConfig, name: str | None, database: str, orch:
         raise ValueError("a walk-forward needs a name")
     config = config.with_overrides(name=name)
     market = runs.prepare(config)
-    folds = wf.plan(config, market)
     store = open_store(database, write=True)
     parent = runs.start_walk_forward(config, market, store)
-    family = strategies.get(config.strategy.family)
-    ann = fast.ann_factor(market.freq)
     results, returns, seed = [], [], None
-    for fold in folds:
+    for fold in wf.plan(config, market):
         child = wf.fold_config(config, name, fold, seed if config.validation.walk_forward.warm_start else None)
         orch.log.info("walk-forward %r: fold %d trains on bars %d-%d, tests on %d-%d",
                       name, fold.number, *fold.train, *fold.test)
         drive(child, None, None, database, None, False, orch)
         ctx, _ = runs.reopen(child.name, database=database)
         chosen = wf.choose(summary.describe(store, child.name)["pareto"], [o.model_dump() for o in config.objectives])
-        space = family.space(config.strategy.bounds)
-        x = space.encode([chosen["genes"]])[0]
-        rets = np.mean(
-            [fast.returns_of(market.arrays(a), family, x, space.names, config.evaluation, market.freq, fold.test)
-             for a in range(market.n_assets)],
-            axis=0,
-        )
-        off = steps.Offspring(X=x[None, :], params=[chosen["genes"]], hashes=[chosen["genome_hash"]])
-        test_key = runs.evaluation_key(child, market.fingerprint, fold.test)
-        test_metrics, test_pa, new = steps.score(ctx, off, fold.test, test_key)
-        if new[0]:
-            store.save_evaluations(config.strategy.family,
-                                   [(off.hashes[0], off.params[0], test_key, test_metrics[0].tolist(), test_pa[0])])
-        results.append({
-            "fold": fold.number,
-            "run": child.name,
-            "train": list(fold.train),
-            "test": list(fold.test),
-            "test_start": str(market.index[fold.test[0]]),
-            "genes": chosen["genes"],
-            "in_sample": chosen["metrics"],
-            "test_window": wf.metrics_dict(test_metrics[0]),
-        })
+        row, rets = scoring.fold_test(ctx, fold, chosen)
+        results.append(row)
         returns.append(rets)
-        last = store.last_generation(ctx.run_id)
-        seed = decode_checkpoint(last.checkpoint, space.n_var, ctx.n_obj, ctx.n_constr).pop.X.tolist()
+        seed = scoring.survivors_of(ctx)
     result = {
         "mode": config.validation.walk_forward.mode,
         "warm_start": config.validation.walk_forward.warm_start,
         "folds": results,
-        "stitched": wf.stitch(returns, ann),
+        "stitched": wf.stitch(returns, fast.ann_factor(market.freq)),
     }
     store.save_validation(parent.id, "walk_forward", 0, result)
     store.update_run(parent.id, status="completed")

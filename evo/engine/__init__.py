@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from evo.objectives import METRICS
+from evo.metrics import METRICS, TABLE
 
 
 @dataclass
@@ -16,16 +16,6 @@ class Evaluation:
     per_asset: np.ndarray  # (n_assets, n, len(METRICS))
 
 
-#: what "better" means for a metric that is neither an objective nor a constraint (worst-case reducer)
-NATURAL_DIRECTION = {
-    "total_return": "max",
-    "sharpe_ratio": "max",
-    "sortino_ratio": "max",
-    "max_drawdown": "max",  # drawdowns are <= 0
-    "n_trades": "max",
-    "win_rate": "max",
-    "exposure": None,  # neither: averaged
-}
 
 
 def reduce_assets(per_asset: np.ndarray, reducer: str, directions: dict | None = None) -> np.ndarray:
@@ -33,7 +23,7 @@ def reduce_assets(per_asset: np.ndarray, reducer: str, directions: dict | None =
 
     mean, median, or worst: per metric the worst asset, i.e. the minimum of a
     metric to maximise and the maximum of one to minimise (`directions`,
-    falling back to NATURAL_DIRECTION); a metric with no direction is averaged.
+    falling back to the metric table's natural direction); a metric with no direction is averaged.
     NaN propagates: a metric undefined on one asset is undefined for the strategy.
     """
     if per_asset.shape[0] == 1:
@@ -43,7 +33,7 @@ def reduce_assets(per_asset: np.ndarray, reducer: str, directions: dict | None =
     if reducer == "median":
         return np.median(per_asset, axis=0)
     if reducer == "worst":
-        d = {**NATURAL_DIRECTION, **(directions or {})}
+        d = {**{m.name: m.direction for m in TABLE}, **(directions or {})}
         out = np.empty(per_asset.shape[1:])
         for j, m in enumerate(METRICS):
             col = per_asset[:, :, j]

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pandas as pd
 
-from evo.objectives import METRICS
+from evo.metrics import METRICS
 
 #: vectorbt's default `returns.year_freq`; annualisation is year / bar.
 YEAR = pd.Timedelta(days=365)

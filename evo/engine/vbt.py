@@ -10,25 +10,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from evo.objectives import METRICS
+from evo.metrics import TABLE
 from evo.strategies.base import Family, Params
 
 
 def portfolio_metrics(pf) -> np.ndarray:
-    """(n_columns, len(METRICS)) from a vectorbt Portfolio, in METRICS order.
-
-    exposure is the fraction of bars that end with an open position.
-    """
-    cols = {
-        "total_return": pf.total_return(),
-        "sharpe_ratio": pf.sharpe_ratio(),
-        "sortino_ratio": pf.sortino_ratio(),
-        "max_drawdown": pf.max_drawdown(),
-        "n_trades": pf.trades.count(),
-        "win_rate": pf.trades.win_rate(),
-        "exposure": pf.position_mask().mean(),
-    }
-    return np.column_stack([np.asarray(cols[m], dtype=np.float64).reshape(-1) for m in METRICS])
+    """(n_columns, len(METRICS)) from a vectorbt Portfolio, in slot order: each metric as the metric
+    table defines it (evo.metrics)."""
+    return np.column_stack([np.asarray(m.reference(pf), dtype=np.float64).reshape(-1) for m in TABLE])
 
 
 def _per_column(values: np.ndarray | None, n: int) -> np.ndarray | float:

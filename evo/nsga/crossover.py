@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def sbx(X: np.ndarray, xl: np.ndarray, xu: np.ndarray, rng: np.random.Generator, prob: float = 0.9,
+def sbx(X: np.ndarray, xl: np.ndarray, xu: np.ndarray, rng: np.random.Generator, *, prob: float = 0.9,
         eta: float = 15.0, prob_var: float = 0.5, prob_exch: float = 1.0, prob_bin: float = 0.5) -> np.ndarray:
     """Children of the matings X (2, n_matings, n_var): children 1 of every mating, then children 2.
 
@@ -16,13 +16,13 @@ def sbx(X: np.ndarray, xl: np.ndarray, xu: np.ndarray, rng: np.random.Generator,
     Xp = np.empty((2, n_matings, n_var), dtype=X.dtype)
     cross = rng.random(n_matings) < np.full(n_matings, prob)
     if np.any(cross):
-        Q = _sbx(X, xl, xu, rng, n_matings, eta, prob_var, prob_exch, prob_bin)
+        Q = _sbx(X, xl, xu, rng, n_matings=n_matings, eta=eta, prob_var=prob_var, prob_exch=prob_exch, prob_bin=prob_bin)
         Xp[:, cross] = Q[:, cross]
     Xp[:, ~cross] = X[:, ~cross]
     return Xp.reshape(-1, X.shape[-1])
 
 
-def _sbx(X, xl, xu, rng, n_matings, eta, prob_var, prob_exch, prob_bin):
+def _sbx(X, xl, xu, rng, *, n_matings, eta, prob_var, prob_exch, prob_bin):
     # SimulatedBinaryCrossover._do
     size = (n_matings, 1)
     eta, prob_var, prob_exch, prob_bin = (np.full(size, v) for v in (eta, prob_var, prob_exch, prob_bin))

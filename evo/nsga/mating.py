@@ -35,7 +35,7 @@ class MatingInfo:
     duplicates: int = 0
 
 
-def mate(X: np.ndarray, F: np.ndarray, cv: np.ndarray, crowding: np.ndarray, n_offsprings: int,
+def mate(X: np.ndarray, F: np.ndarray, cv: np.ndarray, crowding: np.ndarray, n_offsprings: int, *,
          xl: np.ndarray, xu: np.ndarray, repair: Callable[[np.ndarray], np.ndarray], ops: Operators,
          rng: np.random.Generator, info: MatingInfo | None = None) -> np.ndarray:
     """Offspring genomes (at most n_offsprings rows) of the population (X, F, cv, crowding).

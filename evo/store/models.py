@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from evo.objectives import METRICS
+from evo.metrics import METRICS
 
 metadata = MetaData(
     naming_convention={

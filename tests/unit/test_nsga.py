@@ -236,8 +236,8 @@ def test_mating_loop_equals_pymoo_mating_with_duplicates_and_truncation(n_offspr
         ref = algo.mating.do(problem, pymoo_population(X, F, G, rank, crowd), n_offsprings,
                              algorithm=algo, random_state=r1).get("X")
         info = MatingInfo()
-        ours = mate(X, F, constraint_violation(G), crowd, n_offsprings, space.xl, space.xu, space.repair, ops, r2,
-                    info)
+        ours = mate(X, F, constraint_violation(G), crowd, n_offsprings, xl=space.xl, xu=space.xu, repair=space.repair,
+                    ops=ops, rng=r2, info=info)
         assert_bits_equal(ours, ref, "offspring")
         assert_same_stream(r1, r2)
         assert len(ours) == n_offsprings
@@ -262,8 +262,8 @@ def test_mating_gives_up_after_pymoos_hundred_rounds():
     ref = algo.mating.do(problem, pymoo_population(X[s.index], F[s.index], G, s.rank, s.crowding), 4,
                          algorithm=algo, random_state=r1).get("X")
     info = MatingInfo()
-    ours = mate(X[s.index], F[s.index], constraint_violation(G), s.crowding, 4, space.xl, space.xu, space.repair,
-                ops, r2, info)
+    ours = mate(X[s.index], F[s.index], constraint_violation(G), s.crowding, 4, xl=space.xl, xu=space.xu,
+                repair=space.repair, ops=ops, rng=r2, info=info)
     assert_bits_equal(ours.reshape(-1, 2), ref.reshape(-1, 2), "offspring")
     assert_same_stream(r1, r2)
     assert info.iterations == 100
