@@ -169,14 +169,14 @@ def pareto_mask(state: PopState) -> np.ndarray:
 
 
 def encode_floats(a: np.ndarray) -> list:
-    def one(v: float):
-        v = float(v)
-        return v if math.isfinite(v) else repr(v)  # 'inf', '-inf', 'nan'
-
+    """A float array as nested lists, non-finite values as the strings 'inf', '-inf', 'nan'."""
     a = np.asarray(a, dtype=np.float64)
-    if a.ndim == 1:
-        return [one(v) for v in a]
-    return [[one(v) for v in row] for row in a]
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return a.tolist()
+    out = a.astype(object)
+    out[bad] = [repr(float(v)) for v in a[bad]]
+    return out.tolist()
 
 
 def decode_floats(v: Any, ncols: int | None = None) -> np.ndarray:

@@ -28,65 +28,6 @@ def machine() -> dict:
     }
 
 
-def persist_benchmark(url: str | None = None, n: int = 1000, repeats: int = 7, seed: int = 0) -> dict:
-    """Time `Store.persist_generation` for `n` new offspring and `n` survivors per generation.
-
-    Each repeat commits a new generation of fresh genomes (all new individuals
-    and evaluations), the worst case for the write.
-    """
-    from evo import strategies
-    from evo.algorithm import Checkpoint, PopState, encode_checkpoint, new_rng, rng_state
-    from evo.metrics import METRICS
-    from evo.store import OffspringRow, Store, SurvivorRow
-    from evo.strategies.base import genome_hash
-
-    tmp = None
-    if url is None:
-        tmp = tempfile.TemporaryDirectory(prefix="evo-bench-")
-        url = f"sqlite:///{Path(tmp.name) / 'bench.db'}"
-    store = Store(url)
-    store.migrate()
-    name = f"bench-persist-{time.time_ns()}"
-    run = store.create_run(
-        name=name, config={}, config_hash="0" * 64, family="rsi_pullback", data_fingerprint="0" * 64,
-        evaluation_key="bench", seed=seed, generations_target=repeats,
-    )
-    space = strategies.get("rsi_pullback").space()
-    rng = np.random.default_rng(seed)
-    times = []
-    for g in range(1, repeats + 1):
-        X = space.repair(space.xl + rng.random((n, space.n_var)) * (space.xu - space.xl))
-        params = space.decode(X)
-        hashes = [genome_hash(p) for p in params]
-        metrics = rng.normal(size=(n, len(METRICS)))
-        off = [
-            OffspringRow(hashes[i], params[i], metrics[i].tolist(), None, metrics[i, :2].tolist(), True)
-            for i in range(n)
-        ]
-        surv = [SurvivorRow(hashes[i], 0, float(i), metrics[i, :2].tolist()) for i in range(n)]
-        pop = PopState(X, metrics[:, :2], np.zeros((n, 2)), np.zeros(n), np.arange(n, dtype=float))
-        ck = encode_checkpoint(Checkpoint(pop, rng_state(new_rng(g)), g, g * n))
-        t0 = time.perf_counter()
-        store.persist_generation(
-            run_id=run.id, number=g, family="rsi_pullback", evaluation_key="bench",
-            offspring=off, survivors=surv, checkpoint=ck, stats={"generation": g},
-        )
-        times.append(time.perf_counter() - t0)
-    backend = store.engine.dialect.name
-    store.dispose()
-    if tmp is not None:
-        tmp.cleanup()
-    return {
-        "benchmark": "persist one generation",
-        "backend": backend,
-        "individuals": n,
-        "repeats": repeats,
-        "median_ms": 1000 * statistics.median(times),
-        "min_ms": 1000 * min(times),
-        "max_ms": 1000 * max(times),
-    }
-
-
 def _genomes(family_name: str, n: int, seed: int):
     from evo import strategies
 
@@ -255,53 +196,10 @@ def _zdt1(X: np.ndarray) -> np.ndarray:
     return np.column_stack([f1, g * (1 - np.sqrt(f1 / g))])
 
 
-def _metric_fitness(space):
-    """The shape of a real run's fitness without a market: coarse metrics (ties), an n_trades
-    constraint and undefined Sharpe ratios, put through the project's own to_FG."""
-    from evo.config import Constraint, Objective
-    from evo.metrics import METRICS
-    from evo.objectives import to_FG
-
-    objectives = [Objective(metric="sharpe_ratio", direction="max"), Objective(metric="max_drawdown", direction="max")]
-    constraints = [Constraint(metric="n_trades", op=">=", value=10)]
-
-    def fitness(X):
-        Z = (X - space.xl) / (space.xu - space.xl)
-        m = np.zeros((len(X), len(METRICS)))
-        m[:, METRICS.index("sharpe_ratio")] = np.round(2 * Z[:, :4].mean(axis=1) - 0.5, 2)
-        m[:, METRICS.index("max_drawdown")] = -np.round(Z[:, 1:5].mean(axis=1) ** 2, 2)
-        trades = np.floor(40 * Z[:, -1])
-        m[:, METRICS.index("n_trades")] = trades
-        m[trades < 3, METRICS.index("sharpe_ratio")] = np.nan
-        return to_FG(m, objectives, constraints)
-
-    return fitness
-
-
 def _cpu_ms(fn):
     t0 = time.process_time()
     out = fn()
     return out, 1000 * (time.process_time() - t0)
-
-
-def _evo_generations(space, n_constr: int, fitness, n: int, generations: int, seed: int):
-    """CPU ms of Optimizer.vary and Optimizer.select per generation after the first."""
-    from evo.algorithm import Optimizer, new_rng
-    from evo.config import AlgorithmConfig
-
-    opt = Optimizer(space, 2, n_constr, AlgorithmConfig(pop_size=n, sampling="random"))
-    rng = new_rng(seed)
-    X = opt.initial(rng)
-    F, G = fitness(X)
-    state = opt.select(None, X, F, G, rng)
-    vary, select = [], []
-    for _ in range(generations):
-        X, t = _cpu_ms(lambda: opt.vary(state, rng))
-        vary.append(t)
-        F, G = fitness(X)
-        state, t = _cpu_ms(lambda: opt.select(state, X, F, G, rng))  # noqa: B023
-        select.append(t)
-    return vary, select
 
 
 def _pymoo_generations(n: int, generations: int, seed: int, eliminate_duplicates: bool):
@@ -326,70 +224,6 @@ def _pymoo_generations(n: int, generations: int, seed: int, eliminate_duplicates
         _, t = _cpu_ms(lambda: algo.tell(infills=off))  # noqa: B023
         tell.append(t)
     return ask, tell
-
-
-def generation_benchmark(sizes=(100, 1000, 10_000), generations: dict | None = None, seed: int = 0,
-                         pymoo: bool = True) -> dict:
-    """CPU time per generation of NSGA-II's bookkeeping (vary and select, evaluation excluded) at
-    each population size: this project's steps on a trivial 9-gene 2-objective problem and on
-    rsi_pullback's gene grid with constraints, beside pymoo's own NSGA2 ask/tell loop on the same
-    trivial problem with and without duplicate elimination, all in this process. Medians over the
-    generations after the first; `growth` is the exponent k of t ~ n^k between neighbouring sizes.
-    """
-    import math
-
-    from evo import strategies
-    from evo.algorithm import Optimizer, new_rng
-    from evo.config import AlgorithmConfig
-    from evo.strategies.base import Family, Gene, GeneSpace
-
-    class Box(Family):
-        name = "box"
-        genes = ()
-
-    box = GeneSpace(Box(), [Gene(f"x{i}", "float", 0.0, 1.0) for i in range(9)])
-    rsi = strategies.get("rsi_pullback").space()
-    gens = {100: 20, 1000: 10, 10_000: 4}
-    gens.update(generations or {})
-    # load (or compile) the numba kernels outside the measurement
-    warm = Optimizer(box, 2, 0, AlgorithmConfig(pop_size=20, sampling="random"))
-    X = warm.initial(new_rng(0))
-    warm.vary(warm.select(None, X, _zdt1(X), np.empty((len(X), 0)), new_rng(0)), new_rng(0))
-
-    paths = {
-        "evo, trivial 9-gene ZDT1": lambda n, g: _evo_generations(
-            box, 0, lambda X: (_zdt1(X), np.empty((len(X), 0))), n, g, seed),
-        "evo, rsi_pullback grid genes + constraints": lambda n, g: _evo_generations(
-            rsi, 2, _metric_fitness(rsi), n, g, seed),
-    }
-    if pymoo:
-        paths["pymoo NSGA2 ask/tell, trivial 9-gene ZDT1, duplicates eliminated"] = lambda n, g: _pymoo_generations(
-            n, g, seed, True)
-        paths["pymoo NSGA2 ask/tell, trivial 9-gene ZDT1, no duplicate elimination"] = lambda n, g: _pymoo_generations(
-            n, g, seed, False)
-    steps: dict = {}
-    for path, run in paths.items():
-        steps[path] = {}
-        for n in sizes:
-            g = gens.get(n, 5)
-            vary, select = run(n, g)
-            v, s = statistics.median(vary), statistics.median(select)
-            steps[path][n] = {"generations": g, "vary_ms": v, "select_ms": s, "total_ms": v + s}
-    growth: dict = {}
-    for path, by_n in steps.items():
-        growth[path] = {}
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            growth[path][f"{a}-{b}"] = {
-                k: math.log(by_n[b][k] / by_n[a][k]) / math.log(b / a) if by_n[a][k] > 0 and by_n[b][k] > 0 else None
-                for k in ("vary_ms", "select_ms", "total_ms")
-            }
-    return {
-        "benchmark": "generation bookkeeping CPU (vary + select, evaluation excluded)",
-        "clock": "time.process_time (CPU of the whole process)",
-        "sizes": list(sizes),
-        "steps": steps,
-        "growth": growth,
-    }
 
 
 def write_json(results: dict, path: str | Path) -> None:
@@ -442,24 +276,18 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     r = results.get("generation")
     if r:
         rows = []
-        for path, by_n in r["steps"].items():
-            prev = None
-            for n_, v in by_n.items():
-                k = r["growth"][path].get(f"{prev}-{n_}") if prev is not None else None
-                rows.append([path, str(n_), f"{v['vary_ms']:.2f}", f"{v['select_ms']:.2f}", f"{v['total_ms']:.2f}",
-                             "" if k is None else f"vary {k['vary_ms']:.2f}, select {k['select_ms']:.2f}"])
-                prev = n_
+        for n, st in r["steps"].items():
+            rows.append([str(n), *(f"{st[k]:.1f}" for k in ("vary", "select", "persist", "other", "bookkeeping")),
+                         f"{r['pymoo_ms'][n]:.1f}", f"{st['evaluate']:.1f}"])
         out.append((
-            "NSGA-II bookkeeping per generation, CPU ms (evaluation excluded; medians)",
-            ["path", "population", "vary", "select", "vary + select", "growth k (t ~ n^k) from the size before"],
+            f"a generation's bookkeeping in the real loop, CPU ms per generation ({r['backend']}, {r['bars']} bars; "
+            "evaluation apart; medians)",
+            ["population", "vary", "select", "persist", "loop", "bookkeeping", "pymoo's own loop", "evaluate (this thread)"],
             rows,
         ))
-    r = results.get("persist")
-    if r:
         out.append((
-            "persist one generation (one transaction)",
-            ["backend", "individuals", "median", "min", "max"],
-            [[r["backend"], str(r["individuals"]), f"{r['median_ms']:.1f} ms", f"{r['min_ms']:.1f} ms",
-              f"{r['max_ms']:.1f} ms"]],
+            "growth k (t ~ n^k) between populations (n log n is k ~ 1.1 from 1,000 to 10,000)",
+            ["populations", "vary", "select", "persist", "bookkeeping", "pymoo's own loop"],
+            [[k, *(f"{g[s]:.2f}" for s in ("vary", "select", "persist", "bookkeeping", "pymoo"))] for k, g in r["growth"].items()],
         ))
     return out

@@ -21,15 +21,14 @@ from typing import Sequence
 import numpy as np
 
 from evo import process
-from evo.algorithm import Checkpoint, PopState, decode_checkpoint, encode_checkpoint, encode_floats, new_rng
+from evo.algorithm import Checkpoint, PopState, decode_checkpoint, encode_checkpoint, new_rng
 from evo.algorithm import pareto_mask, rng_from_state, rng_state
 from evo.engine import evaluate as engine_evaluate
 from evo.engine.chunking import ChunkPlan, MemoryReading, plan_for
 from evo.metrics import METRICS
 from evo.objectives import hypervolume, ref_point, sign, to_FG
 from evo.runs import LEASE_SECONDS, RunContext, metric_directions
-from evo.store import OffspringRow, SurvivorRow
-from evo.strategies.base import genome_hash
+from evo.store import OffspringRows, SurvivorRows
 
 
 @dataclass
@@ -45,8 +44,9 @@ class Offspring:
 
     @classmethod
     def of(cls, X: np.ndarray, space) -> "Offspring":
-        params = space.decode(X) if len(X) else []
-        return cls(X=X, params=params, hashes=[genome_hash(p) for p in params])
+        if not len(X):
+            return cls(X=X, params=[], hashes=[])
+        return cls(X=X, params=space.decode(X), hashes=space.hashes(X))
 
 
 @dataclass
@@ -245,9 +245,9 @@ def stats(ctx: RunContext, gen: Generation) -> dict:
     return out
 
 
-def objectives_row(ctx: RunContext, F_row: np.ndarray) -> list:
-    """F back in metric units (undo the sign of maximised objectives), JSON-safe."""
-    return encode_floats(np.array([f * sign(o.direction) for f, o in zip(F_row, ctx.config.objectives)]))
+def in_metric_units(ctx: RunContext, F: np.ndarray) -> np.ndarray:
+    """F back in metric units (undo the sign of maximised objectives)."""
+    return F * np.array([sign(o.direction) for o in ctx.config.objectives])
 
 
 def persist(ctx: RunContext, gen: Generation, *, owner: str | None = None, flow_run_id: str | None = None,
@@ -256,33 +256,16 @@ def persist(ctx: RunContext, gen: Generation, *, owner: str | None = None, flow_
     already committed identically (a retry)."""
     F_off, _ = to_FG(gen.metrics, ctx.config.objectives, ctx.config.constraints)
     off, state = gen.offspring, gen.survivors
-    surv_params = process.space_for(ctx).decode(state.X)
     ck = Checkpoint(pop=state, rng_state=gen.rng, n_gen=gen.number, n_eval=gen.n_eval)
     return process.store_for(ctx).persist_generation(
         run_id=ctx.run_id,
         number=gen.number,
         family=ctx.config.strategy.family,
         evaluation_key=ctx.evaluation_key,
-        offspring=[
-            OffspringRow(
-                genome_hash=off.hashes[i],
-                genes=off.params[i],
-                metrics=gen.metrics[i].tolist(),
-                per_asset=gen.per_asset[i],
-                objectives=objectives_row(ctx, F_off[i]),
-                new_evaluation=bool(gen.new[i]),
-            )
-            for i in range(len(off))
-        ],
-        survivors=[
-            SurvivorRow(
-                genome_hash=genome_hash(p),
-                rank=None if np.isnan(state.rank[i]) else int(state.rank[i]),
-                crowding=None if np.isnan(state.crowding[i]) else float(state.crowding[i]),
-                objectives=objectives_row(ctx, state.F[i]),
-            )
-            for i, p in enumerate(surv_params)
-        ],
+        offspring=OffspringRows(off.hashes, process.space_for(ctx).genes_json(off.X), gen.metrics, gen.per_asset,
+                                in_metric_units(ctx, F_off), gen.new),
+        survivors=SurvivorRows(process.space_for(ctx).hashes(state.X), state.rank, state.crowding,
+                               in_metric_units(ctx, state.F)),
         checkpoint=encode_checkpoint(ck),
         stats=gen.stats,
         flow_run_id=flow_run_id,

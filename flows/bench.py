@@ -16,6 +16,8 @@ from pathlib import Path
 
 from prefect import flow
 
+from evo.flows.orchestration import Plain
+
 
 def _checkpoints(url: str, name: str) -> list:
     from evo.store import Store
@@ -107,3 +109,101 @@ def orchestration_benchmark(pop_size: int = 1000, generations: int = 20, n_bars:
         "server_cpu_ms_per_generation": 1000 * statistics.median(server_cpu["prefect"]) / generations,
         "same_result": same,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# `evo bench --generation`: the bookkeeping of a generation inside the real loop
+
+
+class _Timed(Plain):
+    """The plain loop (the flow's own `drive`, no Prefect) with every step's CPU time recorded.
+
+    CPU is this thread's (time.thread_time): the steps run here, and numba's worker threads (the
+    evaluation) are left out. A generation's total runs from one `generation_done` to the next, so
+    what the loop does between the steps (merging metrics, the log line, the warnings) counts too.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.steps: list[dict] = []
+        self._current: dict = {}
+        self._mark = 0.0
+
+    def call(self, task, *args):
+        t0 = time.thread_time()
+        out = super().call(task, *args)
+        self._current[task.name] = self._current.get(task.name, 0.0) + time.thread_time() - t0
+        return out
+
+    def map(self, task, ctx, items, number):
+        t0 = time.thread_time()
+        out = super().map(task, ctx, items, number)
+        self._current[task.name] = self._current.get(task.name, 0.0) + time.thread_time() - t0
+        return out
+
+    def started(self, ctx, store, done):
+        self._mark = time.thread_time()
+
+    def generation_done(self, ctx, store, stats):
+        now = time.thread_time()
+        self._current["total"] = now - self._mark
+        self.steps.append(self._current)
+        self._current = {}
+        self._mark = now
+
+
+def real_loop_steps(pop_size: int, generations: int, n_bars: int, database: str) -> list[dict]:
+    """Per-generation CPU ms of each step of `drive` (the evolve flow's loop, plain calls), evaluation apart."""
+    from evo.config import validate
+    from evo.flows.evolve import drive
+
+    cfg = validate({
+        "name": f"bench-{pop_size}-{time.time_ns()}",
+        "data": {"synthetic": {"n_bars": n_bars, "freq": "1D", "seed": 7}},
+        "strategy": {"bounds": {"slow_window": [20, 60]}},
+        "algorithm": {"pop_size": pop_size, "generations": generations},
+        "validation": {"holdout": 0.2},
+    })
+    timed = _Timed()
+    drive(cfg, None, None, database, None, False, timed)
+    out = []
+    for s in timed.steps[1:]:  # generation 1 samples instead of varying
+        ms = {k: 1000 * v for k, v in s.items()}
+        ms["bookkeeping"] = ms["total"] - ms.get("evaluate", 0.0)
+        ms["other"] = ms["bookkeeping"] - sum(ms.get(k, 0.0) for k in ("vary", "select", "persist"))
+        out.append(ms)
+    return out
+
+
+def generation_benchmark(sizes=(100, 1000, 10_000), database: str | None = None, n_bars: int = 400,
+                         generations: dict | None = None) -> dict:
+    """The bookkeeping of a generation (vary, select, persist with checkpoint and stats, and the loop
+    around them; evaluation excluded) in the real loop at each population, beside pymoo's own NSGA2
+    loop (which stores nothing) measured in the same process; medians over the generations after the
+    first, and the growth exponent k of t ~ n^k between neighbouring sizes."""
+    import math
+    import statistics
+
+    from evo import bench
+
+    gens = {100: 12, 1000: 8, 10_000: 4, **(generations or {})}
+    steps, pymoo, growth = {}, {}, {}
+    with tempfile.TemporaryDirectory(prefix="evo-bench-") as tmp:
+        real_loop_steps(20, 2, n_bars, f"sqlite:///{Path(tmp) / 'warm.db'}")  # imports, numba caches
+        for n in sizes:
+            url = database or f"sqlite:///{Path(tmp) / f'gen-{n}.db'}"
+            rows = real_loop_steps(n, gens.get(n, 4), n_bars, url)
+            keys = ("vary", "evaluate", "select", "persist", "other", "bookkeeping")
+            steps[n] = {k: statistics.median(r.get(k, 0.0) for r in rows) for k in keys}
+            ask, tell = bench._pymoo_generations(n, gens.get(n, 4), 0, True)
+            pymoo[n] = statistics.median(a + t for a, t in zip(ask, tell))
+    sizes = list(steps)
+    for a, b in zip(sizes, sizes[1:]):
+        growth[f"{a}-{b}"] = {k: (math.log(max(steps[b][k], 1e-6) / max(steps[a][k], 1e-6)) / math.log(b / a))
+                              for k in ("vary", "select", "persist", "bookkeeping")}
+        growth[f"{a}-{b}"]["pymoo"] = math.log(pymoo[b] / pymoo[a]) / math.log(b / a)
+    from evo.store import Store
+
+    backend = Store(database).engine.dialect.name if database else "sqlite"
+    return {"benchmark": "generation bookkeeping", "backend": backend, "bars": n_bars, "steps": steps,
+            "pymoo_ms": pymoo, "growth": growth}

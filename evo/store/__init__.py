@@ -3,12 +3,12 @@
 from evo.store.store import (
     GenerationRecord,
     LeaseLost,
-    OffspringRow,
+    OffspringRows,
     RunBusy,
     RunRecord,
     Store,
     StoreError,
-    SurvivorRow,
+    SurvivorRows,
     open_store,
 )
 from evo.store.url import URLError
@@ -16,12 +16,12 @@ from evo.store.url import URLError
 __all__ = [
     "GenerationRecord",
     "LeaseLost",
-    "OffspringRow",
+    "OffspringRows",
     "RunBusy",
     "RunRecord",
     "Store",
     "StoreError",
-    "SurvivorRow",
+    "SurvivorRows",
     "URLError",
     "open_store",
 ]

@@ -10,7 +10,6 @@ from sqlalchemy import (
     Double,
     ForeignKey,
     ForeignKeyConstraint,
-    Index,
     Integer,
     MetaData,
     String,
@@ -103,7 +102,6 @@ members = Table(
         ondelete="CASCADE",
     ),
 )
-Index("ix_members_run_generation_role", members.c.run_id, members.c.generation, members.c.role)
 
 validations = Table(
     "validations",

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import JSON, create_engine, event, func, insert, inspect, select, text, update
+import numpy as np
+from sqlalchemy import JSON, DateTime, create_engine, event, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from evo.objectives import METRICS
+from evo.metrics import METRICS
 from evo.store import url as urls
 from evo.store.models import evaluations, generations, individuals, members, metadata, runs, validations
 
@@ -50,11 +51,6 @@ def busy_message(name: str | None, holder: str | None, until: dt.datetime | None
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _num(v: float) -> float | None:
-    v = float(v)
-    return None if math.isnan(v) else v
 
 
 def _unnum(v: Any) -> float:
@@ -89,21 +85,52 @@ class GenerationRecord:
 
 
 @dataclass
-class OffspringRow:
-    genome_hash: str
-    genes: dict
-    metrics: Sequence[float]  # METRICS order
-    per_asset: list | None
-    objectives: list  # JSON-safe F row
-    new_evaluation: bool  # False when the metrics came from the cache
+class OffspringRows:
+    """A generation's offspring as columns: row i of each is offspring i."""
+
+    hashes: Sequence[str]  # genome hashes
+    genes_json: Sequence[str]  # decoded genes as JSON text (GeneSpace.genes_json)
+    metrics: np.ndarray  # (n, N_METRICS) in slot order; NaN is stored as NULL
+    per_asset: Sequence[list | None]  # per-symbol metrics, None for one symbol
+    objectives: np.ndarray  # (n, n_objectives) in metric units
+    new: np.ndarray  # (n,) bool: a new evaluation (False: the metrics came from the store)
+
+    def __len__(self) -> int:
+        return len(self.hashes)
 
 
 @dataclass
-class SurvivorRow:
-    genome_hash: str
-    rank: int | None
-    crowding: float | None
-    objectives: list
+class SurvivorRows:
+    """A generation's survivors as columns."""
+
+    hashes: Sequence[str]
+    rank: np.ndarray  # NaN: not ranked (infeasible)
+    crowding: np.ndarray  # NaN: none
+    objectives: np.ndarray  # (n, n_objectives) in metric units
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
+def json_floats(a: np.ndarray) -> list[str]:
+    """Each row of a float matrix as a JSON list, non-finite values as the strings 'inf', '-inf', 'nan'
+    (what evo.algorithm.encode_floats gives) - formatted in bulk: a generation has thousands."""
+    a = np.asarray(a, dtype=np.float64)
+    rows = a.tolist()
+    finite = np.isfinite(a).all(axis=1)
+    out = ["[" + ",".join(map(repr, r)) + "]" if ok else json.dumps([v if math.isfinite(v) else repr(v) for v in r])
+           for r, ok in zip(rows, finite.tolist())]
+    return out
+
+
+def _nullable(a: np.ndarray) -> list:
+    """A float array as a list with None where it is NaN."""
+    a = np.asarray(a, dtype=np.float64)
+    if not np.isnan(a).any():
+        return a.tolist()
+    out = a.astype(object)
+    out[np.isnan(a)] = None
+    return out.tolist()
 
 
 class Store:
@@ -409,20 +436,18 @@ class Store:
     def cached_metrics(self, family: str, hashes: Sequence[str], evaluation_key: str) -> dict[str, tuple[list[float], Any]]:
         """Metrics already stored for these genomes under this evaluation key, by genome hash."""
         out: dict[str, tuple[list[float], Any]] = {}
-        cols = [evaluations.c[m] for m in METRICS]
+        cols = ", ".join(f'e."{m}"' for m in METRICS)
         with self.engine.connect() as conn:
+            mark = "%s" if conn.dialect.name == "postgresql" else "?"
             for part in _chunks(list(dict.fromkeys(hashes)), _IN_CHUNK):
-                q = (
-                    select(individuals.c.genome_hash, evaluations.c.per_asset, *cols)
-                    .join(evaluations, evaluations.c.individual_id == individuals.c.id)
-                    .where(
-                        individuals.c.family == family,
-                        individuals.c.genome_hash.in_(part),
-                        evaluations.c.evaluation_key == evaluation_key,
-                    )
-                )
-                for r in conn.execute(q):
-                    out[r[0]] = ([_unnum(v) for v in r[2:]], r[1])
+                # driver SQL: compiling a 500-parameter IN costs more than running it
+                sql = (f"SELECT i.genome_hash, e.per_asset, {cols} FROM individuals i "
+                       f"JOIN evaluations e ON e.individual_id = i.id "
+                       f"WHERE i.family = {mark} AND e.evaluation_key = {mark} "
+                       f"AND i.genome_hash IN ({', '.join([mark] * len(part))})")
+                for r in conn.exec_driver_sql(sql, (family, evaluation_key, *part)):
+                    pa = r[1]
+                    out[r[0]] = ([_unnum(v) for v in r[2:]], json.loads(pa) if isinstance(pa, str) else pa)
         return out
 
     # -- the atomic write ------------------------------------------------------------------------
@@ -433,8 +458,8 @@ class Store:
         number: int,
         family: str,
         evaluation_key: str,
-        offspring: Sequence[OffspringRow],
-        survivors: Sequence[SurvivorRow],
+        offspring: OffspringRows,
+        survivors: SurvivorRows,
         checkpoint: dict,
         stats: dict,
         flow_run_id: str | None = None,
@@ -469,53 +494,26 @@ class Store:
                     )
                 )
                 _stage(on_stage, "generation")
-                ids = self._ensure_individuals(
-                    conn, family, {o.genome_hash: o.genes for o in offspring}
-                )
+                ids = self._ensure_individuals(conn, family, offspring.hashes, offspring.genes_json)
                 _stage(on_stage, "individuals")
-                new_evals = [
-                    {
-                        "individual_id": ids[o.genome_hash],
-                        "evaluation_key": evaluation_key,
-                        "per_asset": o.per_asset,
-                        "created_at": now,
-                        **{m: _num(v) for m, v in zip(METRICS, o.metrics)},
-                    }
-                    for o in offspring
-                    if o.new_evaluation
-                ]
-                if new_evals:
-                    _bulk_insert(conn, evaluations, new_evals, ["individual_id", "evaluation_key"])
+                new = np.flatnonzero(offspring.new).tolist()
+                if new:
+                    _bulk_insert(conn, evaluations, EVALUATION_COLUMNS, [
+                        (ids[offspring.hashes[i]], evaluation_key, _json_or_null(offspring.per_asset[i]), now, *m)
+                        for i, m in zip(new, _nullable(offspring.metrics[new]))
+                    ], ["individual_id", "evaluation_key"])
                 _stage(on_stage, "evaluations")
-                rows = [
-                    {
-                        "run_id": run_id,
-                        "generation": number,
-                        "individual_id": ids[o.genome_hash],
-                        "role": "offspring",
-                        "rank": None,
-                        "crowding": None,
-                        "objectives": o.objectives,
-                    }
-                    for o in offspring
-                ]
-                missing = [s.genome_hash for s in survivors if s.genome_hash not in ids]
+                missing = [h for h in survivors.hashes if h not in ids]
                 if missing:
                     ids.update(self._ids_by_hash(conn, family, missing))
-                rows += [
-                    {
-                        "run_id": run_id,
-                        "generation": number,
-                        "individual_id": ids[s.genome_hash],
-                        "role": "survivor",
-                        "rank": s.rank,
-                        "crowding": s.crowding,
-                        "objectives": s.objectives,
-                    }
-                    for s in survivors
-                ]
+                rows = [(run_id, number, ids[h], "offspring", None, None, o)
+                        for h, o in zip(offspring.hashes, json_floats(offspring.objectives))]
+                ranks = [None if r is None else int(r) for r in _nullable(survivors.rank)]
+                rows += [(run_id, number, ids[h], "survivor", r, c, o)
+                         for h, r, c, o in zip(survivors.hashes, ranks, _nullable(survivors.crowding),
+                                               json_floats(survivors.objectives))]
                 if rows:
-                    _bulk_insert(conn, members, rows)
+                    _bulk_insert(conn, members, MEMBER_COLUMNS, rows)
                 _stage(on_stage, "members")
                 touch = update(runs).where(runs.c.id == run_id)
                 values: dict[str, Any] = {"updated_at": now}
@@ -545,15 +543,12 @@ class Store:
             ) from None
         return True
 
-    def _ensure_individuals(self, conn, family: str, genes_by_hash: dict[str, dict]) -> dict[str, int]:
-        if not genes_by_hash:
+    def _ensure_individuals(self, conn, family: str, hashes: Sequence[str], genes_json: Sequence[str]) -> dict[str, int]:
+        """Insert the individuals that are new; the ids of all of them, by genome hash."""
+        if not len(hashes):
             return {}
-        _bulk_insert(
-            conn,
-            individuals,
-            [{"family": family, "genome_hash": h, "genes": g} for h, g in genes_by_hash.items()],
-            ["family", "genome_hash"],
-        )
+        rows = list({h: (family, h, g) for h, g in zip(hashes, genes_json)}.values())
+        _bulk_insert(conn, individuals, ["family", "genome_hash", "genes"], rows, ["family", "genome_hash"])
         if conn.dialect.name == "postgresql":
             # the rows just copied are still in the temporary table: join instead of 1000 parameters
             cur = conn.connection.driver_connection.cursor()
@@ -562,16 +557,17 @@ class Store:
                 "ON i.family = t.family AND i.genome_hash = t.genome_hash"
             )
             return dict(cur.fetchall())
-        return self._ids_by_hash(conn, family, list(genes_by_hash))
+        return self._ids_by_hash(conn, family, [r[1] for r in rows])
 
     @staticmethod
     def _ids_by_hash(conn, family: str, hashes: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}
+        mark = "%s" if conn.dialect.name == "postgresql" else "?"
         for part in _chunks(list(hashes), _IN_CHUNK):
-            q = select(individuals.c.genome_hash, individuals.c.id).where(
-                individuals.c.family == family, individuals.c.genome_hash.in_(part)
-            )
-            out.update({h: i for h, i in conn.execute(q)})
+            # driver SQL: compiling a 500-parameter IN costs more than running it
+            sql = (f"SELECT genome_hash, id FROM individuals WHERE family = {mark} "
+                   f"AND genome_hash IN ({', '.join([mark] * len(part))})")
+            out.update(conn.exec_driver_sql(sql, (family, *part)).all())
         return out
 
     # -- reading results -----------------------------------------------------------------------
@@ -622,19 +618,13 @@ class Store:
         """Store (genome_hash, genes, evaluation_key, metrics, per_asset) rows; existing ones are kept."""
         if not rows:
             return
-        now = _now()
         with self.engine.begin() as conn:
-            ids = self._ensure_individuals(conn, family, {h: g for h, g, _, _, _ in rows})
-            _bulk_insert(
-                conn,
-                evaluations,
-                [
-                    {"individual_id": ids[h], "evaluation_key": key, "per_asset": pa, "created_at": now,
-                     **{m: _num(v) for m, v in zip(METRICS, metrics)}}
-                    for h, _, key, metrics, pa in rows
-                ],
-                ["individual_id", "evaluation_key"],
-            )
+            now = self.db_now(conn)
+            ids = self._ensure_individuals(conn, family, [r[0] for r in rows], [json.dumps(r[1]) for r in rows])
+            _bulk_insert(conn, evaluations, EVALUATION_COLUMNS, [
+                (ids[h], key, _json_or_null(pa), now, *_nullable(np.asarray(metrics, dtype=np.float64)))
+                for h, _, key, metrics, pa in rows
+            ], ["individual_id", "evaluation_key"])
 
     def save_validation(self, run_id: int, kind: str, generation: int, result: dict) -> None:
         """The verdict on one generation's Pareto set; a second one for the same generation replaces it."""
@@ -707,31 +697,43 @@ def _chunks(items: list, n: int) -> Iterable[list]:
         yield items[i : i + n]
 
 
-def _bulk_insert(conn, table, rows: list[dict], conflict_keys: list[str] | None = None) -> None:
-    """Insert many rows; with `conflict_keys`, rows that already exist are skipped (ON CONFLICT DO NOTHING).
+#: column order of the rows persist_generation and save_evaluations write
+EVALUATION_COLUMNS = ["individual_id", "evaluation_key", "per_asset", "created_at", *METRICS]
+MEMBER_COLUMNS = ["run_id", "generation", "individual_id", "role", "rank", "crowding", "objectives"]
 
-    PostgreSQL gets COPY (through a temporary table when conflicts are possible):
-    a generation is thousands of rows, and executemany spends ~30 us a row there.
+
+def _json_or_null(v) -> str | None:
+    return None if v is None else json.dumps(v)
+
+
+def _bulk_insert(conn, table, cols: list[str], rows: list[tuple], conflict_keys: list[str] | None = None) -> None:
+    """Insert many rows (tuples in `cols` order, JSON columns as JSON text); with `conflict_keys`, rows
+    that already exist are skipped (ON CONFLICT DO NOTHING).
+
+    PostgreSQL gets COPY (through a temporary table when conflicts are possible), SQLite executemany
+    straight to sqlite3: a generation is thousands of rows, and SQLAlchemy's per-row parameter
+    processing cost ~25 us a row there, most of a generation's commit.
     """
     if not rows:
         return
     name = conn.dialect.name
     if name == "postgresql":
-        _pg_copy_insert(conn, table, rows, conflict_keys)
+        _pg_copy_insert(conn, table, cols, rows, conflict_keys)
         return
     if name != "sqlite":  # pragma: no cover
         raise StoreError(f"unsupported database backend {name!r} (use SQLite or PostgreSQL)")
-    if conflict_keys is None:
-        conn.execute(insert(table), rows)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    stamps = [i for i, c in enumerate(cols) if isinstance(table.c[c].type, DateTime)]
+    if stamps:  # stored as SQLAlchemy stores them on SQLite, so either reads them back
+        rows = [tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if i in stamps and v is not None else v
+                      for i, v in enumerate(r)) for r in rows]
+    quoted = ", ".join(f'"{c}"' for c in cols)  # column names come from our own Table objects
+    sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({", ".join("?" * len(cols))})'
+    if conflict_keys is not None:
+        sql += f" ON CONFLICT ({', '.join(conflict_keys)}) DO NOTHING"
+    conn.exec_driver_sql(sql, rows)
 
-        conn.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict_keys), rows)
 
-
-def _pg_copy_insert(conn, table, rows: list[dict], conflict_keys: list[str] | None) -> None:
-    cols = list(rows[0])
-    json_cols = {c for c in cols if isinstance(table.c[c].type, JSON)}
+def _pg_copy_insert(conn, table, cols: list[str], rows: list[tuple], conflict_keys: list[str] | None) -> None:
     quoted = ", ".join(f'"{c}"' for c in cols)  # column names come from our own Table objects
     cur = conn.connection.driver_connection.cursor()
     target = table.name
@@ -741,7 +743,7 @@ def _pg_copy_insert(conn, table, rows: list[dict], conflict_keys: list[str] | No
         cur.execute(f'TRUNCATE "{target}"')
     with cur.copy(f'COPY "{target}" ({quoted}) FROM STDIN') as copy:
         for r in rows:
-            copy.write_row([json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c] for c in cols])
+            copy.write_row(r)
     if conflict_keys is not None:
         keys = ", ".join(f'"{k}"' for k in conflict_keys)
         cur.execute(

@@ -109,9 +109,35 @@ class GeneSpace:
             X[:, j] = g.snap(X[:, j])
         return X
 
-    def decode(self, X: np.ndarray) -> list[dict[str, int | float]]:
+    def _columns(self, X: np.ndarray, order) -> list[list]:
+        """Gene columns as Python ints and floats (what `Gene.value` gives), for the genes in `order`."""
         X = np.atleast_2d(X)
-        return [{g.name: g.value(x[j]) for j, g in enumerate(self.genes)} for x in X]
+        return [X[:, j].astype(np.int64).tolist() if self.genes[j].kind == "int" else X[:, j].tolist() for j in order]
+
+    def decode(self, X: np.ndarray) -> list[dict[str, int | float]]:
+        cols = self._columns(X, range(self.n_var))
+        return [dict(zip(self.names, row)) for row in zip(*cols)]
+
+    def _json(self, X: np.ndarray, order, separators: tuple[str, str]) -> list[str]:
+        """Each genome as json.dumps of its parameter dict with the keys in `order`, formatted from the
+        columns (a generation has thousands of genomes). Finite values only: json spells NaN its own way."""
+        item, key = separators
+        template = "{{" + item.join(json.dumps(self.names[j]).replace("{", "{{").replace("}", "}}") + key + "{}"
+                                    for j in order) + "}}"
+        return [template.format(*row) for row in zip(*self._columns(X, order))]
+
+    def hashes(self, X: np.ndarray) -> list[str]:
+        """`genome_hash(p)` of each decoded genome, without building the dicts (the same canonical JSON)."""
+        if not np.isfinite(X).all():
+            return [genome_hash(p) for p in self.decode(X)]
+        order = sorted(range(self.n_var), key=self.names.__getitem__)
+        return [hashlib.sha256(t.encode()).hexdigest() for t in self._json(X, order, (",", ":"))]
+
+    def genes_json(self, X: np.ndarray) -> list[str]:
+        """`json.dumps(p)` of each decoded genome, genes in gene order: how the store keeps them."""
+        if not np.isfinite(X).all():
+            return [json.dumps(p) for p in self.decode(X)]
+        return self._json(X, range(self.n_var), (", ", ": "))
 
     def encode(self, params: Sequence[Params]) -> np.ndarray:
         missing = [n for n in self.names if any(n not in p for p in params)]

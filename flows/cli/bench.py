@@ -14,15 +14,15 @@ from evo.flows.cli.common import app, console, guard, prefect_env
 def bench(
     engine: bool = typer.Option(True, "--engine/--no-engine", help="Evaluation throughput (fast engine, seeds' vectorbt pattern, bare kernel)."),
     rss: bool = typer.Option(True, "--rss/--no-rss", help="Peak RSS of a fresh process at 1,000 and 10,000 strategies."),
-    persist: bool = typer.Option(True, "--persist/--no-persist", help="Time persisting one generation."),
-    generation: bool = typer.Option(True, "--generation/--no-generation", help="CPU of NSGA-II's vary and select at populations 100, 1,000 and 10,000, beside pymoo's own loop (about 20 s)."),
+    generation: bool = typer.Option(True, "--generation/--no-generation", help="A generation's bookkeeping (vary, select, persist: everything but evaluation) in the real loop at populations 100, 1,000 and 10,000, beside pymoo's own loop (about a minute)."),
     orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop (about 3 minutes)."),
     n: int = typer.Option(1000, "--n", min=1, max=1_000_000, help="Strategies (engine, orchestration) / individuals (persist)."),
     bars: int = typer.Option(87_600, "--bars", min=300, max=10_000_000, help="Bars for the throughput and orchestration benchmarks."),
     rss_bars: int = typer.Option(100_000, "--rss-bars", min=300, max=10_000_000, help="Bars for the peak-RSS benchmark."),
     generations: int = typer.Option(20, "--generations", min=2, max=10_000, help="Generations of the orchestration benchmark."),
     repeats: int = typer.Option(5, "--repeats", min=1, max=100),
-    db: Optional[str] = typer.Option(None, "--db", help="Database for --persist (default: a temporary SQLite file)."),
+    db: Optional[str] = typer.Option(None, "--db", help="Database for --generation (default: a temporary SQLite file per population; give an empty one)."),
+    sizes: list[int] = typer.Option([100, 1000, 10_000], "--population", min=4, max=100_000, help="Populations for --generation (repeat the option)."),
     out: Path = typer.Option(Path("bench-results/bench.json"), "--out", help="Where to write the JSON results."),
 ) -> None:
     """Measure the figures in the README's performance table (medians over repeats, one run)."""
@@ -45,10 +45,10 @@ def bench(
                 results["engine"] = b.engine_benchmark(n=n, n_bars=bars, repeats=repeats)
             if rss:
                 results["rss"] = [b.rss_benchmark(k, rss_bars) for k in (1000, 10_000)]
-            if persist:
-                results["persist"] = b.persist_benchmark(db, n=n, repeats=max(repeats, 5))
             if generation:
-                results["generation"] = b.generation_benchmark()
+                from evo.flows.bench import generation_benchmark
+
+                results["generation"] = generation_benchmark(database=db, sizes=sizes)
         show = console()
         for title, head, rows in b.tables(results):
             t = Table(*head, title=title, title_justify="left")

@@ -268,20 +268,3 @@ def test_mating_gives_up_after_pymoos_hundred_rounds():
     assert_same_stream(r1, r2)
     assert info.iterations == 100
     np.testing.assert_array_equal(ours, [[1.0, 0.0]])  # the one genome not yet in the population
-
-
-def test_generation_benchmark_reports_each_path_size_and_growth():
-    import math
-
-    from evo.bench import generation_benchmark
-
-    r = generation_benchmark(sizes=(40, 80), generations={40: 2, 80: 2})
-    assert len(r["steps"]) == 4 and any(p.startswith("pymoo") for p in r["steps"])
-    for path, by_n in r["steps"].items():
-        assert sorted(by_n) == [40, 80]
-        for v in by_n.values():
-            assert v["vary_ms"] >= 0 and v["select_ms"] >= 0
-            assert v["total_ms"] == pytest.approx(v["vary_ms"] + v["select_ms"])
-        t0, t1 = by_n[40]["total_ms"], by_n[80]["total_ms"]
-        k = r["growth"][path]["40-80"]["total_ms"]
-        assert k is None if min(t0, t1) == 0 else k == pytest.approx(math.log(t1 / t0) / math.log(2))

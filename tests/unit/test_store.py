@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import pytest
@@ -10,11 +11,15 @@ from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from evo.objectives import METRICS
-from evo.store import OffspringRow, Store, StoreError, SurvivorRow
+from typing import NamedTuple
+
+import numpy as np
+
+from evo.store import OffspringRows, Store, StoreError, SurvivorRows
 from evo.store.models import generations, members
 
 TABLES = {"runs", "generations", "individuals", "evaluations", "members"}
-HEAD = "0003"
+HEAD = "0004"
 DATA_TABLES = ("generations", "individuals", "evaluations", "members")
 FAMILY = "sma_cross"
 KEY = "evalkey-1"
@@ -47,6 +52,43 @@ def make_run(store: Store, name: str = "run-a", evaluation_key: str = KEY, **ove
     )
     kw.update(over)
     return store.create_run(**kw)
+
+
+class OffspringRow(NamedTuple):
+    """One offspring, as the tests write them; `persist` hands the store its columns."""
+
+    genome_hash: str
+    genes: dict
+    metrics: list
+    per_asset: list | None
+    objectives: list
+    new_evaluation: bool
+
+
+class SurvivorRow(NamedTuple):
+    genome_hash: str
+    rank: int | None
+    crowding: float | None
+    objectives: list
+
+
+def columns(offspring, survivors) -> tuple[OffspringRows, SurvivorRows]:
+    def matrix(rows, width):
+        return np.array(rows, dtype=np.float64).reshape(-1, width)
+
+    k = len((offspring or survivors)[0].objectives) if (offspring or survivors) else 0
+    off = OffspringRows(
+        [o.genome_hash for o in offspring], [json.dumps(o.genes) for o in offspring],
+        matrix([o.metrics for o in offspring], len(METRICS)), [o.per_asset for o in offspring],
+        matrix([o.objectives for o in offspring], k), np.array([o.new_evaluation for o in offspring], dtype=bool),
+    )
+    surv = SurvivorRows(
+        [s.genome_hash for s in survivors],
+        np.array([np.nan if s.rank is None else s.rank for s in survivors], dtype=np.float64),
+        np.array([np.nan if s.crowding is None else s.crowding for s in survivors], dtype=np.float64),
+        matrix([s.objectives for s in survivors], k),
+    )
+    return off, surv
 
 
 def metrics_row(base: float, nan_at: int | None = None) -> list[float]:
@@ -102,6 +144,7 @@ def persist(store: Store, run_id: int, number: int = 1, **over):
         stats=STATS,
     )
     kw.update(over)
+    kw["offspring"], kw["survivors"] = columns(kw["offspring"], kw["survivors"])
     return store.persist_generation(**kw)
 
 

@@ -370,3 +370,22 @@ def test_composite_repair_switches_a_condition_on_and_none_means_never(ohlcv):
     for logic in (0, 1):
         _, E, Xr = _signals(fam, space, _composite_genome(space, base, (), logic, (), logic), ohlcv)
         assert not E.any() and not Xr.any()
+
+
+@pytest.mark.parametrize("family", ["rsi_pullback", "composite", "breakout", "tests.user_families:HostileSmaCross"])
+def test_fast_decode_and_hashes_equal_the_definitions(family):
+    """GeneSpace.decode / .hashes build from columns what Gene.value and genome_hash define per genome."""
+    from evo import strategies
+    from evo.strategies.base import genome_hash
+
+    space = strategies.get(family).space()
+    rng = np.random.default_rng(5)
+    X = space.repair(space.xl + rng.random((300, space.n_var)) * (space.xu - space.xl))
+    X = np.vstack([X, space.repair(np.vstack([space.xl, space.xu]))])
+    slow = [{g.name: g.value(x[j]) for j, g in enumerate(space.genes)} for x in X]
+    fast = space.decode(X)
+    assert fast == slow and all(type(a[k]) is type(b[k]) for a, b in zip(fast, slow) for k in a)
+    assert space.hashes(X) == [genome_hash(p) for p in slow]
+    import json
+
+    assert space.genes_json(X) == [json.dumps(p) for p in slow]
