@@ -155,15 +155,18 @@ def engine_benchmark(
     E = np.empty((n, n_bars), dtype=np.bool_)
     XS = np.empty_like(E)
     fam.fast_signals(cache, X, space.names, arrays, E, XS)
-    sl, tp = fam.stop_arrays(X, space.names)
+    params = fam.sim_params(X, space.names)
+    sim = fast.sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage,
+                            freq=market.freq)
+    close = arrays["close"]
+    no_signals = np.empty((0, 0), dtype=np.bool_)
     del cache
+    nb.simulate_signals_nb(close, close, close, close, E[:2], XS[:2], no_signals, no_signals, params[:2], sim, 1)
     bare_t = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        bare = nb.simulate_signals_nb(
-            arrays["close"], E, XS, sl, tp, settings.init_cash, settings.fees, settings.slippage,
-            fast.ann_factor(market.freq), numba.get_num_threads(),
-        )
+        bare = nb.simulate_signals_nb(close, close, close, close, E, XS, no_signals, no_signals, params, sim,
+                                      numba.get_num_threads())
         bare_t.append(time.perf_counter() - t0)
     del E, XS
 

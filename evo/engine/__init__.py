@@ -73,11 +73,27 @@ def evaluate(market, family, params: Sequence[dict], settings, window=None, dire
     return Evaluation(reduce_assets(per_asset, settings.reducer, directions), per_asset)
 
 
-def simulate_signals(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq):
-    """Metrics per column of `entries`, equal to vectorbt's `Portfolio.from_signals` (see `evo.engine.fast`)."""
+def simulate_signals(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq, **kwargs):
+    """Metrics per column of `entries`, equal to vectorbt's `Portfolio.from_signals` (see `evo.engine.fast`).
+
+    Further keywords take vectorbt's names and defaults: short_entries, short_exits, direction,
+    upon_opposite_entry, size, size_type, open, high, low, sl_trail."""
     from evo.engine.fast import simulate_signals as _simulate
 
     return _simulate(
         close, entries, exits, init_cash=init_cash, fees=fees, slippage=slippage,
-        sl_stop=sl_stop, tp_stop=tp_stop, freq=freq,
+        sl_stop=sl_stop, tp_stop=tp_stop, freq=freq, **kwargs,
+    )
+
+
+def simulate_portfolio(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq,
+                       **kwargs):
+    """Metrics of one strategy's signals on several assets as one shared-cash portfolio, equal to vectorbt's
+    `Portfolio.from_signals(..., group_by=True, cash_sharing=True)`, equal allocation by default
+    (see `evo.engine.fast.simulate_portfolio`)."""
+    from evo.engine.fast import simulate_portfolio as _simulate
+
+    return _simulate(
+        close, entries, exits, init_cash=init_cash, fees=fees, slippage=slippage,
+        sl_stop=sl_stop, tp_stop=tp_stop, freq=freq, **kwargs,
     )
