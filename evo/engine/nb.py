@@ -769,25 +769,26 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
     `returns` is a scratch buffer of n_bars.
     """
     n_assets, n = close.shape
-    start = sim.start
+    start = max(sim.start, 0)  # known >= 0: indices need no negative wraparound
     ls = short_entries.shape[0] > 0
     direction = p.direction
     uoe = sim.upon_opposite_entry
-    open_w = open_[:, start:]
-    high_w = high[:, start:]
-    low_w = low[:, start:]
-    close_w = close[:, start:]
-    entries_w = entries[:, start:]
-    exits_w = exits[:, start:]
-    short_entries_w = short_entries[:, start:]
-    short_exits_w = short_exits[:, start:]
-    returns_w = returns[start:]
+    open_w = open_
+    high_w = high
+    low_w = low
+    close_w = close
+    entries_w = entries
+    exits_w = exits
+    short_entries_w = short_entries
+    short_exits_w = short_exits
+    returns_w = returns
     bal = np.empty(N_SLOTS)  # the group's cash (bal[_CASH], bal[_FREE_CASH])
     init_state_nb(bal, sim.init_cash)
     state = np.empty((n_assets, N_SLOTS))
     for k in range(n_assets):
         init_state_nb(state[k], sim.init_cash)
     pos = np.zeros(n_assets)
+    n_open = 0  # columns with a position
     rec_cash = sim.init_cash  # cash_grouped_nb
     n_in_market = 0
     prev_value = sim.init_cash
@@ -799,9 +800,18 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
     trough = np.nan
     worst_dd = 0.0
 
-    for i in range(n - start):
+    for i in range(start, n):
         flow = 0.0  # the group's cash flow: sum_grouped_nb of the columns' flows, in column order
+        was_open = n_open
         for k in range(n_assets):
+            pk = pos[k]
+            if pk == 0:
+                if ls:
+                    quiet = not (entries_w[k, i] or short_entries_w[k, i])
+                else:
+                    quiet = not (entries_w[k, i] or (exits_w[k, i] and direction == Direction.Both))
+                if quiet:
+                    continue  # flat and nothing to open
             entry = entries_w[k, i]
             exit_ = exits_w[k, i]
             short_entry = False
@@ -809,33 +819,29 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
             if ls:
                 short_entry = short_entries_w[k, i]
                 short_exit = short_exits_w[k, i]
-            pk = pos[k]
-            if pk == 0 and not (entry or short_entry or (exit_ and not ls and direction == Direction.Both)):
-                continue  # flat and nothing to open
             c = close_w[k, i]
-            st = state[k]
             # as in simulate_column_nb
             price = c
             slip = sim.slippage
             stop_price = np.nan
             if pk != 0:
-                sl_now = st[_SL_STOP]
-                tp_now = st[_TP_STOP]
+                sl_now = state[k, _SL_STOP]
+                tp_now = state[k, _TP_STOP]
                 if not np.isnan(sl_now) or not np.isnan(tp_now):
                     o = open_w[k, i]
                     lo = low_w[k, i]
                     hi = high_w[k, i]
                     if not np.isnan(sl_now):
-                        stop_price = stop_price_nb(pk, st[_SL_PRICE], sl_now, o, lo, hi, True)
+                        stop_price = stop_price_nb(pk, state[k, _SL_PRICE], sl_now, o, lo, hi, True)
                     if np.isnan(stop_price) and not np.isnan(tp_now):
-                        stop_price = stop_price_nb(pk, st[_TP_PRICE], tp_now, o, lo, hi, False)
-                    if st[_SL_TRAIL] != 0 and not np.isnan(sl_now):
+                        stop_price = stop_price_nb(pk, state[k, _TP_PRICE], tp_now, o, lo, hi, False)
+                    if state[k, _SL_TRAIL] != 0 and not np.isnan(sl_now):
                         if pk > 0:
-                            if hi > st[_SL_PRICE]:
-                                st[_SL_PRICE] = hi
+                            if hi > state[k, _SL_PRICE]:
+                                state[k, _SL_PRICE] = hi
                         elif pk < 0:
-                            if lo < st[_SL_PRICE]:
-                                st[_SL_PRICE] = lo
+                            if lo < state[k, _SL_PRICE]:
+                                state[k, _SL_PRICE] = lo
             size = 0.0
             size_type = p.size_type
             order_dir = direction
@@ -856,9 +862,19 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
                     le, lx, se, sx = resolve_signals_nb(pk, le, lx, se, sx, uoe)
                     size, size_type, order_dir = signals_to_size_nb(pk, le, lx, se, sx, p.size, p.size_type, c)
             if size != 0:
-                pos[k], cf = process_order_nb(bal, st, pk, size, size_type, order_dir, price, c, sim.fees, slip,
-                                              sim.min_size, p)
+                new_pk, cf = process_order_nb(bal, state[k], pk, size, size_type, order_dir, price, c, sim.fees,
+                                              slip, sim.min_size, p)
+                pos[k] = new_pk
+                n_open += (new_pk != 0) - (pk != 0)
                 flow += cf
+        if n_open == 0 and was_open == 0:
+            # flat before and after (so no order filled): the value stays, the bar returns exactly 0
+            returns_w[i] = 0.0
+            n_r += 1
+            if np.isnan(peak):
+                peak = wealth
+                trough = wealth
+            continue
         if flow != 0.0:
             rec_cash = add_nb(rec_cash, flow)
         asset_value = 0.0  # asset_value_grouped_nb: close x position summed in column order
@@ -891,7 +907,7 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
         n_wins += int(st[_N_WINS]) + won
         if st[_N_ORDERS] > 0:
             total_profit += st[_PROFIT_CASH] + pos[k] * close[k, n - 1]
-    write_metrics_nb(out, returns_w, total_profit / sim.init_cash, r_sum, n_r, down_sum, worst_dd, n_trades, n_wins,
+    write_metrics_nb(out, returns[start:], total_profit / sim.init_cash, r_sum, n_r, down_sum, worst_dd, n_trades, n_wins,
                      n_in_market, sim.ann_factor)
 
 

@@ -509,6 +509,34 @@ def test_portfolio_metrics_are_the_groups():
     assert ours["n_trades"].iloc[0] == per_col.sum()
 
 
+def test_portfolio_kernel_trades_from_a_window_start():
+    """Signals before `start` are ignored and the portfolio starts flat there (what an out-of-sample
+    window needs): equal to vectorbt on the bars from `start` on."""
+    import numba
+
+    from evo.engine import fast, nb
+
+    fr = aligned(["GOOG", "EURUSD"])
+    c = fr["Close"]
+    rng = np.random.default_rng(10)
+    e = rng.random(c.shape) < 0.05
+    x = rng.random(c.shape) < 0.05
+    e[:900] = True  # would hold positions from the first bars if they counted
+    start = 1000
+    params = fast.make_params(1, direction="both", size=5_000.0, size_type="value", sl_stop=0.04, sl_trail=True)
+    sim = fast.sim_settings(freq="1D", start=start, **COSTS)
+    prices = [np.ascontiguousarray(fr[f].to_numpy().T) for f in ("Open", "High", "Low", "Close")]
+    no = np.empty((0, 0, 0), dtype=np.bool_)
+    ours = nb.simulate_portfolios_nb(*prices, np.ascontiguousarray(e.T[None]), np.ascontiguousarray(x.T[None]), no, no,
+                                     params, sim, numba.get_num_threads())
+    w = slice(start, None)
+    ref = vbt_group_metrics(c.iloc[w], e[w], x[w], direction="both", size=5_000.0, size_type="value", sl_stop=0.04,
+                            sl_trail=True, open=fr["Open"].iloc[w], high=fr["High"].iloc[w], low=fr["Low"].iloc[w],
+                            freq="1D", **COSTS)
+    assert_parity(pd.DataFrame(ours, columns=list(enums.METRICS)), ref)
+    assert ours[0, enums.Metric.n_trades] > 10
+
+
 def test_portfolio_bad_input_is_refused():
     close = pd.DataFrame({"a": random_walk(50, seed=1), "b": random_walk(50, seed=2)})
     e = np.zeros((50, 2), bool)
