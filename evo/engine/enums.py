@@ -106,6 +106,33 @@ params_dt = np.dtype(
 )
 
 
+#: what only orders change in one column (one record per column; in a shared-cash group, the group's
+#: cash and free cash live in a record of their own): balances, the exit trade being built, counters,
+#: and the stops of the open position (the trigger levels as vectorbt computes them each bar; NaN: none)
+state_dt = np.dtype(
+    [
+        ("cash", np.float64),
+        ("free_cash", np.float64),
+        ("debt", np.float64),
+        ("profit_cash", np.float64),  # total_profit_nb's cumulative order cash
+        ("n_orders", np.int64),
+        ("trade_open", np.bool_),  # the open exit trade (TradeState)
+        ("trade_direction", np.int64),
+        ("trade_size", np.float64),
+        ("trade_gross", np.float64),
+        ("trade_fees", np.float64),
+        ("n_trades", np.int64),  # closed trades, and the winners among them
+        ("n_wins", np.int64),
+        ("sl_price", np.float64),  # the stop-loss reference price (trailing: the best price since entry)
+        ("sl_stop", np.float64),
+        ("sl_trail", np.bool_),
+        ("sl_level", np.float64),
+        ("tp_level", np.float64),
+    ],
+    align=True,
+)
+
+
 class ExecState(NamedTuple):
     """The balances an order changes (vectorbt's ExecuteOrderState)."""
 

@@ -46,6 +46,7 @@ from evo.engine.enums import (
     SizeType,
     TradeDirection,
     TradeState,
+    state_dt,
 )
 from evo.jit import drop_stale_cache
 
@@ -107,12 +108,12 @@ def _return_nb(prev: float, now: float) -> float:
 # ############# Orders ############# #
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _not_filled_nb(status: int) -> OrderResult:
     return OrderResult(np.nan, np.nan, np.nan, -1, status)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def buy_nb(state: ExecState, size: float, price: float, direction: int, fees: float, slippage: float,
            min_size: float, percent: float):
     """vectorbt's buy (lock_cash=False, fixed_fees=0, max_size=inf, no granularity, partial fills allowed)."""
@@ -165,7 +166,7 @@ def buy_nb(state: ExecState, size: float, price: float, direction: int, fees: fl
             OrderResult(final_size, adj_price, fees_paid, OrderSide.Buy, OrderStatus.Filled))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def sell_nb(state: ExecState, size: float, price: float, direction: int, fees: float, slippage: float,
             min_size: float, percent: float):
     """vectorbt's sell (lock_cash=False, fixed_fees=0, max_size=inf, no granularity, partial fills allowed)."""
@@ -216,7 +217,7 @@ def sell_nb(state: ExecState, size: float, price: float, direction: int, fees: f
             OrderResult(size_limit, adj_price, fees_paid, OrderSide.Sell, OrderStatus.Filled))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def execute_order_nb(state: ExecState, size: float, size_type: int, direction: int, price: float,
                      val_price: float, fees: float, slippage: float, min_size: float):
     """vectorbt's execute_order for a signed order size (positive buys, negative sells).
@@ -250,25 +251,38 @@ def execute_order_nb(state: ExecState, size: float, size_type: int, direction: i
 # ############# Signals ############# #
 
 
+@njit(cache=True, error_model="numpy")
+def stop_level_nb(position: float, init_price: float, stop: float, is_sl: bool) -> float:
+    """The price that triggers a stop (NaN: no stop), as vectorbt's get_stop_price_nb computes it: below
+    the entry for a long stop-loss and a short take-profit, above for the others."""
+    if (position > 0) == is_sl:
+        return init_price * (1 - stop)
+    return init_price * (1 + stop)
+
+
 @njit(cache=True, error_model="numpy", inline="always")
-def stop_price_nb(position: float, init_price: float, stop: float, open_: float, low: float, high: float,
-                  hit_below: bool) -> float:
-    """Fill price of a stop on this bar, or NaN (vectorbt get_stop_price_nb): the open when the bar
-    opens beyond the level, else the level when the bar's range reaches it."""
-    if (position > 0 and hit_below) or (position < 0 and not hit_below):
-        level = init_price * (1 - stop)
-        if open_ <= level:
+def stop_fill_nb(position: float, sl_level: float, tp_level: float, open_: float, low: float, high: float) -> float:
+    """The fill price of a stop on this bar, or NaN (vectorbt get_stop_price_nb, stop-loss first): the
+    open when the bar opens beyond the level, else the level when the bar's range reaches it.
+    A NaN level compares False: no stop."""
+    if position > 0:
+        if open_ <= sl_level:
             return open_
-        if low <= level <= high:
-            return level
-        return np.nan
-    if (position < 0 and hit_below) or (position > 0 and not hit_below):
-        level = init_price * (1 + stop)
-        if level <= open_:
+        if low <= sl_level <= high:
+            return sl_level
+        if tp_level <= open_:
             return open_
-        if low <= level <= high:
-            return level
-        return np.nan
+        if low <= tp_level <= high:
+            return tp_level
+    else:
+        if sl_level <= open_:
+            return open_
+        if low <= sl_level <= high:
+            return sl_level
+        if open_ <= tp_level:
+            return open_
+        if low <= tp_level <= high:
+            return tp_level
     return np.nan
 
 
@@ -367,7 +381,7 @@ def read_signals_nb(entry: bool, exit_: bool, short_entry: bool, short_exit: boo
 # ############# Accounting ############# #
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def trade_pnl_nb(size: float, entry_price: float, entry_fees: float, exit_price: float, exit_fees: float,
                  direction: int) -> float:
     """vectorbt get_trade_stats_nb's PnL."""
@@ -377,7 +391,7 @@ def trade_pnl_nb(size: float, entry_price: float, entry_fees: float, exit_price:
     return val_diff - entry_fees - exit_fees
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def trade_fill_nb(t: TradeState, size: float, price: float, fees: float, side: int):
     """One filled order into the column's exit trades (vectorbt get_exit_trades_nb):
     (new trade state, trades closed by it, of which winners)."""
@@ -419,7 +433,7 @@ def open_trade_win_nb(t: TradeState, last_close: float):
     return 0, 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def order_cash_flow_nb(res: OrderResult) -> float:
     """vectorbt cash_flow of one order: -size * price - fees with the size signed by side."""
     if res.side == OrderSide.Sell:
@@ -427,82 +441,70 @@ def order_cash_flow_nb(res: OrderResult) -> float:
     return -res.size * res.price - res.fees
 
 
-# What only orders change (balances, the exit trade being built, counters, the stops) lives in a
-# small array per column rather than in loop variables: the bar loop keeps its registers for what
-# every bar needs. Slots of that array:
-(
-    _CASH,  # balances; in a shared-cash group, those of the group's array
-    _FREE_CASH,
-    _DEBT,
-    _PROFIT_CASH,  # total_profit_nb's cumulative order cash
-    _N_ORDERS,
-    _T_OPEN,  # the open exit trade (TradeState)
-    _T_DIR,
-    _T_SIZE,
-    _T_GROSS,
-    _T_FEES,
-    _N_TRADES,  # closed trades, and the winners among them
-    _N_WINS,
-    _SL_PRICE,  # the stop-loss reference price (trailing: the best price since the entry bar)
-    _SL_STOP,
-    _SL_TRAIL,
-    _TP_PRICE,
-    _TP_STOP,
-    N_SLOTS,
-) = range(18)
-
-
 @njit(cache=True, error_model="numpy")
-def init_state_nb(st: np.ndarray, init_cash: float) -> None:
-    st[:] = 0.0
-    st[_CASH] = init_cash
-    st[_FREE_CASH] = init_cash
-    st[_SL_PRICE] = np.nan
-    st[_SL_STOP] = np.nan
-    st[_TP_PRICE] = np.nan
-    st[_TP_STOP] = np.nan
+def init_state_nb(st, init_cash: float) -> None:
+    """A column's state_dt record before its first bar: the cash, no trade, no stops."""
+    st.cash = init_cash
+    st.free_cash = init_cash
+    st.debt = 0.0
+    st.profit_cash = 0.0
+    st.n_orders = 0
+    st.trade_open = False
+    st.trade_direction = 0
+    st.trade_size = 0.0
+    st.trade_gross = 0.0
+    st.trade_fees = 0.0
+    st.n_trades = 0
+    st.n_wins = 0
+    st.sl_price = np.nan
+    st.sl_stop = np.nan
+    st.sl_trail = False
+    st.sl_level = np.nan
+    st.tp_level = np.nan
 
 
 @njit(cache=True, error_model="numpy")
 def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fees, slippage, min_size, p):
-    """Execute one order of a column and book it: balances (bal: cash and free cash, shared in a group;
-    st: the column's state), its cash flow, the exit trades and the stops (set from the bar's close when
-    a position opens or reverses, cleared when it closes). Returns (new position, the bar's cash flow)."""
+    """Execute one order of a column and book it: balances (bal: the record holding the cash and free
+    cash, the group's in a shared-cash group; st: the column's state_dt record), its cash flow, the exit
+    trades and the stops (set from the bar's close when a position opens or reverses, cleared when it
+    closes). Records, not arrays: an array argument costs atomic reference counting on every order.
+    Returns (new position, the bar's cash flow)."""
     new_state, res = execute_order_nb(
-        ExecState(bal[_CASH], pos, st[_DEBT], bal[_FREE_CASH]), size, size_type, direction, price, close, fees,
+        ExecState(bal.cash, pos, st.debt, bal.free_cash), size, size_type, direction, price, close, fees,
         slippage, min_size,
     )
-    bal[_CASH] = new_state.cash
-    bal[_FREE_CASH] = new_state.free_cash
-    st[_DEBT] = new_state.debt
+    bal.cash = new_state.cash
+    bal.free_cash = new_state.free_cash
+    st.debt = new_state.debt
     new_pos = new_state.position
     if res.status != OrderStatus.Filled:
         return new_pos, 0.0
-    st[_N_ORDERS] += 1
+    st.n_orders += 1
     cf = order_cash_flow_nb(res)
-    st[_PROFIT_CASH] = add_nb(st[_PROFIT_CASH], cf)
-    trade = TradeState(st[_T_OPEN] != 0, int(st[_T_DIR]), st[_T_SIZE], st[_T_GROSS], st[_T_FEES])
+    st.profit_cash = add_nb(st.profit_cash, cf)
+    trade = TradeState(st.trade_open, st.trade_direction, st.trade_size, st.trade_gross, st.trade_fees)
     trade, closed, won = trade_fill_nb(trade, res.size, res.price, res.fees, res.side)
-    st[_T_OPEN] = 1.0 if trade.open else 0.0
-    st[_T_DIR] = trade.direction
-    st[_T_SIZE] = trade.size_sum
-    st[_T_GROSS] = trade.gross_sum
-    st[_T_FEES] = trade.fees_sum
-    st[_N_TRADES] += closed
-    st[_N_WINS] += won
+    st.trade_open = trade.open
+    st.trade_direction = trade.direction
+    st.trade_size = trade.size_sum
+    st.trade_gross = trade.gross_sum
+    st.trade_fees = trade.fees_sum
+    st.n_trades += closed
+    st.n_wins += won
     if new_pos == 0:
-        st[_SL_PRICE] = np.nan
-        st[_SL_STOP] = np.nan
-        st[_SL_TRAIL] = 0.0
-        st[_TP_PRICE] = np.nan
-        st[_TP_STOP] = np.nan
+        st.sl_price = np.nan
+        st.sl_stop = np.nan
+        st.sl_trail = False
+        st.sl_level = np.nan
+        st.tp_level = np.nan
     elif pos == 0 or np.sign(new_pos) != np.sign(pos):
         # opened or reversed: StopEntryPrice.Close sets the levels from this bar's close
-        st[_SL_PRICE] = close
-        st[_SL_STOP] = p.sl_stop
-        st[_SL_TRAIL] = 1.0 if p.sl_trail else 0.0
-        st[_TP_PRICE] = close
-        st[_TP_STOP] = p.tp_stop
+        st.sl_price = close
+        st.sl_stop = p.sl_stop
+        st.sl_trail = p.sl_trail and not np.isnan(p.sl_stop)
+        st.sl_level = stop_level_nb(new_pos, close, p.sl_stop, True)
+        st.tp_level = stop_level_nb(new_pos, close, p.tp_stop, False)
     return new_pos, add_nb(0.0, cf)
 
 
@@ -510,7 +512,7 @@ def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fee
 def open_trade_of_nb(st, last_close):
     """(trades, winners) still open at the end, valued at the last close."""
     return open_trade_win_nb(
-        TradeState(st[_T_OPEN] != 0, int(st[_T_DIR]), st[_T_SIZE], st[_T_GROSS], st[_T_FEES]), last_close
+        TradeState(st.trade_open, st.trade_direction, st.trade_size, st.trade_gross, st.trade_fees), last_close
     )
 
 
@@ -617,7 +619,8 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
     short_entries_w = short_entries[start:]
     short_exits_w = short_exits[start:]
     returns_w = returns[start:]
-    st = np.empty(N_SLOTS)  # the column's balances and what only orders change
+    states = np.empty(1, dtype=state_dt)  # the column's balances and what only orders change
+    st = states[0]
     init_state_nb(st, sim.init_cash)
     pos = 0.0
     rec_cash = sim.init_cash  # cash_nb: init + cumulative cash flows, as vectorbt rebuilds it from the orders
@@ -663,23 +666,18 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
         # Written out here (and in simulate_group_nb) rather than in a helper: measured 1.3x faster.
         stop_price = np.nan
         if pos != 0:
-            sl_now = st[_SL_STOP]
-            tp_now = st[_TP_STOP]
-            if not np.isnan(sl_now) or not np.isnan(tp_now):
-                o = open_w[i]
-                lo = low_w[i]
-                hi = high_w[i]
-                if not np.isnan(sl_now):
-                    stop_price = stop_price_nb(pos, st[_SL_PRICE], sl_now, o, lo, hi, True)
-                if np.isnan(stop_price) and not np.isnan(tp_now):
-                    stop_price = stop_price_nb(pos, st[_TP_PRICE], tp_now, o, lo, hi, False)
-                if st[_SL_TRAIL] != 0 and not np.isnan(sl_now):
-                    if pos > 0:
-                        if hi > st[_SL_PRICE]:
-                            st[_SL_PRICE] = hi
-                    elif pos < 0:
-                        if lo < st[_SL_PRICE]:
-                            st[_SL_PRICE] = lo
+            lo = low_w[i]
+            hi = high_w[i]
+            stop_price = stop_fill_nb(pos, st.sl_level, st.tp_level, open_w[i], lo, hi)
+            if st.sl_trail:
+                # vectorbt recomputes the level from the reference price every bar: same operations
+                if pos > 0:
+                    if hi > st.sl_price:
+                        st.sl_price = hi
+                        st.sl_level = stop_level_nb(pos, hi, st.sl_stop, True)
+                elif lo < st.sl_price:
+                    st.sl_price = lo
+                    st.sl_level = stop_level_nb(pos, lo, st.sl_stop, True)
         size = 0.0
         size_type = p.size_type
         order_dir = direction
@@ -694,8 +692,10 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
                 go = entry or exit_ or short_entry or short_exit
             elif pos == 0:
                 go = entry or (exit_ and direction == Direction.Both)
+            elif pos > 0 or direction != Direction.Both:
+                go = exit_  # closes, or reverses a long (both)
             else:
-                go = exit_ or (entry and direction == Direction.Both)
+                go = entry  # reverses a short (both)
             if go:
                 le, lx, se, sx = read_signals_nb(entry, exit_, short_entry, short_exit, ls, direction)
                 le, lx, se, sx = resolve_signals_nb(pos, le, lx, se, sx, uoe)
@@ -724,9 +724,9 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
 
     still_open, won = open_trade_of_nb(st, close[n - 1])
     # total_return from total_profit_nb (no orders: exactly 0)
-    total_return = 0.0 if st[_N_ORDERS] == 0 else (st[_PROFIT_CASH] + pos * close[n - 1]) / sim.init_cash
-    write_metrics_nb(out, returns_w, total_return, r_sum, n_r, down_sum, worst_dd, int(st[_N_TRADES]) + still_open,
-                     int(st[_N_WINS]) + won, n_in_market, sim.ann_factor)
+    total_return = 0.0 if st.n_orders == 0 else (st.profit_cash + pos * close[n - 1]) / sim.init_cash
+    write_metrics_nb(out, returns_w, total_return, r_sum, n_r, down_sum, worst_dd, st.n_trades + still_open,
+                     st.n_wins + won, n_in_market, sim.ann_factor)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -782,11 +782,10 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
     short_entries_w = short_entries
     short_exits_w = short_exits
     returns_w = returns
-    bal = np.empty(N_SLOTS)  # the group's cash (bal[_CASH], bal[_FREE_CASH])
-    init_state_nb(bal, sim.init_cash)
-    state = np.empty((n_assets, N_SLOTS))
-    for k in range(n_assets):
-        init_state_nb(state[k], sim.init_cash)
+    states = np.empty(n_assets + 1, dtype=state_dt)  # the columns' states, and the group's cash last
+    for k in range(n_assets + 1):
+        init_state_nb(states[k], sim.init_cash)
+    bal = states[n_assets]
     pos = np.zeros(n_assets)
     n_open = 0  # columns with a position
     rec_cash = sim.init_cash  # cash_grouped_nb
@@ -825,23 +824,18 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
             slip = sim.slippage
             stop_price = np.nan
             if pk != 0:
-                sl_now = state[k, _SL_STOP]
-                tp_now = state[k, _TP_STOP]
-                if not np.isnan(sl_now) or not np.isnan(tp_now):
-                    o = open_w[k, i]
-                    lo = low_w[k, i]
-                    hi = high_w[k, i]
-                    if not np.isnan(sl_now):
-                        stop_price = stop_price_nb(pk, state[k, _SL_PRICE], sl_now, o, lo, hi, True)
-                    if np.isnan(stop_price) and not np.isnan(tp_now):
-                        stop_price = stop_price_nb(pk, state[k, _TP_PRICE], tp_now, o, lo, hi, False)
-                    if state[k, _SL_TRAIL] != 0 and not np.isnan(sl_now):
-                        if pk > 0:
-                            if hi > state[k, _SL_PRICE]:
-                                state[k, _SL_PRICE] = hi
-                        elif pk < 0:
-                            if lo < state[k, _SL_PRICE]:
-                                state[k, _SL_PRICE] = lo
+                lo = low_w[k, i]
+                hi = high_w[k, i]
+                st = states[k]
+                stop_price = stop_fill_nb(pk, st.sl_level, st.tp_level, open_w[k, i], lo, hi)
+                if st.sl_trail:
+                    if pk > 0:
+                        if hi > st.sl_price:
+                            st.sl_price = hi
+                            st.sl_level = stop_level_nb(pk, hi, st.sl_stop, True)
+                    elif lo < st.sl_price:
+                        st.sl_price = lo
+                        st.sl_level = stop_level_nb(pk, lo, st.sl_stop, True)
             size = 0.0
             size_type = p.size_type
             order_dir = direction
@@ -855,14 +849,16 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
                     go = entry or exit_ or short_entry or short_exit
                 elif pk == 0:
                     go = entry or (exit_ and direction == Direction.Both)
+                elif pk > 0 or direction != Direction.Both:
+                    go = exit_
                 else:
-                    go = exit_ or (entry and direction == Direction.Both)
+                    go = entry
                 if go:
                     le, lx, se, sx = read_signals_nb(entry, exit_, short_entry, short_exit, ls, direction)
                     le, lx, se, sx = resolve_signals_nb(pk, le, lx, se, sx, uoe)
                     size, size_type, order_dir = signals_to_size_nb(pk, le, lx, se, sx, p.size, p.size_type, c)
             if size != 0:
-                new_pk, cf = process_order_nb(bal, state[k], pk, size, size_type, order_dir, price, c, sim.fees,
+                new_pk, cf = process_order_nb(bal, states[k], pk, size, size_type, order_dir, price, c, sim.fees,
                                               slip, sim.min_size, p)
                 pos[k] = new_pk
                 n_open += (new_pk != 0) - (pk != 0)
@@ -901,12 +897,12 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
     n_wins = 0
     total_profit = 0.0  # total_profit_grouped_nb: the columns' total profits summed in column order
     for k in range(n_assets):
-        st = state[k]
+        st = states[k]
         still_open, won = open_trade_of_nb(st, close[k, n - 1])
-        n_trades += int(st[_N_TRADES]) + still_open
-        n_wins += int(st[_N_WINS]) + won
-        if st[_N_ORDERS] > 0:
-            total_profit += st[_PROFIT_CASH] + pos[k] * close[k, n - 1]
+        n_trades += st.n_trades + still_open
+        n_wins += st.n_wins + won
+        if st.n_orders > 0:
+            total_profit += st.profit_cash + pos[k] * close[k, n - 1]
     write_metrics_nb(out, returns[start:], total_profit / sim.init_cash, r_sum, n_r, down_sum, worst_dd, n_trades, n_wins,
                      n_in_market, sim.ann_factor)
 

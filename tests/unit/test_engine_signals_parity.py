@@ -266,6 +266,18 @@ def test_sizes_that_round_to_zero_or_are_too_small():
     assert ours["n_trades"].item() == 0
 
 
+def test_all_in_trading_until_the_cash_is_below_min_size():
+    """The default long-only all-in call: a strategy that trades every bar loses its cash to costs
+    until an all-in buy is below vectorbt's min_size (1e-8) and is rejected from then on. (The
+    engine before these options kept buying dust there and disagreed with vectorbt.)"""
+    close = random_walk(20_000, seed=13, freq="1h")
+    e = pd.Series(np.arange(20_000) % 2 == 0, index=close.index)
+    ours, _ = both_engines(close, e, ~e, init_cash=10_000.0, fees=0.001, slippage=0.0005, freq="1h")
+    pf = vbt_portfolio(close, e, ~e, init_cash=10_000.0, fees=0.001, slippage=0.0005, freq="1h")
+    assert pf.orders.count() < 20_000 - 1000  # orders stopped long before the last bar
+    assert ours["n_trades"].item() == pf.trades.count()
+
+
 def test_a_short_losing_more_than_its_cash():
     """All-in short, the price triples: the cover is filled partially, the rest cannot be covered
     (no cash left) and stays open to the end."""
