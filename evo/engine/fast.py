@@ -349,7 +349,7 @@ def memory_model(n_bars: int, n_cache_rows: int, n_threads: int) -> tuple[int, i
     cache, the signal buffers of the generic path (the larger case), per-thread returns."""
     block = SIGNAL_BLOCK_BYTES // (2 * n_bars) or 1
     fixed = n_cache_rows * n_bars * 8 + 2 * block * n_bars + n_threads * n_bars * 10
-    return fixed, 8 * 24  # metrics, genome, stops and cache row indices
+    return fixed, 8 * 24 + params_dt.itemsize  # metrics, genome, stops, cache row indices, params record
 
 
 def _window_arrays(arrays: dict, stop: int) -> dict:
