@@ -586,6 +586,33 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 ["same metrics (1 vs 2, 1 vs 3)", f"{r['seeds_metrics_equal_fast']}, {r['bare_metrics_equal_full']}"],
             ],
         ))
+    r = results.get("signals")
+    if r:
+        out.append((
+            f"simulation options: {r['family']}, {r['strategies']} strategies x {r['bars']} bars, {r['threads']} threads "
+            f"(medians of {r['repeats']}, interleaved)",
+            ["what", "strategy-bars/s"],
+            [
+                ["long only, all in, stops from the close (what evolution runs)", f"{r['long_only_per_s']:.3g}"],
+                ["every option: long / short / both with reversals, percent sizes, OHLC and trailing stops",
+                 f"{r['all_options_per_s']:.3g}"],
+                ["every option / long only", f"{100 * r['all_options_over_long_only']:.0f} %"],
+                [f"every option equals vectorbt ({r['vectorbt_checked']} strategies)", str(r["all_options_equal_vectorbt"])],
+            ],
+        ))
+    r = results.get("portfolio")
+    if r:
+        out.append((
+            f"one shared-cash portfolio over {r['symbols']} symbols: {r['strategies']} strategies x {r['bars']} bars, "
+            f"{r['threads']} threads (medians of {r['repeats']}, interleaved)",
+            ["what", "seconds"],
+            [
+                [f"{r['symbols']} separate backtests", f"{r['separate_seconds']:.4f}"],
+                ["one portfolio with shared cash, equal allocation", f"{r['grouped_seconds']:.4f}"],
+                ["portfolio / separate", f"{r['grouped_over_separate']:.2f}x"],
+                ["portfolio metrics equal vectorbt's group", str(r["grouped_equal_vectorbt"])],
+            ],
+        ))
     rows = results.get("rss")
     if rows:
         out.append((
