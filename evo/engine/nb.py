@@ -609,7 +609,7 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
     ls = short_entries.shape[0] > 0
     direction = p.direction
     uoe = sim.upon_opposite_entry
-    # bars from `start` on: an index counting up from 0 needs no negative-index wraparound
+    # the bars from `start` on
     open_w = open_[start:]
     high_w = high[start:]
     low_w = low[start:]
@@ -634,72 +634,95 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
     trough = np.nan
     worst_dd = 0.0
 
-    for i in range(n - start):
+    # Bars are indexed by unsigned ints from 0 in the windows: no negative-index wraparound code.
+    m = n - start
+    i = 0
+    while i < m:
         if pos == 0:
-            if ls:
-                quiet = not (entries_w[i] or short_entries_w[i])
-            else:
-                quiet = not (entries_w[i] or (exits_w[i] and direction == Direction.Both))
-        else:
-            quiet = False
-        if quiet:
-            # flat and nothing to open (most bars): the value stays, the bar returns exactly 0, and of the
-            # metrics only the count of returns and the first peak change
-            returns_w[i] = 0.0
-            n_r += 1
-            if np.isnan(peak):
+            # flat: until a signal that could open a position (most bars), the value stays and each bar
+            # returns exactly 0; of the metrics only the count of returns and the first peak change
+            nxt = m
+            for j in range(i, m):
+                u = np.uint64(j)
+                if ls:
+                    opens = entries_w[u] or short_entries_w[u]
+                else:
+                    opens = entries_w[u] or (exits_w[u] and direction == Direction.Both)
+                if opens:
+                    nxt = j
+                    break
+                returns_w[u] = 0.0
+            n_r += nxt - i
+            if nxt > i and np.isnan(peak):
                 peak = wealth
                 trough = wealth
-            continue
-        c = close_w[i]
-        entry = entries_w[i]
-        exit_ = exits_w[i]
-        short_entry = False
-        short_exit = False
-        if ls:
-            short_entry = short_entries_w[i]
-            short_exit = short_exits_w[i]
+            i = nxt
+            if i == m:
+                break
+            stop_price = np.nan
+        else:
+            # in a position: hold until a stop or a signal that can change it. A stop comes first and
+            # takes the bar (StopLimit: its level, or the open when the bar opens beyond it, without
+            # slippage); a trailing stop-loss then follows the bar's high (low for a short).
+            is_long = pos > 0
+            watch_entries = ls or (direction == Direction.Both and not is_long)  # both: a short reverses
+            watch_exits = ls or not watch_entries  # closes, or reverses a long (both)
+            sl_level = st.sl_level
+            stop_price = np.nan
+            nxt = m
+            for j in range(i, m):
+                u = np.uint64(j)
+                lo = low_w[u]
+                hi = high_w[u]
+                stop_price = stop_fill_nb(pos, sl_level, st.tp_level, open_w[u], lo, hi)
+                if st.sl_trail:
+                    # vectorbt recomputes the level from the reference price every bar: same operations
+                    if is_long:
+                        if hi > st.sl_price:
+                            st.sl_price = hi
+                            sl_level = stop_level_nb(pos, hi, st.sl_stop, True)
+                            st.sl_level = sl_level
+                    elif lo < st.sl_price:
+                        st.sl_price = lo
+                        sl_level = stop_level_nb(pos, lo, st.sl_stop, True)
+                        st.sl_level = sl_level
+                if (not np.isnan(stop_price)
+                        or (watch_exits and (exits_w[u] or (ls and short_exits_w[u])))
+                        or (watch_entries and (entries_w[u] or (ls and short_entries_w[u])))):
+                    nxt = j
+                    break
+                c = close_w[u]
+                n_in_market += 1
+                value = rec_cash + c * pos
+                # an unchanged value returns exactly 0: skip the division
+                r = 0.0 if value == prev_value else _return_nb(prev_value, value)
+                returns_w[u] = r
+                prev_value = value
+                r_sum, n_r, down_sum, wealth, peak, trough, worst_dd = bar_metrics_nb(
+                    r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd
+                )
+            i = nxt
+            if i == m:
+                break
+        # bar i may trade: the stop found above, or its signals through vectorbt's resolution
+        u = np.uint64(i)
+        c = close_w[u]
         price = c
         slip = sim.slippage
-        # A stop comes first and takes the bar (StopLimit: its level, or the open when the bar opens
-        # beyond it, without slippage); a trailing stop-loss then follows the bar's high (low: short).
-        # Written out here (and in simulate_group_nb) rather than in a helper: measured 1.3x faster.
-        stop_price = np.nan
-        if pos != 0:
-            lo = low_w[i]
-            hi = high_w[i]
-            stop_price = stop_fill_nb(pos, st.sl_level, st.tp_level, open_w[i], lo, hi)
-            if st.sl_trail:
-                # vectorbt recomputes the level from the reference price every bar: same operations
-                if pos > 0:
-                    if hi > st.sl_price:
-                        st.sl_price = hi
-                        st.sl_level = stop_level_nb(pos, hi, st.sl_stop, True)
-                elif lo < st.sl_price:
-                    st.sl_price = lo
-                    st.sl_level = stop_level_nb(pos, lo, st.sl_stop, True)
-        size = 0.0
-        size_type = p.size_type
-        order_dir = direction
         if not np.isnan(stop_price):
             price = stop_price
             slip = 0.0
             size, size_type, order_dir = signals_to_size_nb(pos, False, pos > 0, False, pos < 0, p.size,
                                                             p.size_type, c)
         else:
-            # only a signal that can change the position goes through vectorbt's resolution
+            short_entry = False
+            short_exit = False
             if ls:
-                go = entry or exit_ or short_entry or short_exit
-            elif pos == 0:
-                go = entry or (exit_ and direction == Direction.Both)
-            elif pos > 0 or direction != Direction.Both:
-                go = exit_  # closes, or reverses a long (both)
-            else:
-                go = entry  # reverses a short (both)
-            if go:
-                le, lx, se, sx = read_signals_nb(entry, exit_, short_entry, short_exit, ls, direction)
-                le, lx, se, sx = resolve_signals_nb(pos, le, lx, se, sx, uoe)
-                size, size_type, order_dir = signals_to_size_nb(pos, le, lx, se, sx, p.size, p.size_type, c)
+                short_entry = short_entries_w[u]
+                short_exit = short_exits_w[u]
+            le, lx, se, sx = read_signals_nb(entries_w[u], exits_w[u], short_entry, short_exit, ls, direction)
+            le, lx, se, sx = resolve_signals_nb(pos, le, lx, se, sx, uoe)
+            size, size_type, order_dir = signals_to_size_nb(pos, le, lx, se, sx, p.size, p.size_type, c)
         if size != 0:
             pos, flow = process_order_nb(st, st, pos, size, size_type, order_dir, price, c, sim.fees, slip,
                                          sim.min_size, p)
@@ -710,13 +733,13 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
             value = rec_cash + c * pos
         else:
             value = rec_cash + c * 0.0
-        # an unchanged value (flat, no order) returns exactly 0: skip the division
         r = 0.0 if value == prev_value else _return_nb(prev_value, value)
-        returns_w[i] = r
+        returns_w[u] = r
         prev_value = value
         r_sum, n_r, down_sum, wealth, peak, trough, worst_dd = bar_metrics_nb(
             r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd
         )
+        i += 1
     if not np.isnan(peak):
         dd = trough / peak - 1
         if dd < worst_dd:
@@ -800,34 +823,27 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
     worst_dd = 0.0
 
     for i in range(start, n):
+        ui = np.uint64(i)  # unsigned indices: no negative-index wraparound code
         flow = 0.0  # the group's cash flow: sum_grouped_nb of the columns' flows, in column order
         was_open = n_open
         for k in range(n_assets):
-            pk = pos[k]
+            uk = np.uint64(k)
+            pk = pos[uk]
+            # as in simulate_column_nb: most columns hold (flat with nothing to open, or in a position
+            # without a stop or a signal that can change it) and skip to the next
+            stop_price = np.nan
             if pk == 0:
                 if ls:
-                    quiet = not (entries_w[k, i] or short_entries_w[k, i])
+                    opens = entries_w[uk, ui] or short_entries_w[uk, ui]
                 else:
-                    quiet = not (entries_w[k, i] or (exits_w[k, i] and direction == Direction.Both))
-                if quiet:
-                    continue  # flat and nothing to open
-            entry = entries_w[k, i]
-            exit_ = exits_w[k, i]
-            short_entry = False
-            short_exit = False
-            if ls:
-                short_entry = short_entries_w[k, i]
-                short_exit = short_exits_w[k, i]
-            c = close_w[k, i]
-            # as in simulate_column_nb
-            price = c
-            slip = sim.slippage
-            stop_price = np.nan
-            if pk != 0:
-                lo = low_w[k, i]
-                hi = high_w[k, i]
-                st = states[k]
-                stop_price = stop_fill_nb(pk, st.sl_level, st.tp_level, open_w[k, i], lo, hi)
+                    opens = entries_w[uk, ui] or (exits_w[uk, ui] and direction == Direction.Both)
+                if not opens:
+                    continue
+            else:
+                st = states[uk]
+                lo = low_w[uk, ui]
+                hi = high_w[uk, ui]
+                stop_price = stop_fill_nb(pk, st.sl_level, st.tp_level, open_w[uk, ui], lo, hi)
                 if st.sl_trail:
                     if pk > 0:
                         if hi > st.sl_price:
@@ -836,36 +852,39 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
                     elif lo < st.sl_price:
                         st.sl_price = lo
                         st.sl_level = stop_level_nb(pk, lo, st.sl_stop, True)
-            size = 0.0
-            size_type = p.size_type
-            order_dir = direction
+                watch_entries = ls or (direction == Direction.Both and pk < 0)
+                watch_exits = ls or not watch_entries
+                if not (not np.isnan(stop_price)
+                        or (watch_exits and (exits_w[uk, ui] or (ls and short_exits_w[uk, ui])))
+                        or (watch_entries and (entries_w[uk, ui] or (ls and short_entries_w[uk, ui])))):
+                    continue
+            c = close_w[uk, ui]
+            price = c
+            slip = sim.slippage
             if not np.isnan(stop_price):
                 price = stop_price
                 slip = 0.0
                 size, size_type, order_dir = signals_to_size_nb(pk, False, pk > 0, False, pk < 0, p.size,
                                                                 p.size_type, c)
             else:
+                short_entry = False
+                short_exit = False
                 if ls:
-                    go = entry or exit_ or short_entry or short_exit
-                elif pk == 0:
-                    go = entry or (exit_ and direction == Direction.Both)
-                elif pk > 0 or direction != Direction.Both:
-                    go = exit_
-                else:
-                    go = entry
-                if go:
-                    le, lx, se, sx = read_signals_nb(entry, exit_, short_entry, short_exit, ls, direction)
-                    le, lx, se, sx = resolve_signals_nb(pk, le, lx, se, sx, uoe)
-                    size, size_type, order_dir = signals_to_size_nb(pk, le, lx, se, sx, p.size, p.size_type, c)
+                    short_entry = short_entries_w[uk, ui]
+                    short_exit = short_exits_w[uk, ui]
+                le, lx, se, sx = read_signals_nb(entries_w[uk, ui], exits_w[uk, ui], short_entry, short_exit, ls,
+                                                 direction)
+                le, lx, se, sx = resolve_signals_nb(pk, le, lx, se, sx, uoe)
+                size, size_type, order_dir = signals_to_size_nb(pk, le, lx, se, sx, p.size, p.size_type, c)
             if size != 0:
-                new_pk, cf = process_order_nb(bal, states[k], pk, size, size_type, order_dir, price, c, sim.fees,
+                new_pk, cf = process_order_nb(bal, states[uk], pk, size, size_type, order_dir, price, c, sim.fees,
                                               slip, sim.min_size, p)
-                pos[k] = new_pk
+                pos[uk] = new_pk
                 n_open += (new_pk != 0) - (pk != 0)
                 flow += cf
         if n_open == 0 and was_open == 0:
             # flat before and after (so no order filled): the value stays, the bar returns exactly 0
-            returns_w[i] = 0.0
+            returns_w[ui] = 0.0
             n_r += 1
             if np.isnan(peak):
                 peak = wealth
@@ -874,16 +893,15 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
         if flow != 0.0:
             rec_cash = add_nb(rec_cash, flow)
         asset_value = 0.0  # asset_value_grouped_nb: close x position summed in column order
-        exposed = False
         for k in range(n_assets):
-            if pos[k] != 0:
-                exposed = True
-                asset_value += close_w[k, i] * pos[k]
-        if exposed:
+            uk = np.uint64(k)
+            if pos[uk] != 0:
+                asset_value += close_w[uk, ui] * pos[uk]
+        if n_open > 0:
             n_in_market += 1
         value = rec_cash + asset_value
         r = 0.0 if value == prev_value else _return_nb(prev_value, value)
-        returns_w[i] = r
+        returns_w[ui] = r
         prev_value = value
         r_sum, n_r, down_sum, wealth, peak, trough, worst_dd = bar_metrics_nb(
             r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd
