@@ -26,7 +26,7 @@ exit-trade records, `cash_flow`, `total_profit`, `returns`, sharpe/sortino, and 
 which compounds wealth from 100 bar by bar. So the results agree with vectorbt to the last bit
 in the tests we run, and to ~1e-14 where they do not.
 
-A metrics row has the slots of evo.enums.Metric (evo.objectives.METRICS order).
+A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.metrics).
 """
 
 from __future__ import annotations
