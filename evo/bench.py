@@ -96,15 +96,18 @@ def engine_benchmark(
     E = np.empty((n, n_bars), dtype=np.bool_)
     XS = np.empty_like(E)
     fam.fast_signals(cache, X, space.names, arrays, E, XS)
-    sl, tp = fam.stop_arrays(X, space.names)
+    params = fam.sim_params(X, space.names)
+    sim = fast.sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage,
+                            freq=market.freq)
+    close = arrays["close"]
+    no_signals = np.empty((0, 0), dtype=np.bool_)
     del cache
+    nb.simulate_signals_nb(close, close, close, close, E[:2], XS[:2], no_signals, no_signals, params[:2], sim, 1)
     bare_t = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        bare = nb.simulate_signals_nb(
-            arrays["close"], E, XS, sl, tp, settings.init_cash, settings.fees, settings.slippage,
-            fast.ann_factor(market.freq), numba.get_num_threads(),
-        )
+        bare = nb.simulate_signals_nb(close, close, close, close, E, XS, no_signals, no_signals, params, sim,
+                                      numba.get_num_threads())
         bare_t.append(time.perf_counter() - t0)
     del E, XS
 
@@ -139,6 +142,158 @@ def engine_benchmark(
         "seeds_metrics_equal_fast": agree,
         "bare_metrics_equal_full": bool(np.allclose(bare, metrics, rtol=0, atol=0, equal_nan=True)),
     }
+
+
+def all_features_params(fam, X: np.ndarray, names) -> np.ndarray:
+    """Per-genome records with every simulation option on: a third each long only, short only and
+    both directions (reversing on opposite signals), percent sizes for the one-sided thirds (vectorbt
+    refuses to reverse a percent size), all in for the rest, the family's stops, trailing for half."""
+    from evo.engine.fast import make_params
+
+    n = len(X)
+    sl, tp = fam.stop_arrays(X, names)
+    direction = np.array(["longonly", "shortonly", "both"])[np.arange(n) % 3]
+    size_type = np.where(direction == "both", "amount", "percent")
+    size = np.where(direction == "both", np.inf, 0.5 + 0.5 * (np.arange(n) % 2))
+    return make_params(n, direction=direction, size=size, size_type=size_type, sl_stop=sl, tp_stop=tp,
+                       sl_trail=np.arange(n) % 2 == 0)
+
+
+def signals_benchmark(n: int = 1000, n_bars: int = 87_600, repeats: int = 5, family: str = "rsi_pullback",
+                      check_subset: int = 8, seed: int = 0) -> dict:
+    """Full-fitness strategy-bars per second of the fast engine, long only (what evolution runs today)
+    against every simulation option on (both directions with reversals, percent sizing, stops filled
+    from open/high/low, trailing stops), in one process, repeats interleaved. A subset of the
+    all-options metrics is checked against the vectorbt engine given the same records."""
+    import numba
+
+    from evo.config import EvaluationConfig
+    from evo.engine import fast, vbt
+
+    market = _market(n_bars)
+    fam, space, X = _genomes(family, n, seed)
+    settings = EvaluationConfig(engine="fast")
+    arrays = {k: np.ascontiguousarray(v) for k, v in market.arrays(0).items()}
+    params = all_features_params(fam, X, space.names)
+
+    def long_only():
+        return fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq)
+
+    def all_options():
+        return fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq, params=params,
+                                    ohlc_stops=True)
+
+    fast.evaluate_arrays(arrays, fam, X[:4], space.names, settings, market.freq)  # compile / load the cache
+    fast.evaluate_arrays(arrays, fam, X[:4], space.names, settings, market.freq, params=params[:4], ohlc_stops=True)
+    times = {"long_only": [], "all_options": []}
+    for _ in range(repeats):
+        for name, f in (("long_only", long_only), ("all_options", all_options)):
+            t0 = time.perf_counter()
+            out = f()
+            times[name].append(time.perf_counter() - t0)
+            if name == "all_options":
+                full = out
+    k = min(check_subset, n)
+    ref = vbt.evaluate_asset(market.frame(0), fam, space.decode(X[:k]), settings, market.freq,
+                             sim_params=params[:k], ohlc_stops=True)
+    sb = n * n_bars
+    lo = sb / statistics.median(times["long_only"])
+    al = sb / statistics.median(times["all_options"])
+    return {
+        "benchmark": "full fitness, long only vs every simulation option",
+        "family": family,
+        "strategies": n,
+        "bars": n_bars,
+        "threads": numba.get_num_threads(),
+        "repeats": repeats,
+        "long_only_per_s": lo,
+        "all_options_per_s": al,
+        "all_options_over_long_only": al / lo,
+        "all_options_equal_vectorbt": bool(np.allclose(full[:k], ref, rtol=1e-9, atol=1e-12, equal_nan=True)),
+        "vectorbt_checked": k,
+    }
+
+
+def portfolio_benchmark(n: int = 100, n_assets: int = 10, n_bars: int = 20_000, repeats: int = 5,
+                        family: str = "rsi_pullback", seed: int = 0) -> dict:
+    """Seconds to simulate n genomes' signals on n_assets symbols as one shared-cash portfolio each
+    (simulate_portfolios_nb) against as n_assets separate backtests (simulate_signals_nb per symbol),
+    on the same precomputed signals, with the same equal-allocation sizing, medians of interleaved
+    repeats; and the grouped metrics of a few genomes against vectorbt's grouped portfolio."""
+    import numba
+
+    from evo import indicators
+    from evo.config import DataConfig, EvaluationConfig, SyntheticData
+    from evo.data import load_market
+    from evo.engine import fast, nb
+    from evo.engine.vbt import portfolio_metrics
+
+    symbols = [f"S{a}" for a in range(n_assets)]
+    market = load_market(DataConfig(synthetic=SyntheticData(n_bars=n_bars, seed=7, symbols=symbols)))
+    fam, space, X = _genomes(family, n, seed)
+    settings = EvaluationConfig(engine="fast")
+    entries = np.empty((n, n_assets, n_bars), dtype=np.bool_)
+    exits = np.empty_like(entries)
+    for a in range(n_assets):
+        arrays = {k: np.ascontiguousarray(v) for k, v in market.arrays(a).items()}
+        cache = indicators.build(fam.indicators, arrays, X, space.names)
+        fam.fast_signals(cache, X, space.names, arrays, entries[:, a], exits[:, a])
+    sl, tp = fam.stop_arrays(X, space.names)
+    size = settings.init_cash / n_assets
+    params = fast.make_params(n, size=size, size_type="value", sl_stop=sl, tp_stop=tp)
+    sim = fast.sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage,
+                            freq=market.freq)
+    close = np.ascontiguousarray(market.close.T)  # (symbols, bars); stops fill from the close, as families' do
+    prices = [close] * 4
+    per_asset = [(np.ascontiguousarray(entries[:, a]), np.ascontiguousarray(exits[:, a])) for a in range(n_assets)]
+    no2 = np.empty((0, 0), dtype=np.bool_)
+    no3 = np.empty((0, 0, 0), dtype=np.bool_)
+    threads = numba.get_num_threads()
+
+    def grouped():
+        return nb.simulate_portfolios_nb(*prices, entries, exits, no3, no3, params, sim, threads)
+
+    def separate():
+        for a, (e, x) in enumerate(per_asset):
+            nb.simulate_signals_nb(close[a], close[a], close[a], close[a], e, x, no2, no2, params, sim, threads)
+
+    grouped()
+    separate()
+    times = {"grouped": [], "separate": []}
+    for _ in range(repeats):
+        for name, f in (("grouped", grouped), ("separate", separate)):
+            t0 = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - t0)
+    out = grouped()
+    k = min(3, n)
+    ref = [portfolio_metrics(_vbt_group(market, entries[s], exits[s], size, sl[s], tp[s], settings)) for s in range(k)]
+    g = statistics.median(times["grouped"])
+    sep = statistics.median(times["separate"])
+    return {
+        "benchmark": "one shared-cash portfolio over several symbols vs separate backtests",
+        "family": family,
+        "strategies": n,
+        "symbols": n_assets,
+        "bars": n_bars,
+        "threads": threads,
+        "repeats": repeats,
+        "grouped_seconds": g,
+        "separate_seconds": sep,
+        "grouped_over_separate": g / sep,
+        "grouped_equal_vectorbt": bool(np.allclose(out[:k], np.vstack(ref), rtol=1e-9, atol=1e-12, equal_nan=True)),
+    }
+
+
+def _vbt_group(market, entries, exits, size, sl, tp, settings):
+    import pandas as pd
+    import vectorbt as vbt
+
+    close = pd.DataFrame(market.close, index=market.index, columns=list(market.symbols))
+    return vbt.Portfolio.from_signals(
+        close, entries.T, exits.T, size=size, size_type="value", sl_stop=sl, tp_stop=tp, init_cash=settings.init_cash,
+        fees=settings.fees, slippage=settings.slippage, freq=market.freq, group_by=True, cash_sharing=True,
+    )
 
 
 _RSS_SCRIPT = """
@@ -263,6 +418,33 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 ["1 / 2", f"{r['full_over_seeds']:.0f}x"],
                 ["1 / 3", f"{100 * r['full_over_bare']:.0f} %"],
                 ["same metrics (1 vs 2, 1 vs 3)", f"{r['seeds_metrics_equal_fast']}, {r['bare_metrics_equal_full']}"],
+            ],
+        ))
+    r = results.get("signals")
+    if r:
+        out.append((
+            f"simulation options: {r['family']}, {r['strategies']} strategies x {r['bars']} bars, {r['threads']} threads "
+            f"(medians of {r['repeats']}, interleaved)",
+            ["what", "strategy-bars/s"],
+            [
+                ["long only, all in, stops from the close (what evolution runs)", f"{r['long_only_per_s']:.3g}"],
+                ["every option: long / short / both with reversals, percent sizes, OHLC and trailing stops",
+                 f"{r['all_options_per_s']:.3g}"],
+                ["every option / long only", f"{100 * r['all_options_over_long_only']:.0f} %"],
+                [f"every option equals vectorbt ({r['vectorbt_checked']} strategies)", str(r["all_options_equal_vectorbt"])],
+            ],
+        ))
+    r = results.get("portfolio")
+    if r:
+        out.append((
+            f"one shared-cash portfolio over {r['symbols']} symbols: {r['strategies']} strategies x {r['bars']} bars, "
+            f"{r['threads']} threads (medians of {r['repeats']}, interleaved)",
+            ["what", "seconds"],
+            [
+                [f"{r['symbols']} separate backtests", f"{r['separate_seconds']:.4f}"],
+                ["one portfolio with shared cash, equal allocation", f"{r['grouped_seconds']:.4f}"],
+                ["portfolio / separate", f"{r['grouped_over_separate']:.2f}x"],
+                ["portfolio metrics equal vectorbt's group", str(r["grouped_equal_vectorbt"])],
             ],
         ))
     rows = results.get("rss")

@@ -73,11 +73,33 @@ def evaluate(market, family, params: Sequence[dict], settings, window=None, dire
     return Evaluation(reduce_assets(per_asset, settings.reducer, directions), per_asset)
 
 
-def simulate_signals(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq):
-    """Metrics per column of `entries`, equal to vectorbt's `Portfolio.from_signals` (see `evo.engine.fast`)."""
+def simulate_signals(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq,
+                     short_entries=None, short_exits=None, direction="longonly", upon_opposite_entry="reversereduce",
+                     size=float("inf"), size_type="amount", open=None, high=None, low=None, sl_trail=False):
+    """Metrics per column of `entries`, equal to vectorbt's `Portfolio.from_signals` with the same
+    arguments (vectorbt's names and defaults; see `evo.engine.fast.simulate_signals`)."""
     from evo.engine.fast import simulate_signals as _simulate
 
     return _simulate(
-        close, entries, exits, init_cash=init_cash, fees=fees, slippage=slippage,
-        sl_stop=sl_stop, tp_stop=tp_stop, freq=freq,
+        close, entries, exits, init_cash=init_cash, fees=fees, slippage=slippage, sl_stop=sl_stop, tp_stop=tp_stop,
+        freq=freq, short_entries=short_entries, short_exits=short_exits, direction=direction,
+        upon_opposite_entry=upon_opposite_entry, size=size, size_type=size_type, open=open, high=high, low=low,
+        sl_trail=sl_trail,
+    )
+
+
+def simulate_portfolio(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq,
+                       short_entries=None, short_exits=None, direction="longonly",
+                       upon_opposite_entry="reversereduce", size=None, size_type=None, open=None, high=None, low=None,
+                       sl_trail=False):
+    """Metrics of one strategy's signals on several assets as one shared-cash portfolio, equal to vectorbt's
+    `Portfolio.from_signals(..., group_by=True, cash_sharing=True)`; equal allocation (size=init_cash /
+    n_assets, size_type='value') unless size or size_type is given (see `evo.engine.fast.simulate_portfolio`)."""
+    from evo.engine.fast import simulate_portfolio as _simulate
+
+    return _simulate(
+        close, entries, exits, init_cash=init_cash, fees=fees, slippage=slippage, sl_stop=sl_stop, tp_stop=tp_stop,
+        freq=freq, short_entries=short_entries, short_exits=short_exits, direction=direction,
+        upon_opposite_entry=upon_opposite_entry, size=size, size_type=size_type, open=open, high=high, low=low,
+        sl_trail=sl_trail,
     )

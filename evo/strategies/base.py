@@ -221,13 +221,23 @@ class Family:
         raise NotImplementedError(f"family {self.name!r} has no fast signal kernel")
 
     def fast_metrics(self, cache, X: np.ndarray, names: Sequence[str], arrays: Mapping[str, np.ndarray],
-                     sl: np.ndarray, tp: np.ndarray, sim: tuple) -> np.ndarray:
+                     prices: tuple, params: np.ndarray, sim, n_threads: int) -> np.ndarray:
         """Optional fused pass (signals and simulation per strategy, see evo/strategies/nb.py).
 
-        `sim` is (init_cash, fees, slippage, ann_factor, n_threads). Without it the engine
-        computes signals block by block with `fast_signals` and simulates each block.
+        prices: (open, high, low, close) arrays for the simulation (the stops); params: one
+        evo.engine.enums.params_dt record per genome; sim: evo.engine.enums.SimSettings. Without
+        it the engine computes signals block by block with `fast_signals` and simulates each block.
         """
         raise NotImplementedError
+
+    def sim_params(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """How each genome trades (one evo.engine.enums.params_dt record per genome): long only and
+        all in, with the stop-loss and take-profit of its genes. A family with direction, size or
+        trailing genes overrides this."""
+        from evo.engine.fast import make_params
+
+        sl, tp = self.stop_arrays(X, names)
+        return make_params(len(X), sl_stop=sl, tp_stop=tp)
 
     def stop_arrays(self, X: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per-strategy stop-loss and take-profit fractions from genomes (NaN: no stop)."""

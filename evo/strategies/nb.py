@@ -15,11 +15,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from evo.engine import enums as _engine_enums
 from evo.engine import nb as _engine_nb
-from evo.engine.nb import N_METRICS, simulate_column_nb
+from evo.engine.enums import N_METRICS
+from evo.engine.nb import simulate_column_nb
 from evo.jit import drop_stale_cache
 
-drop_stale_cache(__file__, _engine_nb.__file__)
+drop_stale_cache(__file__, _engine_nb.__file__, _engine_enums.__file__)
 
 
 @njit(cache=True)
@@ -47,8 +49,9 @@ def rsi_pullback_signals_nb(values, rows, genes, volume, entries, exits):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def rsi_pullback_metrics_nb(values, rows, genes, volume, close, sl, tp, init_cash, fees, slippage, ann_factor, n_threads,
-                            start):
+def rsi_pullback_metrics_nb(values, rows, genes, volume, open_, high, low, close, params, sim, n_threads):
+    """Metrics (n, N_METRICS): params is one evo.engine.enums.params_dt record per strategy, sim the
+    SimSettings; open/high/low are the close itself for close-only stops."""
     n = rows.shape[0]
     n_bars = close.shape[0]
     out = np.empty((n, N_METRICS))
@@ -56,12 +59,12 @@ def rsi_pullback_metrics_nb(values, rows, genes, volume, close, sl, tp, init_cas
     ret = np.empty((n_threads, n_bars))
     ent = np.empty((n_threads, n_bars), dtype=np.bool_)
     ext = np.empty((n_threads, n_bars), dtype=np.bool_)
+    no_signals = np.empty(0, dtype=np.bool_)
     for t in prange(n_threads):
         for s in range(t, n, n_threads):
             rsi_pullback_row_nb(values, rows[s], genes[s], volume, ent[t], ext[t])
-            simulate_column_nb(
-                close, ent[t], ext[t], sl[s], tp[s], init_cash, fees, slippage, ann_factor, ret[t], out[s], start
-            )
+            simulate_column_nb(open_, high, low, close, ent[t], ext[t], no_signals, no_signals, params[s], sim,
+                               ret[t], out[s])
     return out
 
 

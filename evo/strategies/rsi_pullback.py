@@ -52,11 +52,11 @@ class RsiPullback(Family):
 
         rsi_pullback_signals_nb(cache.values, cache.rows, self._genes(X, names), arrays["volume"], entries, exits)
 
-    def fast_metrics(self, cache, X, names, arrays, sl, tp, sim) -> np.ndarray:
+    def fast_metrics(self, cache, X, names, arrays, prices, params, sim, n_threads) -> np.ndarray:
         from evo.strategies.nb import rsi_pullback_metrics_nb
 
         return rsi_pullback_metrics_nb(
-            cache.values, cache.rows, self._genes(X, names), arrays["volume"], arrays["close"], sl, tp, *sim
+            cache.values, cache.rows, self._genes(X, names), arrays["volume"], *prices, params, sim, n_threads
         )
 
     def _genes(self, X, names) -> np.ndarray:

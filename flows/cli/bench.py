@@ -13,6 +13,8 @@ from evo.flows.cli.common import app, console, guard, prefect_env
 @app.command()
 def bench(
     engine: bool = typer.Option(True, "--engine/--no-engine", help="Evaluation throughput (fast engine, seeds' vectorbt pattern, bare kernel)."),
+    signals: bool = typer.Option(True, "--signals/--no-signals", help="Full fitness long only against every simulation option (shorts, percent sizes, OHLC and trailing stops)."),
+    portfolio: bool = typer.Option(True, "--portfolio/--no-portfolio", help="One shared-cash portfolio over 10 symbols against 10 separate backtests."),
     rss: bool = typer.Option(True, "--rss/--no-rss", help="Peak RSS of a fresh process at 1,000 and 10,000 strategies."),
     generation: bool = typer.Option(True, "--generation/--no-generation", help="A generation's bookkeeping (vary, select, persist: everything but evaluation) in the real loop at populations 100, 1,000 and 10,000, beside pymoo's own loop (about a minute)."),
     orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop (about 3 minutes)."),
@@ -43,6 +45,10 @@ def bench(
         else:
             if engine:
                 results["engine"] = b.engine_benchmark(n=n, n_bars=bars, repeats=repeats)
+            if signals:
+                results["signals"] = b.signals_benchmark(n=n, n_bars=bars, repeats=repeats)
+            if portfolio:
+                results["portfolio"] = b.portfolio_benchmark(n=min(n, 100), repeats=repeats)
             if rss:
                 results["rss"] = [b.rss_benchmark(k, rss_bars) for k in (1000, 10_000)]
             if generation:
