@@ -398,12 +398,25 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             [
                 ["plain loop (same step functions, no Prefect)", f"{r['plain_seconds']:.2f} s"],
                 ["Prefect flow on the ephemeral API", f"{r['prefect_seconds']:.2f} s"],
-                ["ratio", f"{r['ratio']:.3f}"],
-                ["orchestration per generation", f"{r['orchestration_ms_per_generation']:.0f} ms"],
+                ["ratio of whole runs (start and end included)", f"{r['ratio']:.3f}"],
+                ["a generation inside the loop, plain / Prefect", f"{r['generation_plain_ms']:.0f} ms / {r['generation_prefect_ms']:.0f} ms"],
+                ["ratio of a generation, Prefect over plain", f"{r['generation_ratio']:.3f}"],
+                ["evaluation's share of a Prefect generation", f"{100 * r['evaluation_share_prefect']:.0f} %"],
+                ["orchestration per generation (whole runs)", f"{r['orchestration_ms_per_generation']:.0f} ms"],
                 ["  Prefect CPU in this process, per generation", f"{r['client_cpu_ms_per_generation']:.0f} ms"],
                 ["  API server CPU, per generation", f"{r['server_cpu_ms_per_generation']:.0f} ms"],
                 ["same checkpoints", str(r["same_result"])],
             ],
+        ))
+    r = results.get("run")
+    if r:
+        out.append((
+            f"through `evo run`: population {r['population']}, {r['bars']} daily bars, ephemeral API, SQLite "
+            f"((wall of {r['generations'][1]} generations - wall of {r['generations'][0]}) / "
+            f"{r['generations'][1] - r['generations'][0]}, median of {r['repeats']})",
+            ["what", "value"],
+            [["per generation", f"{r['ms_per_generation']:.0f} ms"],
+             ["runs", ", ".join(f"{x:.0f}" for x in r["runs"])]],
         ))
     r = results.get("engine")
     if r:

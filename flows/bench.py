@@ -52,6 +52,20 @@ def _cpu(p) -> float:
     return t.user + t.system
 
 
+def _loop(url: str, name: str) -> tuple[float, float]:
+    """(median seconds between generation commits, median evaluation seconds of a generation), generation 1
+    left out: a generation's wall time inside the loop, without the run's start and end."""
+    from evo.store import Store
+
+    store = Store(url)
+    run = store.get_run(name)
+    gens = [store.generation(run.id, n) for n in range(1, run.generations_target + 1)]
+    store.dispose()
+    stamps = [g.created_at.timestamp() for g in gens]
+    return (statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:])),
+            statistics.median(g.stats["eval_seconds"] for g in gens[1:]))
+
+
 def orchestration_benchmark(pop_size: int = 1000, generations: int = 20, n_bars: int = 87_600, repeats: int = 3) -> dict:
     import psutil
 
@@ -72,6 +86,7 @@ def orchestration_benchmark(pop_size: int = 1000, generations: int = 20, n_bars:
     cpu: dict[str, list[float]] = {"plain": [], "prefect": []}
     server_cpu: dict[str, list[float]] = {"plain": [], "prefect": []}
     same = True
+    loops: dict[str, list[tuple[float, float]]] = {"plain": [], "prefect": []}
     with tempfile.TemporaryDirectory(prefix="evo-bench-") as tmp:
         _warmup()  # starts the ephemeral API: not part of a generation's cost
         server = _server_process()
@@ -90,9 +105,13 @@ def orchestration_benchmark(pop_size: int = 1000, generations: int = 20, n_bars:
                 cpu[kind].append(_cpu(me) - c0)
                 time.sleep(2)  # let the server finish what the run sent it, and count it
                 server_cpu[kind].append(_cpu(server) - s0)
+                loops[kind].append(_loop(url, "bench"))
             same &= _checkpoints(f"sqlite:///{Path(tmp) / f'plain-{r}.db'}", "bench") == \
                 _checkpoints(f"sqlite:///{Path(tmp) / f'prefect-{r}.db'}", "bench")
     plain, orchestrated = statistics.median(times["plain"]), statistics.median(times["prefect"])
+    gen_plain = statistics.median(w for w, _ in loops["plain"])
+    gen_prefect = statistics.median(w for w, _ in loops["prefect"])
+    eval_prefect = statistics.median(e for _, e in loops["prefect"])
     return {
         "benchmark": "orchestration overhead",
         "population": pop_size,
@@ -104,6 +123,10 @@ def orchestration_benchmark(pop_size: int = 1000, generations: int = 20, n_bars:
         "plain_runs": times["plain"],
         "prefect_runs": times["prefect"],
         "ratio": orchestrated / plain,
+        "generation_plain_ms": 1000 * gen_plain,
+        "generation_prefect_ms": 1000 * gen_prefect,
+        "generation_ratio": gen_prefect / gen_plain,
+        "evaluation_share_prefect": eval_prefect / gen_prefect,
         "orchestration_ms_per_generation": 1000 * (orchestrated - plain) / generations,
         "client_cpu_ms_per_generation": 1000 * (statistics.median(cpu["prefect"]) - statistics.median(cpu["plain"])) / generations,
         "server_cpu_ms_per_generation": 1000 * statistics.median(server_cpu["prefect"]) / generations,
@@ -207,3 +230,33 @@ def generation_benchmark(sizes=(100, 1000, 10_000), database: str | None = None,
     backend = Store(database).engine.dialect.name if database else "sqlite"
     return {"benchmark": "generation bookkeeping", "backend": backend, "bars": n_bars, "steps": steps,
             "pymoo_ms": pymoo, "growth": growth}
+
+
+def run_benchmark(pop_size: int = 1000, n_bars: int = 5000, short: int = 5, long: int = 25, repeats: int = 3) -> dict:
+    """Milliseconds per generation through `evo run` as a user types it (Prefect's ephemeral API, SQLite):
+    (wall of `long` generations - wall of `short`) / (long - short), medians over alternated repeats."""
+    import subprocess
+    import sys
+
+    evo = str(Path(sys.executable).parent / "evo")
+    per_gen = []
+    with tempfile.TemporaryDirectory(prefix="evo-bench-") as tmp:
+        (Path(tmp) / "c.toml").write_text(
+            f'[data.synthetic]\nn_bars = {n_bars}\nfreq = "1D"\nseed = 7\n\n[algorithm]\npop_size = {pop_size}\n'
+        )
+
+        def once(name: str, gens: int) -> float:
+            t0 = time.perf_counter()
+            res = subprocess.run([evo, "run", "c.toml", "--name", name, "--generations", str(gens), "--db",
+                                  f"sqlite:///{tmp}/{name}.db"], cwd=tmp, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RuntimeError(f"evo run failed: {res.stderr.strip().splitlines()[-1:]}")
+            return time.perf_counter() - t0
+
+        once("warm", 1)  # numba caches, Prefect's database
+        for r in range(repeats):
+            a, b = (once(f"s{r}", short), once(f"l{r}", long)) if r % 2 == 0 else \
+                tuple(reversed((once(f"l{r}", long), once(f"s{r}", short))))
+            per_gen.append(1000 * (b - a) / (long - short))
+    return {"benchmark": "evo run", "population": pop_size, "bars": n_bars, "generations": [short, long],
+            "repeats": repeats, "ms_per_generation": statistics.median(per_gen), "runs": per_gen}

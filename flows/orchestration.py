@@ -53,6 +53,9 @@ class Plain:
 
 #: seconds between versions of the per-generation stats table artifact
 TABLE_EVERY = 30.0
+#: seconds between updates of the progress artifact: each is a round trip to the API, which cost a
+#: fast generation (population 1000, daily bars) about 14 ms when done every generation
+PROGRESS_EVERY = 5.0
 
 
 def artifact_key(name: str, what: str) -> str:
@@ -69,6 +72,7 @@ class Orchestrated(Plain):
         self.runner = None
         self._progress_id = None
         self._table_posted = time.monotonic()
+        self._progress_posted = time.monotonic()
 
     @contextlib.contextmanager
     def session(self, ctx) -> Iterator[None]:
@@ -116,8 +120,10 @@ class Orchestrated(Plain):
     def generation_done(self, ctx, store, stats: dict) -> None:
         from prefect.artifacts import update_progress_artifact
 
-        if self._progress_id is not None:
+        if self._progress_id is not None and (time.monotonic() - self._progress_posted >= PROGRESS_EVERY
+                                              or stats["generation"] == ctx.target):
             update_progress_artifact(self._progress_id, 100.0 * stats["generation"] / ctx.target)
+            self._progress_posted = time.monotonic()
         # a new version of the stats table at most every TABLE_EVERY seconds (and at the end):
         # fast runs would otherwise post a version per generation
         if time.monotonic() - self._table_posted >= TABLE_EVERY:

@@ -20,8 +20,9 @@ def bench(
     orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop (about 3 minutes)."),
     n: int = typer.Option(1000, "--n", min=1, max=1_000_000, help="Strategies (engine, orchestration) / individuals (persist)."),
     bars: int = typer.Option(87_600, "--bars", min=300, max=10_000_000, help="Bars for the throughput and orchestration benchmarks."),
+    run_bars: int = typer.Option(5000, "--run-bars", min=300, max=10_000_000, help="Daily bars of the `evo run` measurement of --orchestration."),
     rss_bars: int = typer.Option(100_000, "--rss-bars", min=300, max=10_000_000, help="Bars for the peak-RSS benchmark."),
-    generations: int = typer.Option(20, "--generations", min=2, max=10_000, help="Generations of the orchestration benchmark."),
+    generations: int = typer.Option(20, "--generations", min=3, max=10_000, help="Generations of the orchestration benchmark."),
     repeats: int = typer.Option(5, "--repeats", min=1, max=100),
     db: Optional[str] = typer.Option(None, "--db", help="Database for --generation (default: a temporary SQLite file per population; give an empty one)."),
     sizes: list[int] = typer.Option([100, 1000, 10_000], "--population", min=4, max=100_000, help="Populations for --generation (repeat the option)."),
@@ -37,11 +38,12 @@ def bench(
         results: dict = {}
         if orchestration:
             prefect_env()
-            from evo.flows.bench import orchestration_benchmark
+            from evo.flows.bench import orchestration_benchmark, run_benchmark
 
             results["orchestration"] = orchestration_benchmark(
                 pop_size=n, generations=generations, n_bars=bars, repeats=min(repeats, 3)
             )
+            results["run"] = run_benchmark(pop_size=n, n_bars=run_bars, repeats=min(repeats, 3))
         else:
             if engine:
                 results["engine"] = b.engine_benchmark(n=n, n_bars=bars, repeats=repeats)

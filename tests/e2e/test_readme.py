@@ -102,7 +102,7 @@ def _shrink(argv: list[str]) -> list[str]:
 
 
 BENCH_SMALL = ["--n", "60", "--bars", "3000", "--rss-bars", "3000", "--repeats", "1"]
-ORCH_SMALL = ["--n", "24", "--bars", "3000", "--generations", "2", "--repeats", "1"]
+ORCH_SMALL = ["--n", "24", "--bars", "3000", "--generations", "3", "--run-bars", "1000", "--repeats", "1"]
 
 
 def _run(argv, cwd, env, timeout=600):
