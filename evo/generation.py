@@ -78,6 +78,7 @@ class Resume:
     n_eval: int
     observed_bytes: float | None = None  # RSS growth per strategy seen so far (the chunk planner's floor)
     stats: dict | None = None
+    survivor_hashes: list[str] | None = None  # genome hashes of the survivors (None: not known yet)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Generation:
     rng: dict  # the random state after the last step
     parents: PopState | None  # the survivors it competes with (None: generation 1 or a re-evaluation)
     n_eval: int  # offspring evaluated in the run up to and including this generation
+    parent_hashes: list[str] | None = None  # genome hashes of the parents, when known
     started: float = field(default_factory=time.perf_counter)
     new_data: bool = False  # the survivors re-evaluated on changed market data
     unseen: list[int] = field(default_factory=list)  # offspring the store has no metrics for
@@ -101,6 +103,7 @@ class Generation:
     chunks: list[ChunkResult] = field(default_factory=list)
     # after select
     survivors: PopState | None = None
+    survivor_hashes: list[str] | None = None
     stats: dict | None = None
 
 
@@ -138,7 +141,8 @@ def reevaluation(ctx: RunContext, state: Resume, number: int) -> Generation:
 def _generation(ctx, number, off, rng, parents, state, *, started: float, new_data: bool = False) -> Generation:
     cached = lookup(ctx, off)
     unseen = [i for i, h in enumerate(off.hashes) if h not in cached.metrics]
-    return Generation(number, off, cached, rng, parents, state.n_eval + len(off), started=started,
+    return Generation(number, off, cached, rng, parents, state.n_eval + len(off),
+                      parent_hashes=state.survivor_hashes if parents is not None else None, started=started,
                       new_data=new_data, unseen=unseen, plan=plan(ctx, off, unseen, state.observed_bytes))
 
 
@@ -210,8 +214,17 @@ def select(ctx: RunContext, gen: Generation) -> Generation:
     F, G = to_FG(gen.metrics, ctx.config.objectives, ctx.config.constraints)
     rng = rng_from_state(gen.rng)
     survivors = process.optimizer_for(ctx).select(gen.parents, gen.offspring.X, F, G, rng)
-    gen = replace(gen, survivors=survivors, rng=rng_state(rng))
+    gen = replace(gen, survivors=survivors, survivor_hashes=_hashes_of(ctx, gen, survivors.X), rng=rng_state(rng))
     return replace(gen, stats=stats(ctx, gen))
+
+
+def _hashes_of(ctx: RunContext, gen: Generation, X: np.ndarray) -> list[str]:
+    """Genome hashes of survivors, taken from the offspring's and parents' (a survivor is one of them)."""
+    known = dict(zip(map(bytes, gen.offspring.X), gen.offspring.hashes))
+    if gen.parents is not None:
+        parents = gen.parent_hashes or process.space_for(ctx).hashes(gen.parents.X)
+        known.update(zip(map(bytes, gen.parents.X), parents))
+    return [known[bytes(x)] for x in X]
 
 
 def stats(ctx: RunContext, gen: Generation) -> dict:
@@ -264,8 +277,7 @@ def persist(ctx: RunContext, gen: Generation, *, owner: str | None = None, flow_
         evaluation_key=ctx.evaluation_key,
         offspring=OffspringRows(off.hashes, process.space_for(ctx).genes_json(off.X), gen.metrics, gen.per_asset,
                                 in_metric_units(ctx, F_off), gen.new),
-        survivors=SurvivorRows(process.space_for(ctx).hashes(state.X), state.rank, state.crowding,
-                               in_metric_units(ctx, state.F)),
+        survivors=SurvivorRows(gen.survivor_hashes, state.rank, state.crowding, in_metric_units(ctx, state.F)),
         checkpoint=encode_checkpoint(ck),
         stats=gen.stats,
         flow_run_id=flow_run_id,
@@ -282,4 +294,4 @@ def advanced(gen: Generation, state: Resume) -> Resume:
     observed = max(seen, default=0.0)
     if state.observed_bytes is not None:
         observed = max(observed, state.observed_bytes)
-    return Resume(gen.number, gen.survivors, gen.rng, gen.n_eval, observed or None, gen.stats)
+    return Resume(gen.number, gen.survivors, gen.rng, gen.n_eval, observed or None, gen.stats, gen.survivor_hashes)
