@@ -101,7 +101,8 @@ def _shrink(argv: list[str]) -> list[str]:
     return out
 
 
-BENCH_SMALL = ["--n", "60", "--bars", "3000", "--rss-bars", "3000", "--repeats", "1"]
+BENCH_SMALL = ["--n", "60", "--bars", "3000", "--rss-bars", "3000", "--repeats", "1", "--population", "20",
+               "--population", "80"]
 ORCH_SMALL = ["--n", "24", "--bars", "3000", "--generations", "3", "--run-bars", "1000", "--repeats", "1"]
 
 
@@ -222,7 +223,7 @@ def _check_heal(cmd, cwd, env, api):
 def _check_bench(cmd, cwd, env, api):
     res, out = _evo([*_small(cmd), *BENCH_SMALL], cwd, env, timeout=900)
     assert res.returncode == 0, out[-3000:]
-    assert "strategy-bars/s" in out and "peak RSS" in out and "persist one generation" in out
+    assert "strategy-bars/s" in out and "peak RSS" in out and "bookkeeping in the real loop" in out
     assert (cwd / "bench-results" / "bench.json").exists()
 
 
@@ -307,8 +308,10 @@ def test_every_readme_command_is_covered():
 #: in one folder, because a later command reads what an earlier one wrote (run, then resume, show, report)
 GROUPS = {
     "quick start": {_check_make_demo, _check_make_test},
-    "a run, as Using it goes": {_check_run_quick, _check_run_full, _check_resume, _check_runs, _check_show,
-                                _check_show_json, _check_report, _check_walkforward, _check_debug},
+    "a run, as Using it goes": {_check_run_quick, _check_resume, _check_runs, _check_show, _check_show_json,
+                                _check_report, _check_debug},
+    "a run with every option": {_check_run_full},
+    "walk-forward": {_check_walkforward},
     "serving and healing": {_check_serve, _check_heal},
     "the benchmarks": {_check_bench, _check_bench_orchestration},
     "the multi-host setup": {_check_run_on_dask},

@@ -30,7 +30,7 @@ def _runs(url: str) -> list[str]:
     return [r[0] for r in rows(url, "SELECT name FROM runs ORDER BY name")]
 
 
-def test_run_and_walkforward_follow_the_precedence(tmp_path):
+def test_run_and_resume_follow_the_precedence(tmp_path):
     storage = f"sqlite:///{tmp_path}/storage.db"
     env_db = f"sqlite:///{tmp_path}/env.db"
     cli_db = f"sqlite:///{tmp_path}/cli.db"
@@ -44,14 +44,6 @@ def test_run_and_walkforward_follow_the_precedence(tmp_path):
     res = evo(["run", str(_config(tmp_path, storage, "c")), "--db", cli_db], tmp_path, EVO_DATABASE_URL=env_db)
     assert res.returncode == 0 and _runs(cli_db) == ["c"], res.stdout + res.stderr
     assert _runs(storage) == ["a"] and _runs(env_db) == ["b"]
-    # walkforward reads storage.url too
-    cfg = small_config(name="w", algorithm={"pop_size": 6, "generations": 1},
-                       validation={"holdout": 0.3, "walk_forward": {"folds": 2}}).model_dump(mode="json", exclude_none=True)
-    cfg["storage"] = {"url": storage}
-    (tmp_path / "w.toml").write_text(tomli_w.dumps(cfg))
-    res = evo(["walkforward", str(tmp_path / "w.toml")], tmp_path)
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert _runs(storage) == ["a", "w", "w/wf1", "w/wf2"]
     assert not (tmp_path / "evo.db").exists()
 
     # resume: --db, then EVO_DATABASE_URL, then the default; never below what is committed
@@ -60,6 +52,18 @@ def test_run_and_walkforward_follow_the_precedence(tmp_path):
     res = evo(["resume", "b", "--generations", "3"], tmp_path, EVO_DATABASE_URL=env_db)
     assert res.returncode == 0 and "generation 3/3" in res.stdout, res.stdout + res.stderr
     assert scalar(env_db, "SELECT MAX(number) FROM generations") == 3
+
+
+def test_walkforward_reads_storage_url(tmp_path):
+    storage = f"sqlite:///{tmp_path}/storage.db"
+    cfg = small_config(name="w", algorithm={"pop_size": 6, "generations": 1},
+                       validation={"holdout": 0.3, "walk_forward": {"folds": 2}}).model_dump(mode="json", exclude_none=True)
+    cfg["storage"] = {"url": storage}
+    (tmp_path / "w.toml").write_text(tomli_w.dumps(cfg))
+    res = evo(["walkforward", str(tmp_path / "w.toml")], tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert _runs(storage) == ["w", "w/wf1", "w/wf2"]
+    assert not (tmp_path / "evo.db").exists()
 
 
 @pytest.fixture
