@@ -70,6 +70,12 @@ def test_report_is_one_file_with_the_figures_tables_and_verdict(tmp_path, db_url
     assert any(h.startswith("Verdict: ") for h in page.h2) and s["verdict"]["verdict"] in text
     assert s["data_fingerprint"] in text and "&quot;pop_size&quot;: 12" in text  # the config and the fingerprint
     assert "holdout" in text and "buy and hold" in text
+    # a quant's report: the equity axis says what it shows, the wide Pareto table scrolls in its own box,
+    # the verdict's headline rows first and the statistics behind them folded away
+    assert '"title":{"text":"portfolio value"}' in text
+    assert '<div class="scroll"><table class="pareto">' in text
+    assert "deflated Sharpe ratio (P[true Sharpe &gt; 0])" in text and "strategies tried (N)" in text
+    assert "<details><summary>how it was computed</summary>" in text
     # the run remembers where its report is
     assert summary.summary("t", db_url)["report"] == str(out.resolve())
 

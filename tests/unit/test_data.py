@@ -573,3 +573,20 @@ def test_long_format_and_sliced_errors_count_rows_in_the_file(tmp_path):
     p2 = write_csv(bad, tmp_path / "S.csv")
     with pytest.raises(DataError, match=r"row 71 "):
         load_market(DataConfig(paths=[str(p2)], start=str(bad["date"].iloc[60])))
+
+
+@pytest.mark.parametrize("unit, scale", [("s", 1), ("ms", 1_000), ("us", 1_000_000), ("ns", 1_000_000_000)])
+def test_integer_timestamps_are_read_in_their_unit(tmp_path, unit, scale):
+    """Epoch timestamps as integers (ms from an exchange API, say) give the same bars and bar frequency
+    as the dates they stand for: read as nanoseconds, epoch ms would start in 1970 and annualise
+    1000x wrong."""
+    from evo.config import DataConfig
+    from evo.data import load_market
+
+    t0 = 1_609_459_200  # 2021-01-01 00:00 UTC
+    rows = [f"{(t0 + 3600 * i) * scale},{100 + i % 5},{102 + i % 5},{99 + i % 5},{101 + i % 5},{1000 + i}" for i in range(400)]
+    path = tmp_path / "epoch.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n" + "\n".join(rows))
+    m = load_market(DataConfig(paths=[str(path)]))
+    assert str(m.index[0]) == "2021-01-01 00:00:00" and str(m.index[-1]) == "2021-01-17 15:00:00"
+    assert m.freq == pd.Timedelta("1h")
