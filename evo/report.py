@@ -39,7 +39,7 @@ def _portfolio(ctx, market, family, params: dict, window: tuple[int, int], asset
     return vbt.Portfolio.from_signals(
         ohlcv["close"].iloc[start:], entries.iloc[start:], exits.iloc[start:],
         init_cash=ev.init_cash, fees=ev.fees, slippage=ev.slippage,
-        sl_stop=np.nan if sl is None else float(sl[0]), tp_stop=np.nan if tp is None else float(tp[0]),
+        sl_stop=float(sl[0]), tp_stop=float(tp[0]),
         freq=market.freq,
     )
 

@@ -396,13 +396,11 @@ def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, 
         cache = indicators.build(family.indicators, arrays, X, names)
         # strategies that read the same indicator rows run next to each other: the rows stay in cache
         order = np.lexsort(cache.rows.T[::-1]) if cache.rows.shape[1] else np.arange(n)
-        try:
+        if family.fused:
             sorted_cache = indicators.IndicatorCache(cache.values, cache.rows[order])
             out[order] = family.fast_metrics(sorted_cache, X[order], names, arrays, prices, params[order], sim,
                                              n_threads)
             return out
-        except NotImplementedError:
-            pass
         # generic path: signals for a block of strategies, then the simulation of that block
         b = block_size(n_bars, n)
         entries = np.empty((b, n_bars), dtype=np.bool_)

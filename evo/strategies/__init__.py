@@ -1,7 +1,8 @@
 """Strategy families by name: `evo.strategies.get("rsi_pullback")`, or a user family by import path,
 `evo.strategies.get("package.module:ClassName")`.
 
-A user family is a `Family` subclass (genes, `_signals`, `indicators` and `fast_signals`). Before
+A user family is a `Family` subclass (genes, `indicators`, `kernel_genes` and the hooks `_signals` and
+`_fast_signals`). Before
 it is accepted its fast signals are checked against its reference signals, bit for bit, on a
 small seeded synthetic market; the check runs once per process and family.
 """
@@ -133,12 +134,31 @@ def _load(spec: str) -> type[Family]:
         raise ImportError(f"strategy family {spec!r}: {class_name}.name must be a non-empty string")
     if cls._signals is Family._signals:
         raise ImportError(f"strategy family {spec!r}: {class_name} has no reference signals (_signals)")
-    if cls.fast_signals is Family.fast_signals:
+    if cls._fast_signals is Family._fast_signals:
         raise ImportError(
             f"strategy family {spec!r}: {class_name} has no fast_signals kernel, which the fast engine "
-            "(the default) needs; declare `indicators` and implement `fast_signals`"
+            "(the default) needs; declare `indicators` and implement the hook `_fast_signals`"
         )
+    problem = declaration_problem(cls)
+    if problem:
+        raise ImportError(f"strategy family {spec!r}: {class_name}{problem}")
     return cls
+
+
+def declaration_problem(cls: type[Family]) -> str | None:
+    """What is wrong with a family's declarations (kernel_genes, fused), or None."""
+    names = {g.name for g in cls.genes}
+    kernel = getattr(cls, "kernel_genes", None)
+    if not isinstance(kernel, tuple) or not all(isinstance(g, str) for g in kernel):
+        return ".kernel_genes must be a tuple of gene names"
+    unknown = [g for g in kernel if g not in names]
+    if unknown:
+        return f".kernel_genes names {unknown}, which are not among its genes"
+    if not isinstance(cls.fused, bool):
+        return ".fused must be True or False"
+    if cls.fused and cls._fast_metrics is Family._fast_metrics:
+        return " declares fused = True but does not implement the hook _fast_metrics"
+    return None
 
 
 def check_frame(space: GeneSpace, seed: int = CHECK_SEED):
@@ -208,4 +228,5 @@ def check_parity(family: Family, label: str | None = None, *, seed: int = CHECK_
             )
 
 
-__all__ = ["Family", "Gene", "GeneSpace", "check_frame", "check_parity", "genome_hash", "get", "names"]
+__all__ = ["Family", "Gene", "GeneSpace", "check_frame", "check_parity", "declaration_problem", "genome_hash", "get",
+           "names"]

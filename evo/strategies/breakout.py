@@ -45,12 +45,11 @@ class Breakout(Family):
         Indicator("atr", "atr_window"),
     )
 
-    _kernel_genes = ("atr_mult",)
+    kernel_genes = ("atr_mult",)
 
-    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+    def _fast_signals(self, cache, genes, arrays, entries, exits) -> None:
         from evo.strategies.nb import breakout_signals_nb
 
-        genes = np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
         breakout_signals_nb(cache.values, cache.rows, genes, arrays["close"], entries, exits)
 
     def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:

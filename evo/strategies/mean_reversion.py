@@ -43,12 +43,11 @@ class MeanReversion(Family):
         Indicator("rsi", "rsi_window"),
     )
 
-    _kernel_genes = ("bb_alpha", "rsi_lower", "rsi_upper")
+    kernel_genes = ("bb_alpha", "rsi_lower", "rsi_upper")
 
-    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+    def _fast_signals(self, cache, genes, arrays, entries, exits) -> None:
         from evo.strategies.nb import mean_reversion_signals_nb
 
-        genes = np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
         mean_reversion_signals_nb(cache.values, cache.rows, genes, arrays["close"], entries, exits)
 
     def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:

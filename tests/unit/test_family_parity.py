@@ -89,10 +89,7 @@ def test_generic_block_path_equals_fused_path(name, monkeypatch):
     settings = EvaluationConfig(engine="fast")
     fused = fast.evaluate_arrays(market.arrays(0), fam, X, space.names, settings, market.freq)
 
-    def no_fused(*a, **k):
-        raise NotImplementedError
-
-    monkeypatch.setattr(type(fam), "fast_metrics", no_fused)
+    monkeypatch.setattr(type(fam), "fused", False)  # the declared capability decides the path
     monkeypatch.setattr(fast, "SIGNAL_BLOCK_BYTES", 2 * market.n_bars * 7)  # blocks of 7 strategies
     generic = fast.evaluate_arrays(market.arrays(0), fam, X, space.names, settings, market.freq)
     np.testing.assert_array_equal(generic, fused)
