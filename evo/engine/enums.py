@@ -128,9 +128,13 @@ state_dt = np.dtype(
         ("sl_trail", np.bool_),
         ("sl_level", np.float64),
         ("tp_level", np.float64),
+        ("fingerprint", np.uint64),  # the hash of the column's filled orders so far (evo.engine.nb.order_hash_nb)
     ],
     align=True,
 )
+
+#: the trade fingerprint of a column without orders, and the start of every chain of order hashes
+FINGERPRINT_SEED = np.uint64(0x243F6A8885A308D3)
 
 
 class ExecState(NamedTuple):

@@ -31,6 +31,8 @@ A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.me
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -43,6 +45,7 @@ from evo.engine.enums import (
     OrderResult,
     OrderSide,
     OrderStatus,
+    FINGERPRINT_SEED,
     SizeType,
     TradeDirection,
     TradeState,
@@ -55,6 +58,14 @@ drop_stale_cache(__file__, __file__.replace("nb.py", "enums.py"))
 
 _REL_TOL = 1e-9  # vectorbt.utils.math_ tolerances
 _ABS_TOL = 1e-12
+
+# splitmix64's constants (Steele, Lea, Flood 2014), as numba compile-time constants
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+#: an order size's mantissa is hashed to 32 bits: sizes equal to ~1e-9 (the engines' parity
+#: tolerance) hash the same, different trades' sizes differ far more
+_SIZE_BITS = 4294967296.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -246,6 +257,55 @@ def execute_order_nb(state: ExecState, size: float, size_type: int, direction: i
     if order_size > 0:
         return buy_nb(exec_state, order_size, price, direction, fees, slippage, min_size, percent)
     return sell_nb(exec_state, -order_size, price, direction, fees, slippage, min_size, percent)
+
+
+# ############# Trade fingerprints ############# #
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def splitmix64_nb(x):
+    """splitmix64's finaliser: a bijective mix of 64 bits (uint64 arithmetic wraps)."""
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def order_hash_nb(h, bar: int, side: int, size: float):
+    """The fingerprint `h` (uint64) extended by one filled order: its bar (from the window's first
+    bar), its side (OrderSide) and its size (a positive amount, to 32 bits of mantissa). Chained,
+    so the order of the orders counts."""
+    m, e = math.frexp(size)
+    q = np.uint64(np.int64(np.floor(m * _SIZE_BITS + 0.5)))
+    h = splitmix64_nb(h ^ np.uint64(bar))
+    h = splitmix64_nb(h ^ (np.uint64(side) + np.uint64(e + 2048) * np.uint64(4)))
+    return splitmix64_nb(h ^ q)
+
+
+@njit(cache=True, error_model="numpy")
+def order_fingerprints_nb(col, idx, side, size, n_cols):
+    """(n_cols,) uint64 fingerprints of order records (vectorbt's `pf.orders.values` fields), each
+    column's orders taken in bar order: what the kernels compute while they simulate."""
+    out = np.full(n_cols, FINGERPRINT_SEED, dtype=np.uint64)
+    order = np.argsort(idx, kind="mergesort")
+    for k in order:
+        c = col[k]
+        out[c] = order_hash_nb(out[c], idx[k], side[k], size[k])
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def combine_fingerprints_nb(fps):
+    """(n,) uint64: the fingerprints of one strategy on each asset, (n_assets, n), chained in asset order."""
+    n_assets, n = fps.shape
+    out = np.full(n, FINGERPRINT_SEED, dtype=np.uint64)
+    for s in range(n):
+        h = FINGERPRINT_SEED
+        for a in range(n_assets):
+            h = splitmix64_nb(h ^ fps[a, s])
+        out[s] = h
+    return out
 
 
 # ############# Signals ############# #
@@ -461,15 +521,17 @@ def init_state_nb(st, init_cash: float) -> None:
     st.sl_trail = False
     st.sl_level = np.nan
     st.tp_level = np.nan
+    st.fingerprint = FINGERPRINT_SEED
 
 
 @njit(cache=True, error_model="numpy")
-def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fees, slippage, min_size, p):
+def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fees, slippage, min_size, p, bar):
     """Execute one order of a column and book it: balances (bal: the record holding the cash and free
     cash, the group's in a shared-cash group; st: the column's state_dt record), its cash flow, the exit
-    trades and the stops (set from the bar's close when a position opens or reverses, cleared when it
-    closes). Records, not arrays: an array argument costs atomic reference counting on every order.
-    Returns (new position, the bar's cash flow)."""
+    trades, the stops (set from the bar's close when a position opens or reverses, cleared when it
+    closes) and the trade fingerprint (`bar`: the bar from the window's first). Records, not arrays: an
+    array argument costs atomic reference counting on every order. Returns (new position, the bar's
+    cash flow)."""
     new_state, res = execute_order_nb(
         ExecState(bal.cash, pos, st.debt, bal.free_cash), size, size_type, direction, price, close, fees,
         slippage, min_size,
@@ -481,6 +543,7 @@ def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fee
     if res.status != OrderStatus.Filled:
         return new_pos, 0.0
     st.n_orders += 1
+    st.fingerprint = order_hash_nb(st.fingerprint, bar, res.side, res.size)
     cf = order_cash_flow_nb(res)
     st.profit_cash = add_nb(st.profit_cash, cf)
     trade = TradeState(st.trade_open, st.trade_direction, st.trade_size, st.trade_gross, st.trade_fees)
@@ -596,7 +659,8 @@ def write_metrics_nb(out: np.ndarray, returns: np.ndarray, total_return: float, 
 
 @njit(cache=True, error_model="numpy")
 def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out):
-    """Simulate one strategy over bars [sim.start, len(close)) and write its metrics row into `out`.
+    """Simulate one strategy over bars [sim.start, len(close)), write its metrics row into `out` and
+    return its trade fingerprint (uint64: the hash of its filled orders, see order_hash_nb).
 
     p: the strategy's record (evo.engine.enums.params_dt); sim: evo.engine.enums.SimSettings.
     short_entries/short_exits: empty unless given (then entries/exits are the long side).
@@ -725,7 +789,7 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
             size, size_type, order_dir = signals_to_size_nb(pos, le, lx, se, sx, p.size, p.size_type, c)
         if size != 0:
             pos, flow = process_order_nb(st, st, pos, size, size_type, order_dir, price, c, sim.fees, slip,
-                                         sim.min_size, p)
+                                         sim.min_size, p, i)
             if flow != 0.0:  # add_nb(x, 0.0) is x for every x add_nb returns
                 rec_cash = add_nb(rec_cash, flow)
         if pos != 0:
@@ -750,12 +814,13 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
     total_return = 0.0 if st.n_orders == 0 else (st.profit_cash + pos * close[n - 1]) / sim.init_cash
     write_metrics_nb(out, returns_w, total_return, r_sum, n_r, down_sum, worst_dd, st.n_trades + still_open,
                      st.n_wins + won, n_in_market, sim.ann_factor)
+    return st.fingerprint
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, params, sim, n_threads):
-    """Metrics (n_strategies, N_METRICS) of signals shaped (n_strategies, n_bars), one row and one
-    params record per strategy, simulated over bars [sim.start, n_bars).
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies,) uint64) of signals shaped
+    (n_strategies, n_bars), one row and one params record per strategy, simulated over bars [sim.start, n_bars).
 
     short_entries/short_exits: (n_strategies, n_bars), or (0, 0) when not given.
     Strategies are spread round-robin over `n_threads` (numba.get_num_threads(),
@@ -764,6 +829,7 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     """
     n_strat, n_bars = entries.shape
     out = np.empty((n_strat, N_METRICS))
+    fps = np.empty(n_strat, dtype=np.uint64)
     n_threads = max(1, min(n_threads, n_strat))
     buffers = np.empty((n_threads, n_bars))
     no_signals = np.empty(0, dtype=np.bool_)
@@ -771,25 +837,26 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     for t in prange(n_threads):
         for s in range(t, n_strat, n_threads):
             if ls:
-                simulate_column_nb(open_, high, low, close, entries[s], exits[s], short_entries[s], short_exits[s],
-                                   params[s], sim, buffers[t], out[s])
+                fps[s] = simulate_column_nb(open_, high, low, close, entries[s], exits[s], short_entries[s],
+                                            short_exits[s], params[s], sim, buffers[t], out[s])
             else:
-                simulate_column_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
-                                   params[s], sim, buffers[t], out[s])
-    return out
+                fps[s] = simulate_column_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
+                                            params[s], sim, buffers[t], out[s])
+    return out, fps
 
 
 # ############# One strategy on several assets: one portfolio with shared cash ############# #
 
 
 @njit(cache=True, error_model="numpy")
-def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out):
+def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out,
+                      fps):
     """One strategy's signals on n_assets columns as ONE portfolio with shared cash, equal to vectorbt's
     from_signals(..., group_by=True, cash_sharing=True) with the default call sequence: each bar, the
     columns in order resolve their stop or signal and execute it against the shared cash; the metrics
     are the group's (its value and returns; all columns' trades; a bar is exposed when any column holds
     a position). Prices and signals are (n_assets, n_bars), short signals (0, 0) when not given.
-    `returns` is a scratch buffer of n_bars.
+    `returns` is a scratch buffer of n_bars; `fps` (n_assets,) receives each column's trade fingerprint.
     """
     n_assets, n = close.shape
     start = max(sim.start, 0)  # known >= 0: indices need no negative wraparound
@@ -878,7 +945,7 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
                 size, size_type, order_dir = signals_to_size_nb(pk, le, lx, se, sx, p.size, p.size_type, c)
             if size != 0:
                 new_pk, cf = process_order_nb(bal, states[uk], pk, size, size_type, order_dir, price, c, sim.fees,
-                                              slip, sim.min_size, p)
+                                              slip, sim.min_size, p, i - start)
                 pos[uk] = new_pk
                 n_open += (new_pk != 0) - (pk != 0)
                 flow += cf
@@ -921,6 +988,7 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
         n_wins += st.n_wins + won
         if st.n_orders > 0:
             total_profit += st.profit_cash + pos[k] * close[k, n - 1]
+        fps[k] = st.fingerprint
     write_metrics_nb(out, returns[start:], total_profit / sim.init_cash, r_sum, n_r, down_sum, worst_dd, n_trades, n_wins,
                      n_in_market, sim.ann_factor)
 
@@ -928,13 +996,15 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
 @njit(cache=True, parallel=True, error_model="numpy")
 def simulate_portfolios_nb(open_, high, low, close, entries, exits, short_entries, short_exits, params, sim,
                            n_threads):
-    """Metrics (n_strategies, N_METRICS) of one shared-cash portfolio per strategy over all assets.
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies, n_assets) uint64) of one
+    shared-cash portfolio per strategy over all assets.
 
     Prices (n_assets, n_bars); signals (n_strategies, n_assets, n_bars), short ones (0, 0, 0) when
     not given; one params record per strategy (the same for each of its assets)."""
     n_strat = entries.shape[0]
     n_bars = close.shape[1]
     out = np.empty((n_strat, N_METRICS))
+    fps = np.empty((n_strat, close.shape[0]), dtype=np.uint64)
     n_threads = max(1, min(n_threads, n_strat))
     buffers = np.empty((n_threads, n_bars))
     no_signals = np.empty((0, 0), dtype=np.bool_)
@@ -943,8 +1013,8 @@ def simulate_portfolios_nb(open_, high, low, close, entries, exits, short_entrie
         for s in range(t, n_strat, n_threads):
             if ls:
                 simulate_group_nb(open_, high, low, close, entries[s], exits[s], short_entries[s], short_exits[s],
-                                  params[s], sim, buffers[t], out[s])
+                                  params[s], sim, buffers[t], out[s], fps[s])
             else:
                 simulate_group_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
-                                  params[s], sim, buffers[t], out[s])
-    return out
+                                  params[s], sim, buffers[t], out[s], fps[s])
+    return out, fps

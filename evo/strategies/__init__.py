@@ -15,10 +15,11 @@ import importlib.util
 import os
 import sys
 import threading
+from typing import Iterable
 
 import numpy as np
 
-from evo.strategies.base import Family, Gene, GeneSpace, genome_hash
+from evo.strategies.base import TRADING_GENES, Family, Gene, GeneSpace, genome_hash
 from evo.strategies.breakout import Breakout
 from evo.strategies.composite import Composite
 from evo.strategies.mean_reversion import MeanReversion
@@ -43,22 +44,25 @@ def names() -> list[str]:
     return sorted(_FAMILIES)
 
 
-def get(name: str) -> Family:
-    """The family registered under `name`, or the user family `package.module:ClassName`.
+def get(name: str, trading: Iterable[str] | None = None) -> Family:
+    """The family registered under `name`, or the user family `package.module:ClassName`, evolving the
+    trading genes `trading` (default: every one it supports; a run's `strategy.trading`).
 
     An unknown built-in name raises KeyError naming the known ones; a user family that
     cannot be imported, is not a usable `Family`, or whose fast signals differ from its
-    reference signals raises ImportError with a one-line message.
+    reference signals raises ImportError with a one-line message; trading genes the family
+    does not support raise ValueError.
     """
     if ":" in name:
-        return _user_family(name)()
+        return _user_family(name)(trading)
     try:
-        return _FAMILIES[name]()
+        cls = _FAMILIES[name]
     except KeyError:
         raise KeyError(
             f"unknown strategy family {name!r}; known: {', '.join(names())} "
             "(or a user family as 'package.module:ClassName')"
         ) from None
+    return cls(trading)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,8 +150,14 @@ def _load(spec: str) -> type[Family]:
 
 
 def declaration_problem(cls: type[Family]) -> str | None:
-    """What is wrong with a family's declarations (kernel_genes, fused), or None."""
+    """What is wrong with a family's declarations (kernel_genes, fused, trading), or None."""
     names = {g.name for g in cls.genes}
+    taken = sorted(names & set(TRADING_GENES))
+    if taken:
+        return f".genes has {taken}, which are trading genes: declare them in `trading` instead"
+    trading = getattr(cls, "trading", None)
+    if not isinstance(trading, frozenset) or not trading <= set(TRADING_GENES):
+        return f".trading must be a frozenset of {sorted(TRADING_GENES)}"
     kernel = getattr(cls, "kernel_genes", None)
     if not isinstance(kernel, tuple) or not all(isinstance(g, str) for g in kernel):
         return ".kernel_genes must be a tuple of gene names"

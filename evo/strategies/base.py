@@ -12,10 +12,12 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Literal, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from evo.config import TRADING_GENES as TRADING_NAMES
 
 Params = Mapping[str, Any]
 
@@ -84,6 +86,23 @@ STOP_GENES = (
 def switch(name: str, doc: str) -> Gene:
     """A condition switched on (1) or off (0)."""
     return Gene(name, "int", 0, 1, doc=doc, limits=(0.0, 1.0))
+
+
+#: The genes with which a family evolves how it trades (`Family.trading` declares which it supports; the
+#: run's `strategy.trading` which it evolves), appended after the family's own genes in this order.
+#: `Family.sim_params` turns them into the engine's per-genome records.
+TRADING_GENES: dict[str, Gene] = {
+    g.name: g for g in (
+        Gene("direction", "int", 0, 2, doc="0: long only, 1: short only, 2: both (entries go long, exits go short, "
+             "an opposite signal reverses the position)", limits=(0.0, 2.0)),
+        Gene("size", "float", 0.1, 1.0, step=0.05, doc="the fraction of the cash an entry commits",
+             limits=(0.01, 1.0)),
+        switch("sl_trail", "1: the stop-loss trails the best price since the entry"),
+    )
+}
+assert tuple(TRADING_GENES) == TRADING_NAMES  # the config's names, in gene order
+#: every trading gene: what the built-in families support
+TRADING = frozenset(TRADING_GENES)
 
 
 class GeneSpace:
@@ -178,6 +197,8 @@ class Family:
       kernel_genes  the genes its numba kernel reads, in the kernel's order: the hooks receive them
                     as one contiguous (n, len(kernel_genes)) float64 matrix
       fused         True when it implements `_fast_metrics` (signals and simulation in one pass)
+      trading       the trading genes it can evolve (TRADING_GENES: direction, size, sl_trail); none by
+                    default. They change how its signals trade, never the signals (see `sim_params`).
     and implements the hooks:
       _signals(ohlcv, params) -> (entries, exits)     the reference: vectorbt indicators, (bars, n) each
       _fast_signals(cache, genes, arrays, entries, exits)
@@ -196,6 +217,23 @@ class Family:
     kernel_genes: ClassVar[tuple[str, ...]] = ()
     #: the family implements `_fast_metrics`: the fast engine runs signals and simulation in one pass
     fused: ClassVar[bool] = False
+    #: the trading genes it supports (keys of TRADING_GENES)
+    trading: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, trading: Iterable[str] | None = None):
+        """The family as a run evolves it: with the trading genes `trading` (default: all it supports)."""
+        chosen = set(self.trading if trading is None else trading)
+        unknown = sorted(chosen - set(TRADING_GENES))
+        if unknown:
+            raise ValueError(f"unknown trading gene(s) {unknown}; known: {', '.join(TRADING_GENES)}")
+        unsupported = sorted(chosen - self.trading)
+        if unsupported:
+            raise ValueError(
+                f"family {self.name!r} does not support the trading gene(s) {unsupported}; it supports "
+                f"{', '.join(sorted(self.trading)) or 'none'}"
+            )
+        #: the trading genes this instance evolves, in gene order
+        self.trading_genes: tuple[str, ...] = tuple(g for g in TRADING_GENES if g in chosen)
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -210,17 +248,22 @@ class Family:
     # public API
     # =========================================================================================
 
+    @property
+    def all_genes(self) -> tuple[Gene, ...]:
+        """The family's genes, then the trading genes it evolves."""
+        return (*self.genes, *(TRADING_GENES[g] for g in self.trading_genes))
+
     def space(self, bounds: Mapping[str, Sequence[float]] | None = None) -> GeneSpace:
-        """The gene space with some bounds narrowed (or widened) by the run config."""
+        """The gene space (`all_genes`) with some bounds narrowed (or widened) by the run config."""
         bounds = dict(bounds or {})
-        unknown = sorted(set(bounds) - {g.name for g in self.genes})
+        unknown = sorted(set(bounds) - {g.name for g in self.all_genes})
         if unknown:
             raise ValueError(
                 f"unknown gene(s) {unknown} for family {self.name!r}; "
-                f"genes are {[g.name for g in self.genes]}"
+                f"genes are {[g.name for g in self.all_genes]}"
             )
         genes = []
-        for g in self.genes:
+        for g in self.all_genes:
             if g.name in bounds:
                 lo, hi = bounds[g.name]
                 g = replace(g, low=float(lo), high=float(hi))  # __post_init__ re-validates
@@ -271,13 +314,44 @@ class Family:
             raise TypeError(f"family {self.name!r} has no fused kernel (fused = False): use fast_signals")
         return self._fast_metrics(cache, self._kernel_genes(X, names), arrays, prices, params, sim, n_threads)
 
-    def sim_params(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
-        """How each genome trades (one evo.engine.enums.params_dt record per genome): long only and
-        all in, with the stop-loss and take-profit of its genes."""
+    def sim_params(self, X: np.ndarray, names: Sequence[str], init_cash: float, portfolio_assets: int = 0
+                   ) -> np.ndarray:
+        """How each genome trades: one evo.engine.enums.params_dt record per genome, from its stops and
+        its trading genes (an absent one takes its default):
+
+          direction  0 long only (default), 1 short only, 2 both: vectorbt's `direction`, so entries go
+                     long and exits go short, and an entry of the other side reverses the position
+                     (upon_opposite_entry='reversereduce'); the signals themselves never change.
+          size       f, the fraction of the cash an entry commits: of the available cash when one-sided
+                     (size_type 'percent'); of the initial cash with both (size_type 'value': vectorbt
+                     cannot reverse a percent-sized position). Default: all in (size inf, 'amount').
+          sl_trail   1: the stop-loss trails the highest high (lowest low short) since the entry.
+
+        portfolio_assets: n > 0 when the genome trades n symbols as one portfolio with shared cash
+        (evaluation.reducer 'portfolio'): equal allocation, each entry commits the value
+        f x init_cash / n (f = 1 without a size gene), whatever the direction.
+        """
+        from evo.engine.enums import Direction, SizeType
         from evo.engine.fast import make_params
 
+        n = len(X)
+        names = list(names)
+
+        def gene(g: str, default: float) -> np.ndarray:
+            return X[:, names.index(g)] if g in names else np.full(n, default)
+
+        direction = gene("direction", Direction.LongOnly).astype(np.int64)
+        f = gene("size", np.nan)
         sl, tp = self.stop_arrays(X, names)
-        return make_params(len(X), sl_stop=sl, tp_stop=tp)
+        if portfolio_assets:
+            size = init_cash / portfolio_assets * np.where(np.isnan(f), 1.0, f)
+            size_type = np.full(n, SizeType.Value)
+        else:
+            both = direction == Direction.Both
+            size = np.where(np.isnan(f), np.inf, np.where(both, f * init_cash, f))
+            size_type = np.where(np.isnan(f), SizeType.Amount, np.where(both, SizeType.Value, SizeType.Percent))
+        return make_params(n, direction=direction, size=size, size_type=size_type, sl_stop=sl, tp_stop=tp,
+                           sl_trail=gene("sl_trail", 0.0) >= 0.5)
 
     def stop_arrays(self, X: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per-strategy stop-loss and take-profit fractions of genomes X (NaN: the family has no such
@@ -290,8 +364,9 @@ class Family:
 
     def stops(self, params: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
         """`stop_arrays` of decoded genomes (parameter dicts)."""
-        names = [g.name for g in self.genes]
-        return self.stop_arrays(self.space().encode(params), names)
+        names = [g for g in STOP_NAMES if any(g == x.name for x in self.genes)]
+        X = np.array([[float(p[g]) for g in names] for p in params], dtype=np.float64).reshape(len(params), -1)
+        return self.stop_arrays(X, names)
 
     def _kernel_genes(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
         """The columns of `kernel_genes`, in that order, as one contiguous matrix: what every kernel reads."""

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, Params, as_2d, column
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, Params, as_2d, column
 
 
 class Breakout(Family):
@@ -39,6 +39,7 @@ class Breakout(Family):
     )
 
     # unshifted channels: the kernel reads bar i - 1 itself
+    trading = TRADING
     indicators = (
         Indicator("max", "entry_window", source="high"),
         Indicator("min", "exit_window", source="low"),

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow, switch
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow, switch
 from evo.strategies.breakout import previous_channel
 
 #: switch genes of the entry conditions, in kernel order
@@ -80,6 +80,7 @@ class Composite(Family):
         *STOP_GENES,
     )
 
+    trading = TRADING
     indicators = (
         Indicator("rsi", "rsi_window"),
         Indicator("sma", "fast_window"),

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, Params, as_2d, column
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, Params, as_2d, column
 
 
 class MeanReversion(Family):
@@ -37,6 +37,7 @@ class MeanReversion(Family):
         *STOP_GENES,
     )
 
+    trading = TRADING
     indicators = (
         Indicator("sma", "bb_window"),
         Indicator("mstd", "bb_window"),

@@ -50,11 +50,12 @@ def rsi_pullback_signals_nb(values, rows, genes, volume, entries, exits):
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def rsi_pullback_metrics_nb(values, rows, genes, volume, open_, high, low, close, params, sim, n_threads):
-    """Metrics (n, N_METRICS): params is one evo.engine.enums.params_dt record per strategy, sim the
-    SimSettings; open/high/low are the close itself for close-only stops."""
+    """(metrics (n, N_METRICS), trade fingerprints (n,) uint64): params is one evo.engine.enums.params_dt
+    record per strategy, sim the SimSettings; open/high/low are the close itself for close-only stops."""
     n = rows.shape[0]
     n_bars = close.shape[0]
     out = np.empty((n, N_METRICS))
+    fps = np.empty(n, dtype=np.uint64)
     n_threads = max(1, min(n_threads, n))
     ret = np.empty((n_threads, n_bars))
     ent = np.empty((n_threads, n_bars), dtype=np.bool_)
@@ -63,9 +64,9 @@ def rsi_pullback_metrics_nb(values, rows, genes, volume, open_, high, low, close
     for t in prange(n_threads):
         for s in range(t, n, n_threads):
             rsi_pullback_row_nb(values, rows[s], genes[s], volume, ent[t], ext[t])
-            simulate_column_nb(open_, high, low, close, ent[t], ext[t], no_signals, no_signals, params[s], sim,
-                               ret[t], out[s])
-    return out
+            fps[s] = simulate_column_nb(open_, high, low, close, ent[t], ext[t], no_signals, no_signals, params[s],
+                                        sim, ret[t], out[s])
+    return out, fps
 
 
 # The families below have no fused <family>_metrics_nb: the engine runs their

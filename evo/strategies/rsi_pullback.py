@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 
 
 class RsiPullback(Family):
@@ -38,6 +38,7 @@ class RsiPullback(Family):
         *STOP_GENES,
     )
 
+    trading = TRADING
     indicators = (
         Indicator("rsi", "rsi_window"),
         Indicator("sma", "fast_window"),

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 
 
 class Trend(Family):
@@ -36,6 +36,7 @@ class Trend(Family):
         *STOP_GENES,
     )
 
+    trading = TRADING
     indicators = (
         Indicator("ema", "fast_window"),
         Indicator("ema", "slow_window"),
