@@ -60,6 +60,7 @@ class SmaCross(Family):
         Gene("tp_stop", "float", 0.01, 0.4, step=0.005),
     )
     indicators = (Indicator("sma", "fast_window"), Indicator("sma", "slow_window"))
+    trading = frozenset({"direction"})  # long, short or both: the crosses trade either way
 
     _broken = False
 

@@ -364,8 +364,8 @@ def _window_arrays(arrays: dict, stop: int) -> dict:
     return {k: np.ascontiguousarray(v[:stop], dtype=np.float64) for k, v in arrays.items()}
 
 
-def _setup(arrays: dict, family, X: np.ndarray, names, settings, freq, window, params, ohlc_stops,
-           upon_opposite_entry, portfolio_assets: int = 0):
+def _setup(arrays: dict, family, X: np.ndarray, names, settings, freq, window, *, params=None, ohlc_stops=None,
+           upon_opposite_entry="reversereduce", portfolio_assets: int = 0):
     """What every evaluation of genomes needs: the window's arrays, the per-genome records, the settings."""
     start, stop = window if window is not None else (0, len(arrays["close"]))
     arrays = _window_arrays(arrays, stop)
@@ -431,8 +431,8 @@ def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, 
     n = len(X)
     if n == 0:
         return np.empty((0, len(METRICS)))
-    arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window, params, ohlc_stops,
-                                             upon_opposite_entry)
+    arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window, params=params,
+                                             ohlc_stops=ohlc_stops, upon_opposite_entry=upon_opposite_entry)
     prices = _prices(arrays, ohlc_stops)
     n_threads = numba.get_num_threads()
     out = np.empty((n, len(METRICS)))
@@ -491,8 +491,9 @@ def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, se
     n, n_assets = len(X), len(arrays_list)
     if n == 0:
         return np.empty((0, len(METRICS)))
-    first, params, sim, ohlc_stops = _setup(arrays_list[0], family, X, names, settings, freq, window, params,
-                                            ohlc_stops, upon_opposite_entry, n_assets)
+    first, params, sim, ohlc_stops = _setup(arrays_list[0], family, X, names, settings, freq, window, params=params,
+                                            ohlc_stops=ohlc_stops, upon_opposite_entry=upon_opposite_entry,
+                                            portfolio_assets=n_assets)
     stop = len(first["close"])
     per_asset = [_prices(_window_arrays(a, stop), ohlc_stops) for a in arrays_list]
     prices = [np.ascontiguousarray(np.stack([p[k] for p in per_asset])) for k in range(4)]  # (assets, bars) each
@@ -512,8 +513,7 @@ def returns_of(arrays: dict, family, x: np.ndarray, names, settings, freq, windo
     from evo.engine.enums import N_METRICS
 
     X = np.atleast_2d(np.asarray(x, dtype=np.float64))
-    arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window, None, None,
-                                             "reversereduce")
+    arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window)
     from evo import indicators
 
     n_bars = len(arrays["close"])
@@ -538,8 +538,8 @@ def portfolio_returns_of(arrays_list: list[dict], family, x: np.ndarray, names, 
 
     X = np.atleast_2d(np.asarray(x, dtype=np.float64))
     n_assets = len(arrays_list)
-    first, params, sim, ohlc_stops = _setup(arrays_list[0], family, X, names, settings, freq, window, None, None,
-                                            "reversereduce", n_assets)
+    first, params, sim, ohlc_stops = _setup(arrays_list[0], family, X, names, settings, freq, window,
+                                            portfolio_assets=n_assets)
     stop = len(first["close"])
     per_asset = [_prices(_window_arrays(a, stop), ohlc_stops) for a in arrays_list]
     prices = [np.ascontiguousarray(np.stack([p[k] for p in per_asset])) for k in range(4)]
