@@ -92,6 +92,11 @@ class SimSettings(NamedTuple):
 #: vectorbt's `portfolio.min_size` default
 MIN_SIZE = 1e-8
 
+#: strategies whose Sharpe passes a kernel thread runs side by side (evo.engine.nb.sharpe_batch_nb): each
+#: pass is a chain of dependent additions in bar order (for vectorbt's bits), so one chain waits on the
+#: adder and four keep it busy; a thread holds a returns buffer for each
+BATCH = 4
+
 #: one record per strategy: what may differ between the strategies of one call
 params_dt = np.dtype(
     [

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from evo.engine.enums import (
+    BATCH,
     MIN_SIZE,
     Direction,
     OppositeEntryMode,
@@ -352,10 +353,11 @@ def block_size(n_bars: int, n_items: int) -> int:
 
 def memory_model(n_bars: int, n_cache_rows: int, n_threads: int, portfolio_assets: int = 0) -> tuple[int, int]:
     """(fixed bytes, bytes per strategy) of one fast-engine chunk on one asset: the indicator
-    cache, the signal buffers of the generic path (the larger case), per-thread returns. A portfolio over
-    `portfolio_assets` symbols also holds every strategy's signals on every symbol (2 bytes a bar each)."""
+    cache, the signal buffers of the generic path (the larger case), per-thread returns (a batch) and
+    signals. A portfolio over `portfolio_assets` symbols also holds every strategy's signals on every
+    symbol (2 bytes a bar each)."""
     block = SIGNAL_BLOCK_BYTES // (2 * n_bars) or 1
-    fixed = n_cache_rows * n_bars * 8 + 2 * block * n_bars + n_threads * n_bars * 10
+    fixed = n_cache_rows * n_bars * 8 + 2 * block * n_bars + n_threads * n_bars * (8 * BATCH + 2)
     per = 8 * 24 + params_dt.itemsize  # metrics, genome, stops, cache row indices, params record
     return fixed, per + 2 * portfolio_assets * n_bars
 

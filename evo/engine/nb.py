@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from evo.engine.enums import (
+    BATCH,
     N_METRICS,
     Direction,
     ExecState,
@@ -68,7 +69,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _SIZE_BITS = 4294967296.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def is_close_nb(a: float, b: float) -> bool:
     if np.isnan(a) or np.isnan(b):
         return False
@@ -79,32 +80,39 @@ def is_close_nb(a: float, b: float) -> bool:
     return abs(a - b) <= max(_REL_TOL * max(abs(a), abs(b)), _ABS_TOL)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
+def is_zero_nb(a: float) -> bool:
+    """is_close_nb(a, 0): for b = 0 the relative tolerance never wins (1e-9 |a| < |a|), and NaN and
+    infinity compare False: one comparison."""
+    return abs(a) <= _ABS_TOL
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def is_close_or_less_nb(a: float, b: float) -> bool:
     if is_close_nb(a, b):
         return True
     return a < b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def is_less_nb(a: float, b: float) -> bool:
     if is_close_nb(a, b):
         return False
     return a < b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def add_nb(a: float, b: float) -> float:
     """a + b, snapped to 0 when the two cancel within tolerance (as vectorbt does)."""
     if np.sign(a) != np.sign(b):
         if is_close_nb(abs(a), abs(b)):
             return 0.0
-    elif is_close_nb(a + b, 0.0):
+    elif is_zero_nb(a + b):
         return 0.0
     return a + b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _return_nb(prev: float, now: float) -> float:
     if prev == 0:
         if now == 0:
@@ -158,7 +166,7 @@ def buy_nb(state: ExecState, size: float, price: float, direction: int, fees: fl
         final_size = max_req_cash / adj_price
         fees_paid = cash_limit - max_req_cash
         final_req_cash = cash_limit
-    if is_close_nb(adj_size, 0):
+    if is_zero_nb(adj_size):
         return state, _not_filled_nb(OrderStatus.Ignored)
     if is_less_nb(final_size, min_size):
         return state, _not_filled_nb(OrderStatus.Rejected)
@@ -205,7 +213,7 @@ def sell_nb(state: ExecState, size: float, price: float, direction: int, fees: f
         size_limit = percent * size_limit
     if direction == Direction.LongOnly and state.position == 0:
         return state, _not_filled_nb(OrderStatus.Rejected)
-    if is_close_nb(size_limit, 0):
+    if is_zero_nb(size_limit):
         return state, _not_filled_nb(OrderStatus.Ignored)
     if is_less_nb(size_limit, min_size):
         return state, _not_filled_nb(OrderStatus.Rejected)
@@ -235,10 +243,10 @@ def execute_order_nb(state: ExecState, size: float, size_type: int, direction: i
 
     Balances within tolerance of zero are zero from here on, whether the order fills or not."""
     exec_state = ExecState(
-        0.0 if is_close_nb(state.cash, 0) else state.cash,
-        0.0 if is_close_nb(state.position, 0) else state.position,
-        0.0 if is_close_nb(state.debt, 0) else state.debt,
-        0.0 if is_close_nb(state.free_cash, 0) else state.free_cash,
+        0.0 if is_zero_nb(state.cash) else state.cash,
+        0.0 if is_zero_nb(state.position) else state.position,
+        0.0 if is_zero_nb(state.debt) else state.debt,
+        0.0 if is_zero_nb(state.free_cash) else state.free_cash,
     )
     if np.isnan(size):
         return exec_state, _not_filled_nb(OrderStatus.Ignored)
@@ -311,7 +319,7 @@ def combine_fingerprints_nb(fps):
 # ############# Signals ############# #
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def stop_level_nb(position: float, init_price: float, stop: float, is_sl: bool) -> float:
     """The price that triggers a stop (NaN: no stop), as vectorbt's get_stop_price_nb computes it: below
     the entry for a long stop-loss and a short take-profit, above for the others."""
@@ -591,8 +599,9 @@ def bar_metrics_nb(r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd):
     if not np.isnan(r):
         r_sum += r
         n_r += 1
-        if r < 0:
-            down_sum += r * r
+        # r * r for a loss, else + 0.0 (down_sum >= 0: the same bits): no branch on the sign of r
+        neg = min(r, 0.0)
+        down_sum += neg * neg
         wealth *= r + 1
     x = wealth
     if np.isnan(peak) or x > peak:
@@ -610,20 +619,64 @@ def bar_metrics_nb(r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd):
 @njit(cache=True, error_model="numpy")
 def _sharpe_nb(r: np.ndarray, mean: float, k: int, ann_factor: float) -> float:
     """vectorbt sharpe_ratio: nanmean / nanstd(ddof=1), inf when std is 0."""
-    if r.shape[0] < 2:
-        return np.nan
-    if k - 1 <= 0:
-        return np.nan
     ssd = 0.0  # numba's nanvar: a second pass around the mean
     for v in r:
         if not np.isnan(v):
             d = v - mean
             ssd += d * d
+    return sharpe_of_nb(r.shape[0], mean, k, ssd, ann_factor)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def sharpe_of_nb(n: int, mean: float, k: int, ssd: float, ann_factor: float) -> float:
+    """The Sharpe ratio of n returns, k of them not NaN, from their mean and sum of squared deviations."""
+    if n < 2:
+        return np.nan
+    if k - 1 <= 0:
+        return np.nan
     # vectorbt's Rust engine divides once (numba's nanstd multiplies back: ssd / k * k / (k - 1))
     std = np.sqrt(ssd / (k - 1))
     if std == 0.0:
         return np.inf
     return mean / std * np.sqrt(ann_factor)
+
+
+@njit(cache=True, error_model="numpy")
+def sharpe_batch_nb(returns, n_used, start, means, counts, ann_factor, out, rows):
+    """The Sharpe ratios of a batch: strategy q (< n_used) has its returns in returns[q, start:], its mean
+    and count of returns in means[q], counts[q], and its metrics row in out[rows[q]]. The same sums as
+    _sharpe_nb, bar by bar, four at once."""
+    n = returns.shape[1] - start
+    r0 = returns[0, start:]
+    r1 = returns[min(1, n_used - 1), start:]  # a missing strategy repeats the last; its result is dropped
+    r2 = returns[min(2, n_used - 1), start:]
+    r3 = returns[min(3, n_used - 1), start:]
+    m0 = means[0]
+    m1 = means[min(1, n_used - 1)]
+    m2 = means[min(2, n_used - 1)]
+    m3 = means[min(3, n_used - 1)]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for i in range(n):
+        u = np.uint64(i)
+        # + 0.0 for a NaN return: the sum (>= 0) keeps its bits, as when the return is skipped
+        v = r0[u]
+        d = v - m0
+        s0 += d * d if not np.isnan(v) else 0.0
+        v = r1[u]
+        d = v - m1
+        s1 += d * d if not np.isnan(v) else 0.0
+        v = r2[u]
+        d = v - m2
+        s2 += d * d if not np.isnan(v) else 0.0
+        v = r3[u]
+        d = v - m3
+        s3 += d * d if not np.isnan(v) else 0.0
+    sums = (s0, s1, s2, s3)
+    for q in range(n_used):
+        out[rows[q], Metric.sharpe_ratio] = sharpe_of_nb(n, means[q], counts[q], sums[q], ann_factor)
 
 
 @njit(cache=True, error_model="numpy")
@@ -641,26 +694,30 @@ def _sortino_nb(mean: float, down_sum: float, k: int, n: int, ann_factor: float)
 @njit(cache=True, error_model="numpy")
 def write_metrics_nb(out: np.ndarray, returns: np.ndarray, total_return: float, r_sum: float, n_r: int,
                      down_sum: float, worst_dd: float, n_trades: int, n_wins: int, n_in_market: int,
-                     ann_factor: float) -> None:
-    """A metrics row from the per-bar returns (of the traded bars) and the one-pass sums."""
+                     ann_factor: float, sharpe: bool) -> float:
+    """A metrics row from the per-bar returns (of the traded bars) and the one-pass sums; returns the
+    mean return. sharpe=False leaves the Sharpe ratio (its second pass) to sharpe_batch_nb."""
     n = returns.shape[0]
     mean = r_sum / n_r if n_r > 0 else np.nan
     out[Metric.total_return] = total_return
-    out[Metric.sharpe_ratio] = _sharpe_nb(returns, mean, n_r, ann_factor)
+    out[Metric.sharpe_ratio] = _sharpe_nb(returns, mean, n_r, ann_factor) if sharpe else np.nan
     out[Metric.sortino_ratio] = _sortino_nb(mean, down_sum, n_r, n, ann_factor)
     out[Metric.max_drawdown] = worst_dd
     out[Metric.n_trades] = n_trades
     out[Metric.win_rate] = n_wins / n_trades if n_trades > 0 else np.nan
     out[Metric.exposure] = n_in_market / n
+    return mean
 
 
 # ############# One strategy on one asset ############# #
 
 
 @njit(cache=True, error_model="numpy")
-def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out):
+def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out,
+                       sharpe=True):
     """Simulate one strategy over bars [sim.start, len(close)), write its metrics row into `out` and
-    return its trade fingerprint (uint64: the hash of its filled orders, see order_hash_nb).
+    return (its trade fingerprint (uint64: the hash of its filled orders, see order_hash_nb), its mean
+    return, its count of returns): with sharpe=False, what sharpe_batch_nb needs for its Sharpe ratio.
 
     p: the strategy's record (evo.engine.enums.params_dt); sim: evo.engine.enums.SimSettings.
     short_entries/short_exits: empty unless given (then entries/exits are the long side).
@@ -731,32 +788,34 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
             is_long = pos > 0
             watch_entries = ls or (direction == Direction.Both and not is_long)  # both: a short reverses
             watch_exits = ls or not watch_entries  # closes, or reverses a long (both)
+            # the stops in locals for the stretch (the record is written back once, after it)
             sl_level = st.sl_level
+            tp_level = st.tp_level
+            sl_price = st.sl_price
+            sl_stop = st.sl_stop
+            trail = st.sl_trail
             stop_price = np.nan
             nxt = m
             for j in range(i, m):
                 u = np.uint64(j)
                 lo = low_w[u]
                 hi = high_w[u]
-                stop_price = stop_fill_nb(pos, sl_level, st.tp_level, open_w[u], lo, hi)
-                if st.sl_trail:
+                stop_price = stop_fill_nb(pos, sl_level, tp_level, open_w[u], lo, hi)
+                if trail:
                     # vectorbt recomputes the level from the reference price every bar: same operations
                     if is_long:
-                        if hi > st.sl_price:
-                            st.sl_price = hi
-                            sl_level = stop_level_nb(pos, hi, st.sl_stop, True)
-                            st.sl_level = sl_level
-                    elif lo < st.sl_price:
-                        st.sl_price = lo
-                        sl_level = stop_level_nb(pos, lo, st.sl_stop, True)
-                        st.sl_level = sl_level
+                        if hi > sl_price:
+                            sl_price = hi
+                            sl_level = stop_level_nb(pos, hi, sl_stop, True)
+                    elif lo < sl_price:
+                        sl_price = lo
+                        sl_level = stop_level_nb(pos, lo, sl_stop, True)
                 if (not np.isnan(stop_price)
                         or (watch_exits and (exits_w[u] or (ls and short_exits_w[u])))
                         or (watch_entries and (entries_w[u] or (ls and short_entries_w[u])))):
                     nxt = j
                     break
                 c = close_w[u]
-                n_in_market += 1
                 value = rec_cash + c * pos
                 # an unchanged value returns exactly 0: skip the division
                 r = 0.0 if value == prev_value else _return_nb(prev_value, value)
@@ -765,6 +824,9 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
                 r_sum, n_r, down_sum, wealth, peak, trough, worst_dd = bar_metrics_nb(
                     r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd
                 )
+            n_in_market += nxt - i
+            st.sl_price = sl_price
+            st.sl_level = sl_level
             i = nxt
             if i == m:
                 break
@@ -812,9 +874,9 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
     still_open, won = open_trade_of_nb(st, close[n - 1])
     # total_return from total_profit_nb (no orders: exactly 0)
     total_return = 0.0 if st.n_orders == 0 else (st.profit_cash + pos * close[n - 1]) / sim.init_cash
-    write_metrics_nb(out, returns_w, total_return, r_sum, n_r, down_sum, worst_dd, st.n_trades + still_open,
-                     st.n_wins + won, n_in_market, sim.ann_factor)
-    return st.fingerprint
+    mean = write_metrics_nb(out, returns_w, total_return, r_sum, n_r, down_sum, worst_dd, st.n_trades + still_open,
+                            st.n_wins + won, n_in_market, sim.ann_factor, sharpe)
+    return st.fingerprint, mean, n_r
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -831,18 +893,40 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     out = np.empty((n_strat, N_METRICS))
     fps = np.empty(n_strat, dtype=np.uint64)
     n_threads = max(1, min(n_threads, n_strat))
-    buffers = np.empty((n_threads, n_bars))
+    buffers = np.empty((n_threads, BATCH, n_bars))
+    means = np.empty((n_threads, BATCH))
+    counts = np.empty((n_threads, BATCH), dtype=np.int64)
+    rows = np.empty((n_threads, BATCH), dtype=np.int64)
     no_signals = np.empty(0, dtype=np.bool_)
     ls = short_entries.shape[0] > 0
     for t in prange(n_threads):
+        q = 0
         for s in range(t, n_strat, n_threads):
             if ls:
-                fps[s] = simulate_column_nb(open_, high, low, close, entries[s], exits[s], short_entries[s],
-                                            short_exits[s], params[s], sim, buffers[t], out[s])
+                fp, mean, k = simulate_column_nb(open_, high, low, close, entries[s], exits[s], short_entries[s],
+                                                 short_exits[s], params[s], sim, buffers[t, q], out[s], False)
             else:
-                fps[s] = simulate_column_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
-                                            params[s], sim, buffers[t], out[s])
+                fp, mean, k = simulate_column_nb(open_, high, low, close, entries[s], exits[s], no_signals,
+                                                 no_signals, params[s], sim, buffers[t, q], out[s], False)
+            fps[s] = fp
+            q = batch_add_nb(buffers[t], q, s, mean, k, means[t], counts[t], rows[t], sim, out)
+        if q > 0:
+            sharpe_batch_nb(buffers[t], q, sim.start, means[t], counts[t], sim.ann_factor, out, rows[t])
     return out, fps
+
+
+@njit(cache=True, error_model="numpy")
+def batch_add_nb(buffers, q, s, mean, k, means, counts, rows, sim, out):
+    """Strategy s, simulated into buffers[q], joins the batch; a full batch gets its Sharpe ratios.
+    Returns the next free slot."""
+    means[q] = mean
+    counts[q] = k
+    rows[q] = s
+    q += 1
+    if q == BATCH:
+        sharpe_batch_nb(buffers, q, sim.start, means, counts, sim.ann_factor, out, rows)
+        q = 0
+    return q
 
 
 # ############# One strategy on several assets: one portfolio with shared cash ############# #
@@ -850,13 +934,14 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
 
 @njit(cache=True, error_model="numpy")
 def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out,
-                      fps):
+                      fps, sharpe=True):
     """One strategy's signals on n_assets columns as ONE portfolio with shared cash, equal to vectorbt's
     from_signals(..., group_by=True, cash_sharing=True) with the default call sequence: each bar, the
     columns in order resolve their stop or signal and execute it against the shared cash; the metrics
     are the group's (its value and returns; all columns' trades; a bar is exposed when any column holds
     a position). Prices and signals are (n_assets, n_bars), short signals (0, 0) when not given.
     `returns` is a scratch buffer of n_bars; `fps` (n_assets,) receives each column's trade fingerprint.
+    Returns (the mean return, the count of returns); sharpe=False leaves the Sharpe ratio to sharpe_batch_nb.
     """
     n_assets, n = close.shape
     start = max(sim.start, 0)  # known >= 0: indices need no negative wraparound
@@ -989,8 +1074,9 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
         if st.n_orders > 0:
             total_profit += st.profit_cash + pos[k] * close[k, n - 1]
         fps[k] = st.fingerprint
-    write_metrics_nb(out, returns[start:], total_profit / sim.init_cash, r_sum, n_r, down_sum, worst_dd, n_trades, n_wins,
-                     n_in_market, sim.ann_factor)
+    mean = write_metrics_nb(out, returns[start:], total_profit / sim.init_cash, r_sum, n_r, down_sum, worst_dd,
+                            n_trades, n_wins, n_in_market, sim.ann_factor, sharpe)
+    return mean, n_r
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -1006,15 +1092,22 @@ def simulate_portfolios_nb(open_, high, low, close, entries, exits, short_entrie
     out = np.empty((n_strat, N_METRICS))
     fps = np.empty((n_strat, close.shape[0]), dtype=np.uint64)
     n_threads = max(1, min(n_threads, n_strat))
-    buffers = np.empty((n_threads, n_bars))
+    buffers = np.empty((n_threads, BATCH, n_bars))
+    means = np.empty((n_threads, BATCH))
+    counts = np.empty((n_threads, BATCH), dtype=np.int64)
+    rows = np.empty((n_threads, BATCH), dtype=np.int64)
     no_signals = np.empty((0, 0), dtype=np.bool_)
     ls = short_entries.shape[0] > 0
     for t in prange(n_threads):
+        q = 0
         for s in range(t, n_strat, n_threads):
             if ls:
-                simulate_group_nb(open_, high, low, close, entries[s], exits[s], short_entries[s], short_exits[s],
-                                  params[s], sim, buffers[t], out[s], fps[s])
+                mean, k = simulate_group_nb(open_, high, low, close, entries[s], exits[s], short_entries[s],
+                                            short_exits[s], params[s], sim, buffers[t, q], out[s], fps[s], False)
             else:
-                simulate_group_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
-                                  params[s], sim, buffers[t], out[s], fps[s])
+                mean, k = simulate_group_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
+                                            params[s], sim, buffers[t, q], out[s], fps[s], False)
+            q = batch_add_nb(buffers[t], q, s, mean, k, means[t], counts[t], rows[t], sim, out)
+        if q > 0:
+            sharpe_batch_nb(buffers[t], q, sim.start, means[t], counts[t], sim.ann_factor, out, rows[t])
     return out, fps
