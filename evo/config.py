@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evo.metrics import MetricName
 
+#: the trading genes a family may evolve (evo.strategies.base.TRADING_GENES), in gene order
+TRADING_GENES = ("direction", "size", "sl_trail")
+TradingGene = Literal["direction", "size", "sl_trail"]
+
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the field."""
@@ -116,6 +120,19 @@ class StrategyConfig(_Model):
     bounds: dict[str, tuple[float, float]] = Field(
         default_factory=dict, description="Per-gene [low, high] overriding the family's bounds."
     )
+    trading: list[TradingGene] | None = Field(
+        None, max_length=len(TRADING_GENES),
+        description="Trading genes evolved with the rules: direction (long, short or both), size (the fraction of "
+        "the cash an entry commits), sl_trail (a trailing stop-loss). Default: every one the family supports; "
+        "[]: none (long only, all in, as before these genes existed).",
+    )
+
+    @field_validator("trading")
+    @classmethod
+    def _trading_distinct(cls, v):
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"trading genes listed twice: {v}")
+        return v
 
     @field_validator("bounds")
     @classmethod
@@ -170,9 +187,14 @@ class EvaluationConfig(_Model):
     init_cash: float = Field(10_000.0, gt=0, le=1e15)
     fees: float = Field(0.001, ge=0, lt=1, description="Fraction of each order's value.")
     slippage: float = Field(0.0005, ge=0, lt=1, description="Fraction of price paid on each fill.")
-    reducer: Literal["mean", "median", "worst"] = Field(
-        "mean", description="How per-asset metrics combine into fitness on a multi-asset market; worst: the "
-        "worst asset per metric (the minimum of a maximised objective)."
+    reducer: Literal["mean", "median", "worst", "portfolio"] = Field(
+        "mean", description="How a multi-asset market makes fitness: mean, median or worst (per metric the worst "
+        "asset: the minimum of a maximised objective) of per-symbol backtests, or portfolio: one portfolio over all "
+        "symbols with shared cash, equal allocation by value."
+    )
+    ohlc_stops: bool = Field(
+        True, description="Stops fill within the bar from its open, high and low (false: from the close only, "
+        "as before this switch existed)."
     )
     memory_budget_mb: float | None = Field(
         None, ge=1, le=1e9, description="Memory for evaluation; default memory_fraction of available memory."
@@ -339,6 +361,19 @@ def _format(err: ValidationError, source: str | None) -> str:
         lines.append(f"field '{loc}': {msg}")
     where = f"{source}: " if source else ""
     return where + "; ".join(lines)
+
+
+#: fields added after runs were stored, with the value that reproduces what those runs did: a stored
+#: config without them continues as it started (a new config gets the new defaults)
+LEGACY = {("evaluation", "ohlc_stops"): False, ("strategy", "trading"): []}
+
+
+def stored(data: dict, source: str | None = None) -> RunConfig:
+    """A run's stored config (RunConfig.model_dump), with LEGACY values for the fields it predates."""
+    data = json.loads(json.dumps(data))
+    for (section, key), value in LEGACY.items():
+        data.setdefault(section, {}).setdefault(key, value)
+    return validate(data, source)
 
 
 def validate(data: dict, source: str | None = None) -> RunConfig:

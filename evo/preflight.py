@@ -44,9 +44,13 @@ def duration(value: str, field: str) -> pd.Timedelta:
 def family_space(config: RunConfig) -> GeneSpace:
     """The run's gene space: a known (or loadable, parity-checked) family with bounds it accepts."""
     try:
-        family = strategies.get(config.strategy.family)
+        strategies.get(config.strategy.family)
     except (KeyError, ImportError) as e:
         raise _field("strategy.family", e.args[0] if e.args else str(e)) from None
+    try:
+        family = strategies.get(config.strategy.family, config.strategy.trading)
+    except ValueError as e:
+        raise _field("strategy.trading", str(e)) from None
     try:
         return family.space(config.strategy.bounds)
     except ValueError as e:

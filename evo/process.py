@@ -30,7 +30,7 @@ def store_for(ctx: RunContext) -> Store:
 
 
 def family_for(ctx: RunContext) -> Family:
-    return strategies.get(ctx.config.strategy.family)
+    return strategies.get(ctx.config.strategy.family, ctx.config.strategy.trading)
 
 
 def space_for(ctx: RunContext) -> GeneSpace:

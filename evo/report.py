@@ -34,13 +34,15 @@ def _portfolio(ctx, market, family, params: dict, window: tuple[int, int], asset
     start, stop = window
     ohlcv = market.frame(asset).iloc[:stop]
     entries, exits = family.reference_signals(ohlcv, params)
-    sl, tp = family.stops([params])
     ev = ctx.config.evaluation
+    space = family.space()
+    p = family.sim_params(space.encode([params]), space.names, ev.init_cash)[0]  # how the genome trades
+    ohlc = {f: ohlcv[f].iloc[start:] for f in ("open", "high", "low")} if ev.ohlc_stops else {}
     return vbt.Portfolio.from_signals(
         ohlcv["close"].iloc[start:], entries.iloc[start:], exits.iloc[start:],
-        init_cash=ev.init_cash, fees=ev.fees, slippage=ev.slippage,
-        sl_stop=np.nan if sl is None else float(sl[0]), tp_stop=np.nan if tp is None else float(tp[0]),
-        freq=market.freq,
+        init_cash=ev.init_cash, fees=ev.fees, slippage=ev.slippage, freq=market.freq,
+        direction=int(p["direction"]), size=float(p["size"]), size_type=int(p["size_type"]),
+        sl_stop=float(p["sl_stop"]), tp_stop=float(p["tp_stop"]), sl_trail=bool(p["sl_trail"]), **ohlc,
     )
 
 
@@ -166,7 +168,7 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
         raise ValueError(f"run {name!r} has no Pareto set to report (no generation, or no feasible strategy)")
     stats = [st for _, st in store.generation_stats(ctx.run_id)]
     market = get_market(ctx.config.data, ctx.fingerprint)
-    family = strategies.get(ctx.config.strategy.family)
+    family = strategies.get(ctx.config.strategy.family, ctx.config.strategy.trading)
 
     chosen = s["pareto"][:CHOSEN]
     curves, vbt_stats = [], {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from evo import preflight, validation
-from evo.config import ConfigError, RunConfig, validate
+from evo.config import ConfigError, RunConfig, stored
 from evo.data import DataError, Market, check_length, get_market
 from evo.store import RunBusy, RunRecord, Store, StoreError, open_store
 from evo.store import url as urls
@@ -73,6 +73,8 @@ def evaluation_key(config: RunConfig, fingerprint: str, window: tuple[int, int])
         "reducer": ev.reducer,
         "metrics_version": METRICS_VERSION,
     }
+    if ev.ohlc_stops:  # absent: close-only stops, what every key before the switch meant (those stay valid)
+        key["ohlc_stops"] = True
     if ev.reducer == "worst":  # "worst" depends on which way each metric is better
         key["directions"] = metric_directions(config)
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -170,9 +172,8 @@ def start(
             existing = store.get_run(name)  # another process created it a moment ago
             if existing is None:
                 raise
-    stored = validate(existing.config, source=f"run {name!r}")
     if existing.config_hash != config.identity_hash():
-        fields = _diff(stored.identity(), config.identity())
+        fields = _diff(stored(existing.config, source=f"run {name!r}").identity(), config.identity())
         raise RunError(
             f"run {name!r} already exists with a different config (differs in: {', '.join(fields) or 'config'}); "
             f"use another --name, or `evo resume {name}`"
@@ -232,7 +233,7 @@ def reopen(
     if existing is None:
         raise RunError(f"no run named {name!r} in {urls.mask(database)}")
     target = generations if generations is not None else existing.generations_target
-    config = validate(existing.config, source=f"run {name!r}").with_overrides(generations=target)
+    config = stored(existing.config, source=f"run {name!r}").with_overrides(generations=target)
     market = prepare(config)
     _check_data(existing, market, allow_new_data)
     _check_target(store, existing, target, generations is not None)

@@ -27,12 +27,16 @@ def score(ctx: RunContext, off: Offspring, window: tuple[int, int], key: str) ->
 
 
 def asset_returns(ctx: RunContext, x: np.ndarray, window: tuple[int, int]) -> np.ndarray:
-    """Per-bar returns of one genome over a window, averaged over the symbols (equal weights)."""
+    """Per-bar returns of one genome over a window, averaged over the symbols (equal weights), or its
+    portfolio's (reducer 'portfolio')."""
     from evo.engine import fast
 
     market = process.market_for(ctx)
     family = process.family_for(ctx)
     names = process.space_for(ctx).names
+    if ctx.config.evaluation.reducer == "portfolio":  # the returns fitness was computed from
+        return fast.portfolio_returns_of([market.arrays(a) for a in range(market.n_assets)], family, x, names,
+                                         ctx.config.evaluation, market.freq, window)
     return np.mean(
         [fast.returns_of(market.arrays(a), family, x, names, ctx.config.evaluation, market.freq, window)
          for a in range(market.n_assets)],

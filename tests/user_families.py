@@ -60,13 +60,14 @@ class SmaCross(Family):
         Gene("tp_stop", "float", 0.01, 0.4, step=0.005),
     )
     indicators = (Indicator("sma", "fast_window"), Indicator("sma", "slow_window"))
+    trading = frozenset({"direction"})  # long, short or both: the crosses trade either way
 
     _broken = False
 
-    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+    def _fast_signals(self, cache, genes, arrays, entries, exits) -> None:
         sma_cross_signals_nb(cache.values, cache.rows, entries, exits, self._broken)
 
-    def repair(self, X, space):
+    def _repair(self, X, space):
         f, s = space.index("fast_window"), space.index("slow_window")
         lo, hi = np.minimum(X[:, f], X[:, s]), np.maximum(X[:, f], X[:, s])
         hi = np.where(lo == hi, hi + 1, hi)
@@ -97,7 +98,7 @@ class NoKernelSmaCross(SmaCross):
     """A family with a reference but no fast kernel: refused (the fast engine is the default)."""
 
     name = "no_kernel_sma_cross"
-    fast_signals = Family.fast_signals
+    _fast_signals = Family._fast_signals
 
 
 class NotAFamily:

@@ -12,10 +12,14 @@ from evo.metrics import METRICS, TABLE
 
 @dataclass
 class Evaluation:
-    metrics: np.ndarray  # (n, len(METRICS)), reduced across assets
-    per_asset: np.ndarray  # (n_assets, n, len(METRICS))
+    """What evaluating n genomes on a market gives: fitness rows, per-asset rows and trade fingerprints."""
 
-
+    metrics: np.ndarray  # (n, len(METRICS)): per-asset metrics reduced across assets, or the portfolio's
+    per_asset: np.ndarray  # (n_assets, n, len(METRICS)); with reducer "portfolio" (1, n, ...): the portfolio
+    #: (n,) int64: each genome's trade fingerprint over all assets (the per-asset ones chained in asset order):
+    #: equal for genomes whose orders (bars, sides, sizes) are equal, different otherwise (almost surely)
+    fingerprints: np.ndarray
+    asset_fingerprints: np.ndarray  # (n_assets, n) int64: the fingerprint of each asset's orders
 
 
 def reduce_assets(per_asset: np.ndarray, reducer: str, directions: dict | None = None) -> np.ndarray:
@@ -48,29 +52,42 @@ def evaluate(market, family, params: Sequence[dict], settings, window=None, dire
     window = (start, stop) bar indices: signals see bars before `stop`, trading happens in
     [start, stop) (an in-sample or out-of-sample window); None means every bar.
     directions: metric -> "max"/"min", what "worst" means for the worst-case reducer.
+    settings.reducer "portfolio" trades all symbols as one portfolio with shared cash (equal
+    allocation by value); the others backtest each symbol on its own and reduce the metrics.
     """
-    if len(params) == 0:
-        empty = np.empty((0, len(METRICS)))
-        return Evaluation(empty, np.empty((market.n_assets, 0, len(METRICS))))
-    if settings.engine == "fast":
+    n, n_assets = len(params), market.n_assets
+    portfolio = settings.reducer == "portfolio"
+    per_asset = np.empty((1 if portfolio else n_assets, n, len(METRICS)))
+    fps = np.empty((n_assets, n), dtype=np.int64)
+    if n == 0:
+        pass
+    elif settings.engine == "fast":
         from evo.engine import fast
 
         space = family.space()
         X = space.encode(list(params))
-        per_asset = np.stack(
-            [fast.evaluate_arrays(market.arrays(a), family, X, space.names, settings, market.freq, window)
-             for a in range(market.n_assets)]
-        )
+        if portfolio:
+            per_asset[0] = fast.evaluate_portfolio([market.arrays(a) for a in range(n_assets)], family, X,
+                                                   space.names, settings, market.freq, window, fingerprints=fps)
+        for a in range(0 if portfolio else n_assets):
+            per_asset[a] = fast.evaluate_arrays(market.arrays(a), family, X, space.names, settings, market.freq,
+                                                window, fingerprints=fps[a])
     elif settings.engine == "vectorbt":
         from evo.engine import vbt
 
-        per_asset = np.stack(
-            [vbt.evaluate_asset(market.frame(a), family, params, settings, market.freq, window)
-             for a in range(market.n_assets)]
-        )
+        if portfolio:
+            per_asset[0] = vbt.evaluate_portfolio([market.frame(a) for a in range(n_assets)], family, params,
+                                                  settings, market.freq, window, fingerprints_out=fps)
+        for a in range(0 if portfolio else n_assets):
+            per_asset[a] = vbt.evaluate_asset(market.frame(a), family, params, settings, market.freq, window,
+                                              fingerprints_out=fps[a])
     else:  # pragma: no cover - RunConfig refuses other names
         raise ValueError(f"unknown engine {settings.engine!r}")
-    return Evaluation(reduce_assets(per_asset, settings.reducer, directions), per_asset)
+    from evo.engine.nb import combine_fingerprints_nb
+
+    metrics = per_asset[0].copy() if portfolio else reduce_assets(per_asset, settings.reducer, directions)
+    combined = combine_fingerprints_nb(fps.view(np.uint64)).view(np.int64)
+    return Evaluation(metrics, per_asset, combined, fps)
 
 
 def simulate_signals(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq,

@@ -112,7 +112,8 @@ def plan_for(
 
         from evo.engine.fast import memory_model
 
-        fixed, per_item = memory_model(n_bars, cache_rows, numba.get_num_threads())
+        fixed, per_item = memory_model(n_bars, cache_rows, numba.get_num_threads(),
+                                       n_assets if settings.reducer == "portfolio" else 0)
         p = plan(n_items, int(max(per_item, observed or 0)), b, 1, fixed, settings.max_chunk_size)
     else:
         p = plan(n_items, strategy_bytes(n_bars, n_assets, observed), b, settings.max_parallel, 0, settings.max_chunk_size)

@@ -92,6 +92,11 @@ class SimSettings(NamedTuple):
 #: vectorbt's `portfolio.min_size` default
 MIN_SIZE = 1e-8
 
+#: strategies whose Sharpe passes a kernel thread runs side by side (evo.engine.nb.sharpe_batch_nb): each
+#: pass is a chain of dependent additions in bar order (for vectorbt's bits), so one chain waits on the
+#: adder and four keep it busy; a thread holds a returns buffer for each
+BATCH = 4
+
 #: one record per strategy: what may differ between the strategies of one call
 params_dt = np.dtype(
     [
@@ -128,9 +133,13 @@ state_dt = np.dtype(
         ("sl_trail", np.bool_),
         ("sl_level", np.float64),
         ("tp_level", np.float64),
+        ("fingerprint", np.uint64),  # the hash of the column's filled orders so far (evo.engine.nb.order_hash_nb)
     ],
     align=True,
 )
+
+#: the trade fingerprint of a column without orders, and the start of every chain of order hashes
+FINGERPRINT_SEED = np.uint64(0x243F6A8885A308D3)
 
 
 class ExecState(NamedTuple):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from evo.engine.enums import (
+    BATCH,
     MIN_SIZE,
     Direction,
     OppositeEntryMode,
@@ -65,6 +66,12 @@ def _per_strategy(v, n: int, name: str, dtype=np.float64) -> np.ndarray:
 
 
 def _enum_per_strategy(v, n: int, name: str, enum) -> np.ndarray:
+    a = np.asarray(v)
+    if a.dtype.kind in "iu" and a.ndim == 1 and a.size in (1, n):  # codes already (a family's genes)
+        bad = a[~np.isin(a, list(enum))]
+        if bad.size:
+            map_enum(int(bad[0]), enum, name)  # raises, naming the allowed values
+        return np.broadcast_to(a.astype(np.int64), (n,)).copy()
     values = [v] if isinstance(v, (str, int, np.integer)) else list(np.asarray(v, dtype=object).reshape(-1))
     if len(values) not in (1, n):
         raise ValueError(f"{name} must be one value or one per strategy ({n}), got {len(values)} values")
@@ -235,7 +242,7 @@ def simulate_signals(
                        upon_opposite_entry=uoe)
     o, h, lo = ohlc(c, open, high, low)
     with kernel_lock:
-        out = nb.simulate_signals_nb(o, h, lo, c, e, x, se, sx, params, sim, numba.get_num_threads())
+        out, _ = nb.simulate_signals_nb(o, h, lo, c, e, x, se, sx, params, sim, numba.get_num_threads())
     return pd.DataFrame(out, index=cols, columns=list(METRICS))
 
 
@@ -331,7 +338,7 @@ def simulate_portfolio(
     # one contiguous row per asset
     prices = [np.ascontiguousarray(a.T) for a in (o, h, lo, c)]
     with kernel_lock:
-        out = nb.simulate_portfolios_nb(*prices, e, x, se, sx, params, sim, numba.get_num_threads())
+        out, _ = nb.simulate_portfolios_nb(*prices, e, x, se, sx, params, sim, numba.get_num_threads())
     return pd.DataFrame(out, columns=list(METRICS))
 
 
@@ -344,101 +351,204 @@ def block_size(n_bars: int, n_items: int) -> int:
     return max(1, min(n_items, SIGNAL_BLOCK_BYTES // (2 * n_bars)))
 
 
-def memory_model(n_bars: int, n_cache_rows: int, n_threads: int) -> tuple[int, int]:
+def memory_model(n_bars: int, n_cache_rows: int, n_threads: int, portfolio_assets: int = 0) -> tuple[int, int]:
     """(fixed bytes, bytes per strategy) of one fast-engine chunk on one asset: the indicator
-    cache, the signal buffers of the generic path (the larger case), per-thread returns."""
+    cache, the signal buffers of the generic path (the larger case), per-thread returns (a batch) and
+    signals. A portfolio over `portfolio_assets` symbols also holds every strategy's signals on every
+    symbol (2 bytes a bar each)."""
     block = SIGNAL_BLOCK_BYTES // (2 * n_bars) or 1
-    fixed = n_cache_rows * n_bars * 8 + 2 * block * n_bars + n_threads * n_bars * 10
-    return fixed, 8 * 24 + params_dt.itemsize  # metrics, genome, stops, cache row indices, params record
+    fixed = n_cache_rows * n_bars * 8 + 2 * block * n_bars + n_threads * n_bars * (8 * BATCH + 2)
+    per = 8 * 24 + params_dt.itemsize  # metrics, genome, stops, cache row indices, params record
+    return fixed, per + 2 * portfolio_assets * n_bars
 
 
 def _window_arrays(arrays: dict, stop: int) -> dict:
     return {k: np.ascontiguousarray(v[:stop], dtype=np.float64) for k, v in arrays.items()}
 
 
+def _setup(arrays: dict, family, X: np.ndarray, names, settings, freq, window, *, params=None, ohlc_stops=None,
+           upon_opposite_entry="reversereduce", portfolio_assets: int = 0):
+    """What every evaluation of genomes needs: the window's arrays, the per-genome records, the settings."""
+    start, stop = window if window is not None else (0, len(arrays["close"]))
+    arrays = _window_arrays(arrays, stop)
+    n_bars = len(arrays["close"])
+    if not 0 <= start < n_bars:
+        raise ValueError(f"window start {start} outside 0..{n_bars - 1}")
+    if params is None:
+        params = family.sim_params(X, names, settings.init_cash, portfolio_assets)
+    elif params.dtype != params_dt or params.shape != (len(X),):
+        raise ValueError(f"params must be {len(X)} records of evo.engine.enums.params_dt")
+    uoe = map_enum(upon_opposite_entry, OppositeEntryMode, "upon_opposite_entry")
+    check_reversal(params, False, uoe)
+    sim = sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage, freq=freq,
+                       upon_opposite_entry=uoe, start=start)
+    ohlc_stops = settings.ohlc_stops if ohlc_stops is None else ohlc_stops
+    return arrays, params, sim, ohlc_stops
+
+
+def _prices(arrays: dict, ohlc_stops: bool) -> tuple:
+    """(open, high, low, close) for the stops: from the bar's range, or the close four times (close-only stops)."""
+    close = arrays["close"]
+    return (arrays["open"], arrays["high"], arrays["low"], close) if ohlc_stops else (close, close, close, close)
+
+
+def _signal_blocks(family, cache, X, names, arrays, order, out_entries=None, out_exits=None):
+    """Signals of the genomes X[order] block by block: yields (indices, entries, exits) of each block,
+    or, given out_entries/out_exits (len(X), n_bars) views, writes every block there."""
+    from evo import indicators
+
+    n, n_bars = len(X), len(arrays["close"])
+    b = block_size(n_bars, n)
+    entries = np.empty((b, n_bars), dtype=np.bool_)
+    exits = np.empty((b, n_bars), dtype=np.bool_)
+    for first in range(0, n, b):
+        idx = order[first : first + b]
+        k = len(idx)
+        view = indicators.IndicatorCache(cache.values, cache.rows[idx])
+        family.fast_signals(view, X[idx], names, arrays, entries[:k], exits[:k])
+        if out_entries is not None:
+            out_entries[idx] = entries[:k]
+            out_exits[idx] = exits[:k]
+        yield idx, entries[:k], exits[:k]
+
+
 def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, window=None, *, params=None,
-                    ohlc_stops: bool = False, upon_opposite_entry="reversereduce") -> np.ndarray:
+                    ohlc_stops: bool | None = None, upon_opposite_entry="reversereduce",
+                    fingerprints: np.ndarray | None = None) -> np.ndarray:
     """Metrics (len(X), len(METRICS)) of genomes X on one symbol's OHLCV arrays.
 
     window = (start, stop): indicators and signals see bars [0, stop), the
     portfolio trades bars [start, stop) only (None: every bar).
     params: one params_dt record per genome (direction, size, size_type, stops, trailing);
-    None: the family's own (`family.sim_params`). ohlc_stops: stops fill within the bar from
-    the open, high and low (else from the close only, as the vectorbt engine is given).
+    None: the family's own (`family.sim_params`, from the genomes' trading genes). ohlc_stops: stops
+    fill within the bar from the open, high and low, else from the close only (None: settings.ohlc_stops).
+    fingerprints: an array of len(X) that receives each genome's trade fingerprint (int64), computed in
+    the same pass (evo.engine.nb.order_hash_nb).
     """
     import numba
 
     from evo import indicators
     from evo.engine import nb
 
-    start, stop = window if window is not None else (0, len(arrays["close"]))
     n = len(X)
-    arrays = _window_arrays(arrays, stop)
-    n_bars = len(arrays["close"])
     if n == 0:
         return np.empty((0, len(METRICS)))
-    if not 0 <= start < n_bars:
-        raise ValueError(f"window start {start} outside 0..{n_bars - 1}")
-    close = arrays["close"]
-    if params is None:
-        params = family.sim_params(X, names)
-    elif params.dtype != params_dt or params.shape != (n,):
-        raise ValueError(f"params must be {n} records of evo.engine.enums.params_dt")
-    uoe = map_enum(upon_opposite_entry, OppositeEntryMode, "upon_opposite_entry")
-    check_reversal(params, False, uoe)
-    sim = sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage, freq=freq,
-                       upon_opposite_entry=uoe, start=start)
-    prices = (arrays["open"], arrays["high"], arrays["low"], close) if ohlc_stops else (close, close, close, close)
+    arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window, params=params,
+                                             ohlc_stops=ohlc_stops, upon_opposite_entry=upon_opposite_entry)
+    prices = _prices(arrays, ohlc_stops)
     n_threads = numba.get_num_threads()
     out = np.empty((n, len(METRICS)))
+    fps = np.empty(n, dtype=np.uint64)
     no_signals = np.empty((0, 0), dtype=np.bool_)
     with kernel_lock:
         cache = indicators.build(family.indicators, arrays, X, names)
         # strategies that read the same indicator rows run next to each other: the rows stay in cache
         order = np.lexsort(cache.rows.T[::-1]) if cache.rows.shape[1] else np.arange(n)
-        try:
+        if family.fused:
             sorted_cache = indicators.IndicatorCache(cache.values, cache.rows[order])
-            out[order] = family.fast_metrics(sorted_cache, X[order], names, arrays, prices, params[order], sim,
-                                             n_threads)
-            return out
-        except NotImplementedError:
+            out[order], fps[order] = family.fast_metrics(sorted_cache, X[order], names, arrays, prices, params[order],
+                                                         sim, n_threads)
+        else:
+            # signals for a block of strategies, then the simulation of that block
+            for idx, entries, exits in _signal_blocks(family, cache, X, names, arrays, order):
+                out[idx], fps[idx] = nb.simulate_signals_nb(*prices, entries, exits, no_signals, no_signals,
+                                                            params[idx], sim, n_threads)
+    if fingerprints is not None:
+        fingerprints[:] = fps.view(np.int64)
+    return out
+
+
+def _portfolio_signals(arrays_list, family, X, names, stop) -> tuple[np.ndarray, np.ndarray]:
+    """(entries, exits), each (len(X), n_assets, stop): every genome's signals on every symbol's bars
+    [0, stop), one symbol's indicator cache at a time."""
+    from evo import indicators
+
+    n, n_assets = len(X), len(arrays_list)
+    entries = np.empty((n, n_assets, stop), dtype=np.bool_)
+    exits = np.empty((n, n_assets, stop), dtype=np.bool_)
+    for a, arrays in enumerate(arrays_list):
+        arrays = _window_arrays(arrays, stop)
+        cache = indicators.build(family.indicators, arrays, X, names)
+        order = np.lexsort(cache.rows.T[::-1]) if cache.rows.shape[1] else np.arange(n)
+        for _ in _signal_blocks(family, cache, X, names, arrays, order, entries[:, a], exits[:, a]):
             pass
-        # generic path: signals for a block of strategies, then the simulation of that block
-        b = block_size(n_bars, n)
-        entries = np.empty((b, n_bars), dtype=np.bool_)
-        exits = np.empty((b, n_bars), dtype=np.bool_)
-        for first in range(0, n, b):
-            idx = order[first : first + b]
-            k = len(idx)
-            view = indicators.IndicatorCache(cache.values, cache.rows[idx])
-            family.fast_signals(view, X[idx], names, arrays, entries[:k], exits[:k])
-            out[idx] = nb.simulate_signals_nb(*prices, entries[:k], exits[:k], no_signals, no_signals, params[idx],
-                                              sim, n_threads)
+        del cache
+    return entries, exits
+
+
+def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, settings, freq, window=None, *,
+                       params=None, ohlc_stops: bool | None = None, upon_opposite_entry="reversereduce",
+                       fingerprints: np.ndarray | None = None) -> np.ndarray:
+    """Metrics (len(X), len(METRICS)) of genomes X, each trading all the symbols (`arrays_list`, one
+    OHLCV dict each, on common bars) as ONE portfolio with shared cash: vectorbt's
+    from_signals(..., group_by=True, cash_sharing=True) with equal allocation by value
+    (`family.sim_params(..., portfolio_assets=n_assets)`). window, params, ohlc_stops as
+    `evaluate_arrays`; fingerprints: an (n_assets, len(X)) array receiving each symbol's trade
+    fingerprint within the portfolio.
+    """
+    import numba
+
+    from evo.engine import nb
+
+    n, n_assets = len(X), len(arrays_list)
+    if n == 0:
+        return np.empty((0, len(METRICS)))
+    first, params, sim, ohlc_stops = _setup(arrays_list[0], family, X, names, settings, freq, window, params=params,
+                                            ohlc_stops=ohlc_stops, upon_opposite_entry=upon_opposite_entry,
+                                            portfolio_assets=n_assets)
+    stop = len(first["close"])
+    per_asset = [_prices(_window_arrays(a, stop), ohlc_stops) for a in arrays_list]
+    prices = [np.ascontiguousarray(np.stack([p[k] for p in per_asset])) for k in range(4)]  # (assets, bars) each
+    no_signals = np.empty((0, 0, 0), dtype=np.bool_)
+    with kernel_lock:
+        entries, exits = _portfolio_signals(arrays_list, family, X, names, stop)
+        out, fps = nb.simulate_portfolios_nb(*prices, entries, exits, no_signals, no_signals, params, sim,
+                                             numba.get_num_threads())
+    if fingerprints is not None:
+        fingerprints[:] = fps.T.view(np.int64)
     return out
 
 
 def returns_of(arrays: dict, family, x: np.ndarray, names, settings, freq, window=None) -> np.ndarray:
     """The per-bar returns of one genome over its window (what its metrics were computed from)."""
-    from evo import indicators
     from evo.engine import nb
     from evo.engine.enums import N_METRICS
 
-    start, stop = window if window is not None else (0, len(arrays["close"]))
-    arrays = _window_arrays(arrays, stop)
     X = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window)
+    from evo import indicators
+
     n_bars = len(arrays["close"])
     with kernel_lock:
         cache = indicators.build(family.indicators, arrays, X, names)
         entries = np.empty((1, n_bars), dtype=np.bool_)
         exits = np.empty((1, n_bars), dtype=np.bool_)
         family.fast_signals(cache, X, names, arrays, entries, exits)
-    params = family.sim_params(X, names)
-    sim = sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage, freq=freq,
-                       start=start)
-    close = arrays["close"]
     buf = np.empty(n_bars)
     out = np.empty(N_METRICS)
     no_signals = np.empty(0, dtype=np.bool_)
-    nb.simulate_column_nb(close, close, close, close, entries[0], exits[0], no_signals, no_signals, params[0], sim,
+    nb.simulate_column_nb(*_prices(arrays, ohlc_stops), entries[0], exits[0], no_signals, no_signals, params[0], sim,
                           buf, out)
-    return buf[start:].copy()
+    return buf[sim.start:].copy()
+
+
+def portfolio_returns_of(arrays_list: list[dict], family, x: np.ndarray, names, settings, freq, window=None
+                         ) -> np.ndarray:
+    """The per-bar returns of one genome's shared-cash portfolio over all symbols (reducer 'portfolio')."""
+    from evo.engine import nb
+    from evo.engine.enums import N_METRICS
+
+    X = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    n_assets = len(arrays_list)
+    first, params, sim, ohlc_stops = _setup(arrays_list[0], family, X, names, settings, freq, window,
+                                            portfolio_assets=n_assets)
+    stop = len(first["close"])
+    per_asset = [_prices(_window_arrays(a, stop), ohlc_stops) for a in arrays_list]
+    prices = [np.ascontiguousarray(np.stack([p[k] for p in per_asset])) for k in range(4)]
+    with kernel_lock:
+        entries, exits = _portfolio_signals(arrays_list, family, X, names, stop)
+    buf = np.empty(stop)
+    no_signals = np.empty((0, 0), dtype=np.bool_)
+    nb.simulate_group_nb(*prices, entries[0], exits[0], no_signals, no_signals, params[0], sim, buf,
+                         np.empty(N_METRICS), np.empty(n_assets, dtype=np.uint64))
+    return buf[sim.start:].copy()

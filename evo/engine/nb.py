@@ -31,10 +31,13 @@ A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.me
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
 from evo.engine.enums import (
+    BATCH,
     N_METRICS,
     Direction,
     ExecState,
@@ -43,6 +46,7 @@ from evo.engine.enums import (
     OrderResult,
     OrderSide,
     OrderStatus,
+    FINGERPRINT_SEED,
     SizeType,
     TradeDirection,
     TradeState,
@@ -56,8 +60,16 @@ drop_stale_cache(__file__, __file__.replace("nb.py", "enums.py"))
 _REL_TOL = 1e-9  # vectorbt.utils.math_ tolerances
 _ABS_TOL = 1e-12
 
+# splitmix64's constants (Steele, Lea, Flood 2014), as numba compile-time constants
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+#: an order size's mantissa is hashed to 32 bits: sizes equal to ~1e-9 (the engines' parity
+#: tolerance) hash the same, different trades' sizes differ far more
+_SIZE_BITS = 4294967296.0
 
-@njit(cache=True, error_model="numpy")
+
+@njit(cache=True, error_model="numpy", inline="always")
 def is_close_nb(a: float, b: float) -> bool:
     if np.isnan(a) or np.isnan(b):
         return False
@@ -68,32 +80,39 @@ def is_close_nb(a: float, b: float) -> bool:
     return abs(a - b) <= max(_REL_TOL * max(abs(a), abs(b)), _ABS_TOL)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
+def is_zero_nb(a: float) -> bool:
+    """is_close_nb(a, 0): for b = 0 the relative tolerance never wins (1e-9 |a| < |a|), and NaN and
+    infinity compare False: one comparison."""
+    return abs(a) <= _ABS_TOL
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def is_close_or_less_nb(a: float, b: float) -> bool:
     if is_close_nb(a, b):
         return True
     return a < b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def is_less_nb(a: float, b: float) -> bool:
     if is_close_nb(a, b):
         return False
     return a < b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def add_nb(a: float, b: float) -> float:
     """a + b, snapped to 0 when the two cancel within tolerance (as vectorbt does)."""
     if np.sign(a) != np.sign(b):
         if is_close_nb(abs(a), abs(b)):
             return 0.0
-    elif is_close_nb(a + b, 0.0):
+    elif is_zero_nb(a + b):
         return 0.0
     return a + b
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _return_nb(prev: float, now: float) -> float:
     if prev == 0:
         if now == 0:
@@ -147,7 +166,7 @@ def buy_nb(state: ExecState, size: float, price: float, direction: int, fees: fl
         final_size = max_req_cash / adj_price
         fees_paid = cash_limit - max_req_cash
         final_req_cash = cash_limit
-    if is_close_nb(adj_size, 0):
+    if is_zero_nb(adj_size):
         return state, _not_filled_nb(OrderStatus.Ignored)
     if is_less_nb(final_size, min_size):
         return state, _not_filled_nb(OrderStatus.Rejected)
@@ -194,7 +213,7 @@ def sell_nb(state: ExecState, size: float, price: float, direction: int, fees: f
         size_limit = percent * size_limit
     if direction == Direction.LongOnly and state.position == 0:
         return state, _not_filled_nb(OrderStatus.Rejected)
-    if is_close_nb(size_limit, 0):
+    if is_zero_nb(size_limit):
         return state, _not_filled_nb(OrderStatus.Ignored)
     if is_less_nb(size_limit, min_size):
         return state, _not_filled_nb(OrderStatus.Rejected)
@@ -224,10 +243,10 @@ def execute_order_nb(state: ExecState, size: float, size_type: int, direction: i
 
     Balances within tolerance of zero are zero from here on, whether the order fills or not."""
     exec_state = ExecState(
-        0.0 if is_close_nb(state.cash, 0) else state.cash,
-        0.0 if is_close_nb(state.position, 0) else state.position,
-        0.0 if is_close_nb(state.debt, 0) else state.debt,
-        0.0 if is_close_nb(state.free_cash, 0) else state.free_cash,
+        0.0 if is_zero_nb(state.cash) else state.cash,
+        0.0 if is_zero_nb(state.position) else state.position,
+        0.0 if is_zero_nb(state.debt) else state.debt,
+        0.0 if is_zero_nb(state.free_cash) else state.free_cash,
     )
     if np.isnan(size):
         return exec_state, _not_filled_nb(OrderStatus.Ignored)
@@ -248,10 +267,59 @@ def execute_order_nb(state: ExecState, size: float, size_type: int, direction: i
     return sell_nb(exec_state, -order_size, price, direction, fees, slippage, min_size, percent)
 
 
-# ############# Signals ############# #
+# ############# Trade fingerprints ############# #
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def splitmix64_nb(x):
+    """splitmix64's finaliser: a bijective mix of 64 bits (uint64 arithmetic wraps)."""
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def order_hash_nb(h, bar: int, side: int, size: float):
+    """The fingerprint `h` (uint64) extended by one filled order: its bar (from the window's first
+    bar), its side (OrderSide) and its size (a positive amount, to 32 bits of mantissa). Chained,
+    so the order of the orders counts."""
+    m, e = math.frexp(size)
+    q = np.uint64(np.int64(np.floor(m * _SIZE_BITS + 0.5)))
+    h = splitmix64_nb(h ^ np.uint64(bar))
+    h = splitmix64_nb(h ^ (np.uint64(side) + np.uint64(e + 2048) * np.uint64(4)))
+    return splitmix64_nb(h ^ q)
 
 
 @njit(cache=True, error_model="numpy")
+def order_fingerprints_nb(col, idx, side, size, n_cols):
+    """(n_cols,) uint64 fingerprints of order records (vectorbt's `pf.orders.values` fields), each
+    column's orders taken in bar order: what the kernels compute while they simulate."""
+    out = np.full(n_cols, FINGERPRINT_SEED, dtype=np.uint64)
+    order = np.argsort(idx, kind="mergesort")
+    for k in order:
+        c = col[k]
+        out[c] = order_hash_nb(out[c], idx[k], side[k], size[k])
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def combine_fingerprints_nb(fps):
+    """(n,) uint64: the fingerprints of one strategy on each asset, (n_assets, n), chained in asset order."""
+    n_assets, n = fps.shape
+    out = np.full(n, FINGERPRINT_SEED, dtype=np.uint64)
+    for s in range(n):
+        h = FINGERPRINT_SEED
+        for a in range(n_assets):
+            h = splitmix64_nb(h ^ fps[a, s])
+        out[s] = h
+    return out
+
+
+# ############# Signals ############# #
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def stop_level_nb(position: float, init_price: float, stop: float, is_sl: bool) -> float:
     """The price that triggers a stop (NaN: no stop), as vectorbt's get_stop_price_nb computes it: below
     the entry for a long stop-loss and a short take-profit, above for the others."""
@@ -461,15 +529,17 @@ def init_state_nb(st, init_cash: float) -> None:
     st.sl_trail = False
     st.sl_level = np.nan
     st.tp_level = np.nan
+    st.fingerprint = FINGERPRINT_SEED
 
 
 @njit(cache=True, error_model="numpy")
-def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fees, slippage, min_size, p):
+def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fees, slippage, min_size, p, bar):
     """Execute one order of a column and book it: balances (bal: the record holding the cash and free
     cash, the group's in a shared-cash group; st: the column's state_dt record), its cash flow, the exit
-    trades and the stops (set from the bar's close when a position opens or reverses, cleared when it
-    closes). Records, not arrays: an array argument costs atomic reference counting on every order.
-    Returns (new position, the bar's cash flow)."""
+    trades, the stops (set from the bar's close when a position opens or reverses, cleared when it
+    closes) and the trade fingerprint (`bar`: the bar from the window's first). Records, not arrays: an
+    array argument costs atomic reference counting on every order. Returns (new position, the bar's
+    cash flow)."""
     new_state, res = execute_order_nb(
         ExecState(bal.cash, pos, st.debt, bal.free_cash), size, size_type, direction, price, close, fees,
         slippage, min_size,
@@ -481,6 +551,7 @@ def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fee
     if res.status != OrderStatus.Filled:
         return new_pos, 0.0
     st.n_orders += 1
+    st.fingerprint = order_hash_nb(st.fingerprint, bar, res.side, res.size)
     cf = order_cash_flow_nb(res)
     st.profit_cash = add_nb(st.profit_cash, cf)
     trade = TradeState(st.trade_open, st.trade_direction, st.trade_size, st.trade_gross, st.trade_fees)
@@ -528,8 +599,9 @@ def bar_metrics_nb(r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd):
     if not np.isnan(r):
         r_sum += r
         n_r += 1
-        if r < 0:
-            down_sum += r * r
+        # r * r for a loss, else + 0.0 (down_sum >= 0: the same bits): no branch on the sign of r
+        neg = min(r, 0.0)
+        down_sum += neg * neg
         wealth *= r + 1
     x = wealth
     if np.isnan(peak) or x > peak:
@@ -547,20 +619,64 @@ def bar_metrics_nb(r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd):
 @njit(cache=True, error_model="numpy")
 def _sharpe_nb(r: np.ndarray, mean: float, k: int, ann_factor: float) -> float:
     """vectorbt sharpe_ratio: nanmean / nanstd(ddof=1), inf when std is 0."""
-    if r.shape[0] < 2:
-        return np.nan
-    if k - 1 <= 0:
-        return np.nan
     ssd = 0.0  # numba's nanvar: a second pass around the mean
     for v in r:
         if not np.isnan(v):
             d = v - mean
             ssd += d * d
+    return sharpe_of_nb(r.shape[0], mean, k, ssd, ann_factor)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def sharpe_of_nb(n: int, mean: float, k: int, ssd: float, ann_factor: float) -> float:
+    """The Sharpe ratio of n returns, k of them not NaN, from their mean and sum of squared deviations."""
+    if n < 2:
+        return np.nan
+    if k - 1 <= 0:
+        return np.nan
     # vectorbt's Rust engine divides once (numba's nanstd multiplies back: ssd / k * k / (k - 1))
     std = np.sqrt(ssd / (k - 1))
     if std == 0.0:
         return np.inf
     return mean / std * np.sqrt(ann_factor)
+
+
+@njit(cache=True, error_model="numpy")
+def sharpe_batch_nb(returns, n_used, start, means, counts, ann_factor, out, rows):
+    """The Sharpe ratios of a batch: strategy q (< n_used) has its returns in returns[q, start:], its mean
+    and count of returns in means[q], counts[q], and its metrics row in out[rows[q]]. The same sums as
+    _sharpe_nb, bar by bar, four at once."""
+    n = returns.shape[1] - start
+    r0 = returns[0, start:]
+    r1 = returns[min(1, n_used - 1), start:]  # a missing strategy repeats the last; its result is dropped
+    r2 = returns[min(2, n_used - 1), start:]
+    r3 = returns[min(3, n_used - 1), start:]
+    m0 = means[0]
+    m1 = means[min(1, n_used - 1)]
+    m2 = means[min(2, n_used - 1)]
+    m3 = means[min(3, n_used - 1)]
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for i in range(n):
+        u = np.uint64(i)
+        # + 0.0 for a NaN return: the sum (>= 0) keeps its bits, as when the return is skipped
+        v = r0[u]
+        d = v - m0
+        s0 += d * d if not np.isnan(v) else 0.0
+        v = r1[u]
+        d = v - m1
+        s1 += d * d if not np.isnan(v) else 0.0
+        v = r2[u]
+        d = v - m2
+        s2 += d * d if not np.isnan(v) else 0.0
+        v = r3[u]
+        d = v - m3
+        s3 += d * d if not np.isnan(v) else 0.0
+    sums = (s0, s1, s2, s3)
+    for q in range(n_used):
+        out[rows[q], Metric.sharpe_ratio] = sharpe_of_nb(n, means[q], counts[q], sums[q], ann_factor)
 
 
 @njit(cache=True, error_model="numpy")
@@ -578,25 +694,30 @@ def _sortino_nb(mean: float, down_sum: float, k: int, n: int, ann_factor: float)
 @njit(cache=True, error_model="numpy")
 def write_metrics_nb(out: np.ndarray, returns: np.ndarray, total_return: float, r_sum: float, n_r: int,
                      down_sum: float, worst_dd: float, n_trades: int, n_wins: int, n_in_market: int,
-                     ann_factor: float) -> None:
-    """A metrics row from the per-bar returns (of the traded bars) and the one-pass sums."""
+                     ann_factor: float, sharpe: bool) -> float:
+    """A metrics row from the per-bar returns (of the traded bars) and the one-pass sums; returns the
+    mean return. sharpe=False leaves the Sharpe ratio (its second pass) to sharpe_batch_nb."""
     n = returns.shape[0]
     mean = r_sum / n_r if n_r > 0 else np.nan
     out[Metric.total_return] = total_return
-    out[Metric.sharpe_ratio] = _sharpe_nb(returns, mean, n_r, ann_factor)
+    out[Metric.sharpe_ratio] = _sharpe_nb(returns, mean, n_r, ann_factor) if sharpe else np.nan
     out[Metric.sortino_ratio] = _sortino_nb(mean, down_sum, n_r, n, ann_factor)
     out[Metric.max_drawdown] = worst_dd
     out[Metric.n_trades] = n_trades
     out[Metric.win_rate] = n_wins / n_trades if n_trades > 0 else np.nan
     out[Metric.exposure] = n_in_market / n
+    return mean
 
 
 # ############# One strategy on one asset ############# #
 
 
 @njit(cache=True, error_model="numpy")
-def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out):
-    """Simulate one strategy over bars [sim.start, len(close)) and write its metrics row into `out`.
+def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out,
+                       sharpe=True):
+    """Simulate one strategy over bars [sim.start, len(close)), write its metrics row into `out` and
+    return (its trade fingerprint (uint64: the hash of its filled orders, see order_hash_nb), its mean
+    return, its count of returns): with sharpe=False, what sharpe_batch_nb needs for its Sharpe ratio.
 
     p: the strategy's record (evo.engine.enums.params_dt); sim: evo.engine.enums.SimSettings.
     short_entries/short_exits: empty unless given (then entries/exits are the long side).
@@ -667,32 +788,34 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
             is_long = pos > 0
             watch_entries = ls or (direction == Direction.Both and not is_long)  # both: a short reverses
             watch_exits = ls or not watch_entries  # closes, or reverses a long (both)
+            # the stops in locals for the stretch (the record is written back once, after it)
             sl_level = st.sl_level
+            tp_level = st.tp_level
+            sl_price = st.sl_price
+            sl_stop = st.sl_stop
+            trail = st.sl_trail
             stop_price = np.nan
             nxt = m
             for j in range(i, m):
                 u = np.uint64(j)
                 lo = low_w[u]
                 hi = high_w[u]
-                stop_price = stop_fill_nb(pos, sl_level, st.tp_level, open_w[u], lo, hi)
-                if st.sl_trail:
+                stop_price = stop_fill_nb(pos, sl_level, tp_level, open_w[u], lo, hi)
+                if trail:
                     # vectorbt recomputes the level from the reference price every bar: same operations
                     if is_long:
-                        if hi > st.sl_price:
-                            st.sl_price = hi
-                            sl_level = stop_level_nb(pos, hi, st.sl_stop, True)
-                            st.sl_level = sl_level
-                    elif lo < st.sl_price:
-                        st.sl_price = lo
-                        sl_level = stop_level_nb(pos, lo, st.sl_stop, True)
-                        st.sl_level = sl_level
+                        if hi > sl_price:
+                            sl_price = hi
+                            sl_level = stop_level_nb(pos, hi, sl_stop, True)
+                    elif lo < sl_price:
+                        sl_price = lo
+                        sl_level = stop_level_nb(pos, lo, sl_stop, True)
                 if (not np.isnan(stop_price)
                         or (watch_exits and (exits_w[u] or (ls and short_exits_w[u])))
                         or (watch_entries and (entries_w[u] or (ls and short_entries_w[u])))):
                     nxt = j
                     break
                 c = close_w[u]
-                n_in_market += 1
                 value = rec_cash + c * pos
                 # an unchanged value returns exactly 0: skip the division
                 r = 0.0 if value == prev_value else _return_nb(prev_value, value)
@@ -701,6 +824,9 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
                 r_sum, n_r, down_sum, wealth, peak, trough, worst_dd = bar_metrics_nb(
                     r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd
                 )
+            n_in_market += nxt - i
+            st.sl_price = sl_price
+            st.sl_level = sl_level
             i = nxt
             if i == m:
                 break
@@ -725,7 +851,7 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
             size, size_type, order_dir = signals_to_size_nb(pos, le, lx, se, sx, p.size, p.size_type, c)
         if size != 0:
             pos, flow = process_order_nb(st, st, pos, size, size_type, order_dir, price, c, sim.fees, slip,
-                                         sim.min_size, p)
+                                         sim.min_size, p, i)
             if flow != 0.0:  # add_nb(x, 0.0) is x for every x add_nb returns
                 rec_cash = add_nb(rec_cash, flow)
         if pos != 0:
@@ -748,14 +874,15 @@ def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, s
     still_open, won = open_trade_of_nb(st, close[n - 1])
     # total_return from total_profit_nb (no orders: exactly 0)
     total_return = 0.0 if st.n_orders == 0 else (st.profit_cash + pos * close[n - 1]) / sim.init_cash
-    write_metrics_nb(out, returns_w, total_return, r_sum, n_r, down_sum, worst_dd, st.n_trades + still_open,
-                     st.n_wins + won, n_in_market, sim.ann_factor)
+    mean = write_metrics_nb(out, returns_w, total_return, r_sum, n_r, down_sum, worst_dd, st.n_trades + still_open,
+                            st.n_wins + won, n_in_market, sim.ann_factor, sharpe)
+    return st.fingerprint, mean, n_r
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, params, sim, n_threads):
-    """Metrics (n_strategies, N_METRICS) of signals shaped (n_strategies, n_bars), one row and one
-    params record per strategy, simulated over bars [sim.start, n_bars).
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies,) uint64) of signals shaped
+    (n_strategies, n_bars), one row and one params record per strategy, simulated over bars [sim.start, n_bars).
 
     short_entries/short_exits: (n_strategies, n_bars), or (0, 0) when not given.
     Strategies are spread round-robin over `n_threads` (numba.get_num_threads(),
@@ -764,32 +891,57 @@ def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, 
     """
     n_strat, n_bars = entries.shape
     out = np.empty((n_strat, N_METRICS))
+    fps = np.empty(n_strat, dtype=np.uint64)
     n_threads = max(1, min(n_threads, n_strat))
-    buffers = np.empty((n_threads, n_bars))
+    buffers = np.empty((n_threads, BATCH, n_bars))
+    means = np.empty((n_threads, BATCH))
+    counts = np.empty((n_threads, BATCH), dtype=np.int64)
+    rows = np.empty((n_threads, BATCH), dtype=np.int64)
     no_signals = np.empty(0, dtype=np.bool_)
     ls = short_entries.shape[0] > 0
     for t in prange(n_threads):
+        q = 0
         for s in range(t, n_strat, n_threads):
             if ls:
-                simulate_column_nb(open_, high, low, close, entries[s], exits[s], short_entries[s], short_exits[s],
-                                   params[s], sim, buffers[t], out[s])
+                fp, mean, k = simulate_column_nb(open_, high, low, close, entries[s], exits[s], short_entries[s],
+                                                 short_exits[s], params[s], sim, buffers[t, q], out[s], False)
             else:
-                simulate_column_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
-                                   params[s], sim, buffers[t], out[s])
-    return out
+                fp, mean, k = simulate_column_nb(open_, high, low, close, entries[s], exits[s], no_signals,
+                                                 no_signals, params[s], sim, buffers[t, q], out[s], False)
+            fps[s] = fp
+            q = batch_add_nb(buffers[t], q, s, mean, k, means[t], counts[t], rows[t], sim, out)
+        if q > 0:
+            sharpe_batch_nb(buffers[t], q, sim.start, means[t], counts[t], sim.ann_factor, out, rows[t])
+    return out, fps
+
+
+@njit(cache=True, error_model="numpy")
+def batch_add_nb(buffers, q, s, mean, k, means, counts, rows, sim, out):
+    """Strategy s, simulated into buffers[q], joins the batch; a full batch gets its Sharpe ratios.
+    Returns the next free slot."""
+    means[q] = mean
+    counts[q] = k
+    rows[q] = s
+    q += 1
+    if q == BATCH:
+        sharpe_batch_nb(buffers, q, sim.start, means, counts, sim.ann_factor, out, rows)
+        q = 0
+    return q
 
 
 # ############# One strategy on several assets: one portfolio with shared cash ############# #
 
 
 @njit(cache=True, error_model="numpy")
-def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out):
+def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out,
+                      fps, sharpe=True):
     """One strategy's signals on n_assets columns as ONE portfolio with shared cash, equal to vectorbt's
     from_signals(..., group_by=True, cash_sharing=True) with the default call sequence: each bar, the
     columns in order resolve their stop or signal and execute it against the shared cash; the metrics
     are the group's (its value and returns; all columns' trades; a bar is exposed when any column holds
     a position). Prices and signals are (n_assets, n_bars), short signals (0, 0) when not given.
-    `returns` is a scratch buffer of n_bars.
+    `returns` is a scratch buffer of n_bars; `fps` (n_assets,) receives each column's trade fingerprint.
+    Returns (the mean return, the count of returns); sharpe=False leaves the Sharpe ratio to sharpe_batch_nb.
     """
     n_assets, n = close.shape
     start = max(sim.start, 0)  # known >= 0: indices need no negative wraparound
@@ -878,7 +1030,7 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
                 size, size_type, order_dir = signals_to_size_nb(pk, le, lx, se, sx, p.size, p.size_type, c)
             if size != 0:
                 new_pk, cf = process_order_nb(bal, states[uk], pk, size, size_type, order_dir, price, c, sim.fees,
-                                              slip, sim.min_size, p)
+                                              slip, sim.min_size, p, i - start)
                 pos[uk] = new_pk
                 n_open += (new_pk != 0) - (pk != 0)
                 flow += cf
@@ -921,30 +1073,41 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
         n_wins += st.n_wins + won
         if st.n_orders > 0:
             total_profit += st.profit_cash + pos[k] * close[k, n - 1]
-    write_metrics_nb(out, returns[start:], total_profit / sim.init_cash, r_sum, n_r, down_sum, worst_dd, n_trades, n_wins,
-                     n_in_market, sim.ann_factor)
+        fps[k] = st.fingerprint
+    mean = write_metrics_nb(out, returns[start:], total_profit / sim.init_cash, r_sum, n_r, down_sum, worst_dd,
+                            n_trades, n_wins, n_in_market, sim.ann_factor, sharpe)
+    return mean, n_r
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def simulate_portfolios_nb(open_, high, low, close, entries, exits, short_entries, short_exits, params, sim,
                            n_threads):
-    """Metrics (n_strategies, N_METRICS) of one shared-cash portfolio per strategy over all assets.
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies, n_assets) uint64) of one
+    shared-cash portfolio per strategy over all assets.
 
     Prices (n_assets, n_bars); signals (n_strategies, n_assets, n_bars), short ones (0, 0, 0) when
     not given; one params record per strategy (the same for each of its assets)."""
     n_strat = entries.shape[0]
     n_bars = close.shape[1]
     out = np.empty((n_strat, N_METRICS))
+    fps = np.empty((n_strat, close.shape[0]), dtype=np.uint64)
     n_threads = max(1, min(n_threads, n_strat))
-    buffers = np.empty((n_threads, n_bars))
+    buffers = np.empty((n_threads, BATCH, n_bars))
+    means = np.empty((n_threads, BATCH))
+    counts = np.empty((n_threads, BATCH), dtype=np.int64)
+    rows = np.empty((n_threads, BATCH), dtype=np.int64)
     no_signals = np.empty((0, 0), dtype=np.bool_)
     ls = short_entries.shape[0] > 0
     for t in prange(n_threads):
+        q = 0
         for s in range(t, n_strat, n_threads):
             if ls:
-                simulate_group_nb(open_, high, low, close, entries[s], exits[s], short_entries[s], short_exits[s],
-                                  params[s], sim, buffers[t], out[s])
+                mean, k = simulate_group_nb(open_, high, low, close, entries[s], exits[s], short_entries[s],
+                                            short_exits[s], params[s], sim, buffers[t, q], out[s], fps[s], False)
             else:
-                simulate_group_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
-                                  params[s], sim, buffers[t], out[s])
-    return out
+                mean, k = simulate_group_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
+                                            params[s], sim, buffers[t, q], out[s], fps[s], False)
+            q = batch_add_nb(buffers[t], q, s, mean, k, means[t], counts[t], rows[t], sim, out)
+        if q > 0:
+            sharpe_batch_nb(buffers[t], q, sim.start, means[t], counts[t], sim.ann_factor, out, rows[t])
+    return out, fps

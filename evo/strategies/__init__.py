@@ -1,7 +1,8 @@
 """Strategy families by name: `evo.strategies.get("rsi_pullback")`, or a user family by import path,
 `evo.strategies.get("package.module:ClassName")`.
 
-A user family is a `Family` subclass (genes, `_signals`, `indicators` and `fast_signals`). Before
+A user family is a `Family` subclass (genes, `indicators`, `kernel_genes` and the hooks `_signals` and
+`_fast_signals`). Before
 it is accepted its fast signals are checked against its reference signals, bit for bit, on a
 small seeded synthetic market; the check runs once per process and family.
 """
@@ -14,10 +15,11 @@ import importlib.util
 import os
 import sys
 import threading
+from typing import Iterable
 
 import numpy as np
 
-from evo.strategies.base import Family, Gene, GeneSpace, genome_hash
+from evo.strategies.base import TRADING_GENES, Family, Gene, GeneSpace, genome_hash
 from evo.strategies.breakout import Breakout
 from evo.strategies.composite import Composite
 from evo.strategies.mean_reversion import MeanReversion
@@ -42,22 +44,25 @@ def names() -> list[str]:
     return sorted(_FAMILIES)
 
 
-def get(name: str) -> Family:
-    """The family registered under `name`, or the user family `package.module:ClassName`.
+def get(name: str, trading: Iterable[str] | None = None) -> Family:
+    """The family registered under `name`, or the user family `package.module:ClassName`, evolving the
+    trading genes `trading` (default: every one it supports; a run's `strategy.trading`).
 
     An unknown built-in name raises KeyError naming the known ones; a user family that
     cannot be imported, is not a usable `Family`, or whose fast signals differ from its
-    reference signals raises ImportError with a one-line message.
+    reference signals raises ImportError with a one-line message; trading genes the family
+    does not support raise ValueError.
     """
     if ":" in name:
-        return _user_family(name)()
+        return _user_family(name)(trading)
     try:
-        return _FAMILIES[name]()
+        cls = _FAMILIES[name]
     except KeyError:
         raise KeyError(
             f"unknown strategy family {name!r}; known: {', '.join(names())} "
             "(or a user family as 'package.module:ClassName')"
         ) from None
+    return cls(trading)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,12 +138,37 @@ def _load(spec: str) -> type[Family]:
         raise ImportError(f"strategy family {spec!r}: {class_name}.name must be a non-empty string")
     if cls._signals is Family._signals:
         raise ImportError(f"strategy family {spec!r}: {class_name} has no reference signals (_signals)")
-    if cls.fast_signals is Family.fast_signals:
+    if cls._fast_signals is Family._fast_signals:
         raise ImportError(
             f"strategy family {spec!r}: {class_name} has no fast_signals kernel, which the fast engine "
-            "(the default) needs; declare `indicators` and implement `fast_signals`"
+            "(the default) needs; declare `indicators` and implement the hook `_fast_signals`"
         )
+    problem = declaration_problem(cls)
+    if problem:
+        raise ImportError(f"strategy family {spec!r}: {class_name}{problem}")
     return cls
+
+
+def declaration_problem(cls: type[Family]) -> str | None:
+    """What is wrong with a family's declarations (kernel_genes, fused, trading), or None."""
+    names = {g.name for g in cls.genes}
+    taken = sorted(names & set(TRADING_GENES))
+    if taken:
+        return f".genes has {taken}, which are trading genes: declare them in `trading` instead"
+    trading = getattr(cls, "trading", None)
+    if not isinstance(trading, frozenset) or not trading <= set(TRADING_GENES):
+        return f".trading must be a frozenset of {sorted(TRADING_GENES)}"
+    kernel = getattr(cls, "kernel_genes", None)
+    if not isinstance(kernel, tuple) or not all(isinstance(g, str) for g in kernel):
+        return ".kernel_genes must be a tuple of gene names"
+    unknown = [g for g in kernel if g not in names]
+    if unknown:
+        return f".kernel_genes names {unknown}, which are not among its genes"
+    if not isinstance(cls.fused, bool):
+        return ".fused must be True or False"
+    if cls.fused and cls._fast_metrics is Family._fast_metrics:
+        return " declares fused = True but does not implement the hook _fast_metrics"
+    return None
 
 
 def check_frame(space: GeneSpace, seed: int = CHECK_SEED):
@@ -208,4 +238,5 @@ def check_parity(family: Family, label: str | None = None, *, seed: int = CHECK_
             )
 
 
-__all__ = ["Family", "Gene", "GeneSpace", "check_frame", "check_parity", "genome_hash", "get", "names"]
+__all__ = ["Family", "Gene", "GeneSpace", "check_frame", "check_parity", "declaration_problem", "genome_hash", "get",
+           "names"]

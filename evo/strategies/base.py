@@ -12,10 +12,12 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Literal, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from evo.config import TRADING_GENES as TRADING_NAMES
 
 Params = Mapping[str, Any]
 
@@ -73,6 +75,7 @@ class Gene:
 
 
 #: The stop-loss and take-profit every built-in family ends with (the engine reads them by name).
+STOP_NAMES = ("sl_stop", "tp_stop")
 STOP_GENES = (
     Gene("sl_stop", "float", 0.005, 0.2, step=0.001, doc="stop-loss, fraction of entry price", limits=(0.0, 1.0)),
     Gene("tp_stop", "float", 0.005, 0.5, step=0.001, doc="take-profit, fraction of entry price", limits=(0.0, 100.0)),
@@ -83,6 +86,23 @@ STOP_GENES = (
 def switch(name: str, doc: str) -> Gene:
     """A condition switched on (1) or off (0)."""
     return Gene(name, "int", 0, 1, doc=doc, limits=(0.0, 1.0))
+
+
+#: The genes with which a family evolves how it trades (`Family.trading` declares which it supports; the
+#: run's `strategy.trading` which it evolves), appended after the family's own genes in this order.
+#: `Family.sim_params` turns them into the engine's per-genome records.
+TRADING_GENES: dict[str, Gene] = {
+    g.name: g for g in (
+        Gene("direction", "int", 0, 2, doc="0: long only, 1: short only, 2: both (entries go long, exits go short, "
+             "an opposite signal reverses the position)", limits=(0.0, 2.0)),
+        Gene("size", "float", 0.1, 1.0, step=0.05, doc="the fraction of the cash an entry commits",
+             limits=(0.01, 1.0)),
+        switch("sl_trail", "1: the stop-loss trails the best price since the entry"),
+    )
+}
+assert tuple(TRADING_GENES) == TRADING_NAMES  # the config's names, in gene order
+#: every trading gene: what the built-in families support
+TRADING = frozenset(TRADING_GENES)
 
 
 class GeneSpace:
@@ -100,14 +120,13 @@ class GeneSpace:
         return len(self.genes)
 
     def repair(self, X: np.ndarray) -> np.ndarray:
-        """Snap every gene to its grid, then apply the family's own rules."""
-        X = np.array(X, dtype=np.float64, ndmin=2, copy=True)
+        """`family.repair(X, space)`: genomes snapped to the grid and made valid by the family's rule."""
+        return self.family.repair(X, self)
+
+    def snap(self, X: np.ndarray) -> None:
+        """Snap every gene of X (in place) to its bounds and grid."""
         for j, g in enumerate(self.genes):
             X[:, j] = g.snap(X[:, j])
-        X = self.family.repair(X, self)
-        for j, g in enumerate(self.genes):  # the family's rule must not leave the bounds
-            X[:, j] = g.snap(X[:, j])
-        return X
 
     def _columns(self, X: np.ndarray, order) -> list[list]:
         """Gene columns as Python ints and floats (what `Gene.value` gives), for the genes in `order`."""
@@ -158,44 +177,108 @@ def genome_hash(params: Params) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+#: Family's public API: a subclass implements the hooks below instead (see Family)
+PUBLIC_API = ("space", "repair", "reference_signals", "fast_signals", "fast_metrics", "sim_params", "stops",
+              "stop_arrays")
+
+
 class Family:
-    """Base class of a strategy family. Subclasses set `name` and `genes`, implement
-    `_signals` (vectorbt indicators: the reference) and, for the fast engine,
-    declare `indicators` and implement `fast_signals` with a numba kernel.
-    The rules go in the subclass docstring."""
+    """Base class of a strategy family: one public API, and hooks a subclass implements.
+
+    The way pymoo's Algorithm keeps `ask`/`tell` public and marks `_infill`/`_advance` "to be
+    overwritten": the public methods below do the common work once (gene extraction, snapping,
+    stops, the per-genome simulation records) and call the hooks; a subclass never overrides
+    a public method (it is refused when the class is created).
+
+    A subclass declares:
+      name          the family's name
+      genes         its genes (signal genes, then the stops `sl_stop`, `tp_stop`)
+      indicators    what the fast engine precomputes once per distinct window (evo.indicators)
+      kernel_genes  the genes its numba kernel reads, in the kernel's order: the hooks receive them
+                    as one contiguous (n, len(kernel_genes)) float64 matrix
+      fused         True when it implements `_fast_metrics` (signals and simulation in one pass)
+      trading       the trading genes it can evolve (TRADING_GENES: direction, size, sl_trail); none by
+                    default. They change how its signals trade, never the signals (see `sim_params`).
+    and implements the hooks:
+      _signals(ohlcv, params) -> (entries, exits)     the reference: vectorbt indicators, (bars, n) each
+      _fast_signals(cache, genes, arrays, entries, exits)
+                                                      its numba kernel: fill entries/exits (n, bars)
+      _fast_metrics(cache, genes, arrays, prices, params, sim, n_threads) -> metrics
+                                                      optional (fused = True); see `fast_metrics`
+      _repair(X, space) -> X                          optional: its rule on snapped genomes
+    The rules go in the subclass docstring.
+    """
 
     name: ClassVar[str]
     genes: ClassVar[tuple[Gene, ...]]
     #: what the fast engine precomputes once per distinct window (see evo.indicators)
     indicators: ClassVar[tuple] = ()
+    #: the genes the numba kernel reads, in its order
+    kernel_genes: ClassVar[tuple[str, ...]] = ()
+    #: the family implements `_fast_metrics`: the fast engine runs signals and simulation in one pass
+    fused: ClassVar[bool] = False
+    #: the trading genes it supports (keys of TRADING_GENES)
+    trading: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, trading: Iterable[str] | None = None):
+        """The family as a run evolves it: with the trading genes `trading` (default: all it supports)."""
+        chosen = set(self.trading if trading is None else trading)
+        unknown = sorted(chosen - set(TRADING_GENES))
+        if unknown:
+            raise ValueError(f"unknown trading gene(s) {unknown}; known: {', '.join(TRADING_GENES)}")
+        unsupported = sorted(chosen - self.trading)
+        if unsupported:
+            raise ValueError(
+                f"family {self.name!r} does not support the trading gene(s) {unsupported}; it supports "
+                f"{', '.join(sorted(self.trading)) or 'none'}"
+            )
+        #: the trading genes this instance evolves, in gene order
+        self.trading_genes: tuple[str, ...] = tuple(g for g in TRADING_GENES if g in chosen)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in PUBLIC_API:
+            if name in cls.__dict__ and cls.__dict__[name] is not Family.__dict__[name]:
+                raise TypeError(
+                    f"{cls.__name__} overrides Family.{name}, which is public API; implement its hook instead "
+                    f"({HOOKS.get(name, 'see evo.strategies.Family')})"
+                )
+
+    # =========================================================================================
+    # public API
+    # =========================================================================================
+
+    @property
+    def all_genes(self) -> tuple[Gene, ...]:
+        """The family's genes, then the trading genes it evolves."""
+        return (*self.genes, *(TRADING_GENES[g] for g in self.trading_genes))
 
     def space(self, bounds: Mapping[str, Sequence[float]] | None = None) -> GeneSpace:
-        """The gene space with some bounds narrowed (or widened) by the run config."""
+        """The gene space (`all_genes`) with some bounds narrowed (or widened) by the run config."""
         bounds = dict(bounds or {})
-        unknown = sorted(set(bounds) - {g.name for g in self.genes})
+        unknown = sorted(set(bounds) - {g.name for g in self.all_genes})
         if unknown:
             raise ValueError(
                 f"unknown gene(s) {unknown} for family {self.name!r}; "
-                f"genes are {[g.name for g in self.genes]}"
+                f"genes are {[g.name for g in self.all_genes]}"
             )
         genes = []
-        for g in self.genes:
+        for g in self.all_genes:
             if g.name in bounds:
                 lo, hi = bounds[g.name]
                 g = replace(g, low=float(lo), high=float(hi))  # __post_init__ re-validates
             genes.append(g)
         return GeneSpace(self, genes)
 
-    def repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
-        """Family-specific rules on snapped genomes; identity by default."""
+    def repair(self, X: np.ndarray, space: GeneSpace | None = None) -> np.ndarray:
+        """Genomes made valid: every gene snapped to its bounds and grid, the family's rule (`_repair`)
+        applied, and snapped again (the rule must not leave the bounds). A copy; X is not changed."""
+        space = space if space is not None else self.space()
+        X = np.array(X, dtype=np.float64, ndmin=2, copy=True)
+        space.snap(X)
+        X = self._repair(X, space)
+        space.snap(X)
         return X
-
-    def stops(self, params: Sequence[Params]) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Per-strategy stop-loss and take-profit fractions, or None when the family has no such gene."""
-        names = {g.name for g in self.genes}
-        sl = column(params, "sl_stop") if "sl_stop" in names else None
-        tp = column(params, "tp_stop") if "tp_stop" in names else None
-        return sl, tp
 
     def reference_signals(self, ohlcv: pd.DataFrame, params: Params | Sequence[Params]):
         """Entries and exits built from vectorbt indicators.
@@ -212,39 +295,118 @@ class Family:
             return entries[0].rename("entries"), exits[0].rename("exits")
         return entries, exits
 
-    def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
     def fast_signals(self, cache, X: np.ndarray, names: Sequence[str], arrays: Mapping[str, np.ndarray],
                      entries: np.ndarray, exits: np.ndarray) -> None:
-        """Fill entries/exits (n_strategies, n_bars) for genomes X from the indicator cache."""
-        raise NotImplementedError(f"family {self.name!r} has no fast signal kernel")
+        """Fill entries/exits (n_strategies, n_bars) for genomes X (genes in `names` order) from the
+        indicator cache (evo.indicators.build) and the OHLCV `arrays`."""
+        self._fast_signals(cache, self._kernel_genes(X, names), arrays, entries, exits)
 
     def fast_metrics(self, cache, X: np.ndarray, names: Sequence[str], arrays: Mapping[str, np.ndarray],
                      prices: tuple, params: np.ndarray, sim, n_threads: int) -> np.ndarray:
-        """Optional fused pass (signals and simulation per strategy, see evo/strategies/nb.py).
+        """Metrics (n, N_METRICS) of genomes X in one pass per strategy: signals into a per-thread buffer,
+        then the simulation (evo/strategies/nb.py). Only for a family with `fused = True`; the fast
+        engine computes the others' signals block by block with `fast_signals` and simulates each block.
 
         prices: (open, high, low, close) arrays for the simulation (the stops); params: one
-        evo.engine.enums.params_dt record per genome; sim: evo.engine.enums.SimSettings. Without
-        it the engine computes signals block by block with `fast_signals` and simulates each block.
+        evo.engine.enums.params_dt record per genome; sim: evo.engine.enums.SimSettings.
         """
-        raise NotImplementedError
+        if not self.fused:
+            raise TypeError(f"family {self.name!r} has no fused kernel (fused = False): use fast_signals")
+        return self._fast_metrics(cache, self._kernel_genes(X, names), arrays, prices, params, sim, n_threads)
 
-    def sim_params(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
-        """How each genome trades (one evo.engine.enums.params_dt record per genome): long only and
-        all in, with the stop-loss and take-profit of its genes. A family with direction, size or
-        trailing genes overrides this."""
+    def sim_params(self, X: np.ndarray, names: Sequence[str], init_cash: float, portfolio_assets: int = 0
+                   ) -> np.ndarray:
+        """How each genome trades: one evo.engine.enums.params_dt record per genome, from its stops and
+        its trading genes (an absent one takes its default):
+
+          direction  0 long only (default), 1 short only, 2 both: vectorbt's `direction`, so entries go
+                     long and exits go short, and an entry of the other side reverses the position
+                     (upon_opposite_entry='reversereduce'); the signals themselves never change.
+          size       f, the fraction of the cash an entry commits: of the available cash when one-sided
+                     (size_type 'percent'); of the initial cash with both (size_type 'value': vectorbt
+                     cannot reverse a percent-sized position). Default: all in (size inf, 'amount').
+          sl_trail   1: the stop-loss trails the highest high (lowest low short) since the entry.
+
+        portfolio_assets: n > 0 when the genome trades n symbols as one portfolio with shared cash
+        (evaluation.reducer 'portfolio'): equal allocation, each entry commits the value
+        f x init_cash / n (f = 1 without a size gene), whatever the direction.
+        """
+        from evo.engine.enums import Direction, SizeType
         from evo.engine.fast import make_params
 
+        n = len(X)
+        names = list(names)
+
+        def gene(g: str, default: float) -> np.ndarray:
+            return X[:, names.index(g)] if g in names else np.full(n, default)
+
+        direction = gene("direction", Direction.LongOnly).astype(np.int64)
+        f = gene("size", np.nan)
         sl, tp = self.stop_arrays(X, names)
-        return make_params(len(X), sl_stop=sl, tp_stop=tp)
+        if portfolio_assets:
+            size = init_cash / portfolio_assets * np.where(np.isnan(f), 1.0, f)
+            size_type = np.full(n, SizeType.Value)
+        else:
+            both = direction == Direction.Both
+            size = np.where(np.isnan(f), np.inf, np.where(both, f * init_cash, f))
+            size_type = np.where(np.isnan(f), SizeType.Amount, np.where(both, SizeType.Value, SizeType.Percent))
+        return make_params(n, direction=direction, size=size, size_type=size_type, sl_stop=sl, tp_stop=tp,
+                           sl_trail=gene("sl_trail", 0.0) >= 0.5)
 
     def stop_arrays(self, X: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Per-strategy stop-loss and take-profit fractions from genomes (NaN: no stop)."""
-        out = []
-        for g in ("sl_stop", "tp_stop"):
-            out.append(X[:, list(names).index(g)].astype(np.float64) if g in names else np.full(len(X), np.nan))
-        return out[0], out[1]
+        """Per-strategy stop-loss and take-profit fractions of genomes X (NaN: the family has no such
+        gene, no stop)."""
+        names = list(names)
+        return tuple(  # type: ignore[return-value]
+            X[:, names.index(g)].astype(np.float64) if g in names else np.full(len(X), np.nan)
+            for g in STOP_NAMES
+        )
+
+    def stops(self, params: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
+        """`stop_arrays` of decoded genomes (parameter dicts)."""
+        names = [g for g in STOP_NAMES if any(g == x.name for x in self.genes)]
+        X = np.array([[float(p[g]) for g in names] for p in params], dtype=np.float64).reshape(len(params), -1)
+        return self.stop_arrays(X, names)
+
+    def _kernel_genes(self, X: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """The columns of `kernel_genes`, in that order, as one contiguous matrix: what every kernel reads."""
+        names = list(names)
+        missing = [g for g in self.kernel_genes if g not in names]
+        if missing:
+            raise ValueError(f"family {self.name!r}: its kernel reads genes {missing}, which the genomes lack")
+        return np.ascontiguousarray(X[:, [names.index(g) for g in self.kernel_genes]], dtype=np.float64)
+
+    # =========================================================================================
+    # hooks: TO BE OVERRIDDEN
+    # =========================================================================================
+
+    def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:
+        """The reference: (entries, exits), booleans (n_bars, len(params)), from vectorbt indicators."""
+        raise NotImplementedError
+
+    def _fast_signals(self, cache, genes: np.ndarray, arrays: Mapping[str, np.ndarray], entries: np.ndarray,
+                      exits: np.ndarray) -> None:
+        """The numba kernel: fill entries/exits (n, n_bars). cache.values[cache.rows[s, j]] is indicator j
+        of strategy s (in `indicators` order); genes[s] its `kernel_genes`; arrays the OHLCV series."""
+        raise NotImplementedError(f"family {self.name!r} has no fast signal kernel")
+
+    def _fast_metrics(self, cache, genes: np.ndarray, arrays: Mapping[str, np.ndarray], prices: tuple,
+                      params: np.ndarray, sim, n_threads: int) -> np.ndarray:
+        """The fused pass (with `fused = True`): metrics (n, N_METRICS), see `fast_metrics`."""
+        raise NotImplementedError(f"family {self.name!r} has no fused kernel")
+
+    def _repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
+        """The family's rule on snapped genomes (e.g. fast window below slow window); identity by default."""
+        return X
+
+
+#: the hook behind each public method, for the message refusing an override
+HOOKS = {
+    "repair": "_repair(X, space)",
+    "reference_signals": "_signals(ohlcv, params)",
+    "fast_signals": "_fast_signals(cache, genes, arrays, entries, exits) and declare kernel_genes",
+    "fast_metrics": "_fast_metrics(cache, genes, arrays, prices, params, sim, n_threads) and set fused = True",
+}
 
 
 def column(params: Sequence[Params], name: str, dtype=np.float64) -> np.ndarray:

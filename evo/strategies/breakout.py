@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, Params, as_2d, column
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, Params, as_2d, column
 
 
 class Breakout(Family):
@@ -39,18 +39,18 @@ class Breakout(Family):
     )
 
     # unshifted channels: the kernel reads bar i - 1 itself
+    trading = TRADING
     indicators = (
         Indicator("max", "entry_window", source="high"),
         Indicator("min", "exit_window", source="low"),
         Indicator("atr", "atr_window"),
     )
 
-    _kernel_genes = ("atr_mult",)
+    kernel_genes = ("atr_mult",)
 
-    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+    def _fast_signals(self, cache, genes, arrays, entries, exits) -> None:
         from evo.strategies.nb import breakout_signals_nb
 
-        genes = np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
         breakout_signals_nb(cache.values, cache.rows, genes, arrays["close"], entries, exits)
 
     def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow, switch
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow, switch
 from evo.strategies.breakout import previous_channel
 
 #: switch genes of the entry conditions, in kernel order
@@ -80,6 +80,7 @@ class Composite(Family):
         *STOP_GENES,
     )
 
+    trading = TRADING
     indicators = (
         Indicator("rsi", "rsi_window"),
         Indicator("sma", "fast_window"),
@@ -91,17 +92,16 @@ class Composite(Family):
         Indicator("sma", "vol_window", source="volume"),
     )
 
-    _kernel_genes = ("rsi_lower", "rsi_upper", "bb_alpha") + ENTRY_SWITCHES + ("entry_logic",) + EXIT_SWITCHES + (
+    kernel_genes = ("rsi_lower", "rsi_upper", "bb_alpha") + ENTRY_SWITCHES + ("entry_logic",) + EXIT_SWITCHES + (
         "exit_logic",
     )
 
-    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+    def _fast_signals(self, cache, genes, arrays, entries, exits) -> None:
         from evo.strategies.nb import composite_signals_nb
 
-        genes = np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
         composite_signals_nb(cache.values, cache.rows, genes, arrays["close"], arrays["volume"], entries, exits)
 
-    def repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
+    def _repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
         X = fast_below_slow(X, space)
         for switches in (ENTRY_SWITCHES, EXIT_SWITCHES):
             cols = [space.index(g) for g in switches]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, Params, as_2d, column
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, Params, as_2d, column
 
 
 class MeanReversion(Family):
@@ -37,18 +37,18 @@ class MeanReversion(Family):
         *STOP_GENES,
     )
 
+    trading = TRADING
     indicators = (
         Indicator("sma", "bb_window"),
         Indicator("mstd", "bb_window"),
         Indicator("rsi", "rsi_window"),
     )
 
-    _kernel_genes = ("bb_alpha", "rsi_lower", "rsi_upper")
+    kernel_genes = ("bb_alpha", "rsi_lower", "rsi_upper")
 
-    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+    def _fast_signals(self, cache, genes, arrays, entries, exits) -> None:
         from evo.strategies.nb import mean_reversion_signals_nb
 
-        genes = np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
         mean_reversion_signals_nb(cache.values, cache.rows, genes, arrays["close"], entries, exits)
 
     def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from numba import njit, prange
 from evo.engine import enums as _engine_enums
 from evo.engine import nb as _engine_nb
 from evo.engine.enums import N_METRICS
-from evo.engine.nb import simulate_column_nb
+from evo.engine.nb import BATCH, batch_add_nb, sharpe_batch_nb, simulate_column_nb
 from evo.jit import drop_stale_cache
 
 drop_stale_cache(__file__, _engine_nb.__file__, _engine_enums.__file__)
@@ -50,22 +50,31 @@ def rsi_pullback_signals_nb(values, rows, genes, volume, entries, exits):
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def rsi_pullback_metrics_nb(values, rows, genes, volume, open_, high, low, close, params, sim, n_threads):
-    """Metrics (n, N_METRICS): params is one evo.engine.enums.params_dt record per strategy, sim the
-    SimSettings; open/high/low are the close itself for close-only stops."""
+    """(metrics (n, N_METRICS), trade fingerprints (n,) uint64): params is one evo.engine.enums.params_dt
+    record per strategy, sim the SimSettings; open/high/low are the close itself for close-only stops."""
     n = rows.shape[0]
     n_bars = close.shape[0]
     out = np.empty((n, N_METRICS))
+    fps = np.empty(n, dtype=np.uint64)
     n_threads = max(1, min(n_threads, n))
-    ret = np.empty((n_threads, n_bars))
+    ret = np.empty((n_threads, BATCH, n_bars))  # a batch of returns per thread: see evo.engine.nb.BATCH
+    means = np.empty((n_threads, BATCH))
+    counts = np.empty((n_threads, BATCH), dtype=np.int64)
+    slots = np.empty((n_threads, BATCH), dtype=np.int64)
     ent = np.empty((n_threads, n_bars), dtype=np.bool_)
     ext = np.empty((n_threads, n_bars), dtype=np.bool_)
     no_signals = np.empty(0, dtype=np.bool_)
     for t in prange(n_threads):
+        q = 0
         for s in range(t, n, n_threads):
             rsi_pullback_row_nb(values, rows[s], genes[s], volume, ent[t], ext[t])
-            simulate_column_nb(open_, high, low, close, ent[t], ext[t], no_signals, no_signals, params[s], sim,
-                               ret[t], out[s])
-    return out
+            fp, mean, k = simulate_column_nb(open_, high, low, close, ent[t], ext[t], no_signals, no_signals,
+                                             params[s], sim, ret[t, q], out[s], False)
+            fps[s] = fp
+            q = batch_add_nb(ret[t], q, s, mean, k, means[t], counts[t], slots[t], sim, out)
+        if q > 0:
+            sharpe_batch_nb(ret[t], q, sim.start, means[t], counts[t], sim.ann_factor, out, slots[t])
+    return out, fps
 
 
 # The families below have no fused <family>_metrics_nb: the engine runs their

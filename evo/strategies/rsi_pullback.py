@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 
 
 class RsiPullback(Family):
@@ -38,6 +38,7 @@ class RsiPullback(Family):
         *STOP_GENES,
     )
 
+    trading = TRADING
     indicators = (
         Indicator("rsi", "rsi_window"),
         Indicator("sma", "fast_window"),
@@ -45,24 +46,21 @@ class RsiPullback(Family):
         Indicator("sma", "vol_window", source="volume"),
     )
 
-    _kernel_genes = ("rsi_lower", "rsi_upper", "vol_mult")
+    kernel_genes = ("rsi_lower", "rsi_upper", "vol_mult")
+    fused = True
 
-    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+    def _fast_signals(self, cache, genes, arrays, entries, exits) -> None:
         from evo.strategies.nb import rsi_pullback_signals_nb
 
-        rsi_pullback_signals_nb(cache.values, cache.rows, self._genes(X, names), arrays["volume"], entries, exits)
+        rsi_pullback_signals_nb(cache.values, cache.rows, genes, arrays["volume"], entries, exits)
 
-    def fast_metrics(self, cache, X, names, arrays, prices, params, sim, n_threads) -> np.ndarray:
+    def _fast_metrics(self, cache, genes, arrays, prices, params, sim, n_threads) -> np.ndarray:
         from evo.strategies.nb import rsi_pullback_metrics_nb
 
-        return rsi_pullback_metrics_nb(
-            cache.values, cache.rows, self._genes(X, names), arrays["volume"], *prices, params, sim, n_threads
-        )
+        return rsi_pullback_metrics_nb(cache.values, cache.rows, genes, arrays["volume"], *prices, params, sim,
+                                       n_threads)
 
-    def _genes(self, X, names) -> np.ndarray:
-        return np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
-
-    def repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
+    def _repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
         return fast_below_slow(X, space)
 
     def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from evo.indicators import Indicator
-from evo.strategies.base import STOP_GENES, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
+from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, GeneSpace, Params, as_2d, column, fast_below_slow
 
 
 class Trend(Family):
@@ -36,21 +36,21 @@ class Trend(Family):
         *STOP_GENES,
     )
 
+    trading = TRADING
     indicators = (
         Indicator("ema", "fast_window"),
         Indicator("ema", "slow_window"),
         Indicator("atr", "atr_window"),
     )
 
-    _kernel_genes = ("max_vol",)
+    kernel_genes = ("max_vol",)
 
-    def fast_signals(self, cache, X, names, arrays, entries, exits) -> None:
+    def _fast_signals(self, cache, genes, arrays, entries, exits) -> None:
         from evo.strategies.nb import trend_signals_nb
 
-        genes = np.ascontiguousarray(X[:, [list(names).index(g) for g in self._kernel_genes]])
         trend_signals_nb(cache.values, cache.rows, genes, arrays["close"], entries, exits)
 
-    def repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
+    def _repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:
         return fast_below_slow(X, space)
 
     def _signals(self, ohlcv: pd.DataFrame, params: list[Params]) -> tuple[np.ndarray, np.ndarray]:

@@ -279,6 +279,10 @@ CHANGED_IDENTITY = {
     "constraints": {"constraints": []},
     "synthetic-seed": {"data.synthetic.seed": 8},
     "data.start": {"data.start": "2020-02-01"},
+    "ohlc_stops": {"evaluation.ohlc_stops": False},
+    "reducer": {"evaluation.reducer": "portfolio"},
+    "trading": {"strategy.trading": ["direction"]},
+    "no-trading": {"strategy.trading": []},
 }
 
 
@@ -364,3 +368,42 @@ def test_run_config_is_frozen():
         cfg.evaluation = cfg.evaluation  # type: ignore[misc]
     assert cfg.seed == 42
     assert cfg.algorithm.pop_size == 64
+
+
+# ---------------------------------------------------------------------------------------------
+# the switches that change fitness (issue 14): new defaults for new runs, stored runs keep theirs
+
+
+def test_new_runs_get_ohlc_stops_and_every_trading_gene():
+    cfg = RunConfig()
+    assert cfg.evaluation.ohlc_stops is True and cfg.strategy.trading is None and cfg.evaluation.reducer == "mean"
+
+
+def test_a_stored_config_that_predates_the_switches_keeps_the_old_behaviour():
+    from evo.config import LEGACY, stored
+
+    old = RunConfig(name="old").model_dump(mode="json")
+    del old["evaluation"]["ohlc_stops"], old["strategy"]["trading"]
+    cfg = stored(old)
+    assert cfg.evaluation.ohlc_stops is False and cfg.strategy.trading == []
+    assert validate(old).evaluation.ohlc_stops is True  # a new config with the same fields: the new defaults
+    # a stored config that has them keeps its own values
+    new = RunConfig(name="new", evaluation={"ohlc_stops": True}, strategy={"trading": ["size"]}).model_dump(mode="json")
+    assert stored(new) == validate(new)
+    assert {k for _, k in LEGACY} == {"ohlc_stops", "trading"}
+
+
+@pytest.mark.parametrize("trading, expected", [
+    (["direction", "direction"], "listed twice"),
+    (["leverage"], "'direction', 'size' or 'sl_trail'"),
+])
+def test_bad_trading_genes_are_refused_naming_the_field(trading, expected):
+    with pytest.raises(ConfigError, match=rf"strategy.trading.*{expected}"):
+        validate({"strategy": {"trading": trading}})
+
+
+def test_trading_names_are_the_families():
+    from evo.config import TRADING_GENES
+    from evo.strategies.base import TRADING_GENES as GENES
+
+    assert tuple(GENES) == TRADING_GENES

@@ -539,8 +539,8 @@ def test_portfolio_kernel_trades_from_a_window_start():
     sim = fast.sim_settings(freq="1D", start=start, **COSTS)
     prices = [np.ascontiguousarray(fr[f].to_numpy().T) for f in ("Open", "High", "Low", "Close")]
     no = np.empty((0, 0, 0), dtype=np.bool_)
-    ours = nb.simulate_portfolios_nb(*prices, np.ascontiguousarray(e.T[None]), np.ascontiguousarray(x.T[None]), no, no,
-                                     params, sim, numba.get_num_threads())
+    ours, _ = nb.simulate_portfolios_nb(*prices, np.ascontiguousarray(e.T[None]), np.ascontiguousarray(x.T[None]), no,
+                                        no, params, sim, numba.get_num_threads())
     w = slice(start, None)
     ref = vbt_group_metrics(c.iloc[w], e[w], x[w], direction="both", size=5_000.0, size_type="value", sl_stop=0.04,
                             sl_trail=True, open=fr["Open"].iloc[w], high=fr["High"].iloc[w], low=fr["Low"].iloc[w],

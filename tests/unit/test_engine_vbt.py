@@ -17,18 +17,32 @@ def market():
     return load_market(DataConfig(synthetic=SyntheticData(n_bars=1500, seed=9, symbols=["A", "B"])))
 
 
+def trading_kwargs(p: dict, init_cash: float) -> dict:
+    """from_signals' arguments for one genome's trading genes, as the README and Family.sim_params
+    document them: direction 0/1/2 long only/short only/both; size f of the available cash (percent),
+    or of the initial cash (value) with both; sl_trail 0/1. Absent genes: long only, all in."""
+    direction = ["longonly", "shortonly", "both"][p.get("direction", 0)]
+    kw = dict(direction=direction, sl_trail=bool(p.get("sl_trail", 0)))
+    if "size" in p:
+        kw.update(size=p["size"] * init_cash, size_type="value") if direction == "both" else kw.update(
+            size=p["size"], size_type="percent")
+    return kw
+
+
 def _one_by_one(market, fam, params, settings, asset):
-    """Each strategy alone, with scalar stops: no column batching or broadcasting involved."""
+    """Each strategy alone, with scalar options: no column batching or broadcasting involved."""
     import vectorbt as vbt
 
     ohlcv = market.frame(asset)
+    ohlc = {f: ohlcv[f] for f in ("open", "high", "low")} if settings.ohlc_stops else {}
     rows = []
     for p in params:
         e, x = fam.reference_signals(ohlcv, p)
         pf = vbt.Portfolio.from_signals(
             ohlcv["close"], e, x,
             init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage,
-            sl_stop=p["sl_stop"], tp_stop=p["tp_stop"], freq=market.freq,
+            sl_stop=p["sl_stop"], tp_stop=p["tp_stop"], freq=market.freq, **ohlc,
+            **trading_kwargs(p, settings.init_cash),
         )
         rows.append([
             pf.total_return(), pf.sharpe_ratio(), pf.sortino_ratio(), pf.max_drawdown(),
@@ -37,12 +51,13 @@ def _one_by_one(market, fam, params, settings, asset):
     return np.array(rows, dtype=float)
 
 
-def test_chunk_equals_single_strategy_portfolios(market):
-    fam = strategies.get("rsi_pullback")
+@pytest.mark.parametrize("trading, ohlc_stops", [((), False), (None, True), (("direction",), True)])
+def test_chunk_equals_single_strategy_portfolios(market, trading, ohlc_stops):
+    fam = strategies.get("rsi_pullback", trading)
     space = fam.space({"slow_window": (20, 80)})
     rng = np.random.default_rng(5)
     params = space.decode(space.repair(space.xl + rng.random((12, space.n_var)) * (space.xu - space.xl)))
-    settings = EvaluationConfig(fees=0.002, slippage=0.001)
+    settings = EvaluationConfig(fees=0.002, slippage=0.001, ohlc_stops=ohlc_stops)
     ev = evaluate(market, fam, params, settings)
     assert ev.per_asset.shape == (2, 12, len(METRICS))
     for a in range(2):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -30,6 +31,50 @@ def test_evaluation_key_changes_with_everything_an_evaluation_depends_on():
     assert len({key, *different}) == len(different) + 1
     # resource settings never change what an evaluation computes
     assert runs.evaluation_key(small_config(evaluation={"max_parallel": 7, "retries": 5}), "f" * 64, (0, 1000)) == key
+
+
+def test_ohlc_stops_enter_the_evaluation_key_and_the_old_keys_stay_valid():
+    """Stops from the bar's range are another fitness; close-only stops keep the key they had before the
+    switch existed (the dict below is evaluation_key's before it), so stored evaluations still match."""
+    import hashlib
+    import json
+
+    new = small_config(evaluation={"ohlc_stops": True})
+    old = small_config(evaluation={"ohlc_stops": False})
+    ev = old.evaluation
+    before = {"data": "f" * 64, "window": [0, 1000], "freq": old.data.freq, "engine": ev.engine,
+              "init_cash": ev.init_cash, "fees": ev.fees, "slippage": ev.slippage, "reducer": ev.reducer,
+              "metrics_version": runs.METRICS_VERSION}
+    assert runs.evaluation_key(old, "f" * 64, (0, 1000)) == hashlib.sha256(
+        json.dumps(before, sort_keys=True).encode()).hexdigest()
+    assert runs.evaluation_key(new, "f" * 64, (0, 1000)) != runs.evaluation_key(old, "f" * 64, (0, 1000))
+    assert runs.evaluation_key(small_config(evaluation={"reducer": "portfolio"}), "f" * 64, (0, 1000)) != \
+        runs.evaluation_key(new, "f" * 64, (0, 1000))
+
+
+def test_a_run_stored_before_the_switches_resumes_as_it_started(tmp_path):
+    """A run whose stored config lacks evaluation.ohlc_stops and strategy.trading (written before they
+    existed) reopens with close-only stops and no trading genes: its genomes and fitness stay what they were."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path}/evo.db"
+    ctx, store = runs.start(small_config(), database=url)
+    assert ctx.config.evaluation.ohlc_stops is True
+    config = dict(store.get_run("t").config)
+    config["evaluation"] = {k: v for k, v in config["evaluation"].items() if k != "ohlc_stops"}
+    config["strategy"] = {k: v for k, v in config["strategy"].items() if k != "trading"}
+    store.dispose()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE runs SET config = :c WHERE name = 't'"), {"c": json.dumps(config)})
+    engine.dispose()
+    old, store = runs.reopen("t", database=url)
+    store.dispose()
+    assert old.config.evaluation.ohlc_stops is False and old.config.strategy.trading == []
+    from evo import process
+
+    assert process.space_for(old).n_var == process.space_for(ctx).n_var - 3  # no trading genes
+    assert old.evaluation_key != ctx.evaluation_key
 
 
 def test_worst_reducer_key_depends_on_the_directions():
