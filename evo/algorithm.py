@@ -144,9 +144,16 @@ class Optimizer:
         ).reshape(-1, self.space.n_var)
 
     def select(
-        self, survivors: PopState | None, X: np.ndarray, F: np.ndarray, G: np.ndarray, rng: np.random.Generator
+        self, survivors: PopState | None, X: np.ndarray, F: np.ndarray, G: np.ndarray, rng: np.random.Generator,
+        copies: np.ndarray | None = None,
     ) -> PopState:
-        """Environmental selection of survivors + evaluated offspring."""
+        """Environmental selection of survivors + evaluated offspring.
+
+        `copies` marks, over survivors then offspring, the individuals that only repeat an earlier one's
+        behaviour (the same trades): NSGA-II ranks the others, and copies fill the population only when
+        too few others remain, after all of them (ranked below the last front, crowding 0). None: every
+        individual competes (pymoo's NSGA-II).
+        """
         X, F, G = (np.asarray(a, dtype=np.float64) for a in (X, F, G))
         if survivors is None:
             n_survive = len(X)
@@ -155,8 +162,17 @@ class Optimizer:
             F = np.concatenate([survivors.F, F])
             G = np.concatenate([survivors.G, G])
             n_survive = self.cfg.pop_size
-        s = nsga.survive(F, G, n_survive, rng, constrained=self.n_constr > 0)
-        return PopState(X=X[s.index], F=F[s.index], G=G[s.index], rank=s.rank, crowding=s.crowding)
+        if copies is None or not copies.any():
+            s = nsga.survive(F, G, n_survive, rng, constrained=self.n_constr > 0)
+            return PopState(X=X[s.index], F=F[s.index], G=G[s.index], rank=s.rank, crowding=s.crowding)
+        distinct = np.flatnonzero(~copies)
+        s = nsga.survive(F[distinct], G[distinct], min(n_survive, len(distinct)), rng, constrained=self.n_constr > 0)
+        fill = np.flatnonzero(copies)[: max(0, n_survive - len(distinct))]
+        index = np.concatenate([distinct[s.index], fill])
+        last = np.nanmax(s.rank) if np.isfinite(s.rank).any() else -1.0
+        rank = np.concatenate([s.rank, np.full(len(fill), last + 1.0)])
+        crowding = np.concatenate([s.crowding, np.zeros(len(fill))])
+        return PopState(X=X[index], F=F[index], G=G[index], rank=rank, crowding=crowding)
 
 
 def pareto_mask(state: PopState) -> np.ndarray:

@@ -173,6 +173,11 @@ class AlgorithmConfig(_Model):
     crossover_eta: float = Field(15.0, gt=0, le=1e6)
     mutation_eta: float = Field(20.0, gt=0, le=1e6)
     mutation_prob: float | None = Field(None, ge=0, le=1, description="Per-gene probability (default 1/n_genes).")
+    distinct_trades: bool = Field(
+        True, description="Keep behavioural copies out of the survivors: of several genomes whose training-window "
+        "trades are identical (the same bars, directions and sizes), only the first competes; copies only fill "
+        "the population when too few others remain (false: pymoo's NSGA-II, where every genome competes).",
+    )
     seed_population: list[list[float]] | None = Field(
         None, max_length=POP_MAX,
         description="Genomes (in gene order) the first generation starts from; the rest is sampled. "
@@ -365,7 +370,7 @@ def _format(err: ValidationError, source: str | None) -> str:
 
 #: fields added after runs were stored, with the value that reproduces what those runs did: a stored
 #: config without them continues as it started (a new config gets the new defaults)
-LEGACY = {("evaluation", "ohlc_stops"): False, ("strategy", "trading"): []}
+LEGACY = {("evaluation", "ohlc_stops"): False, ("strategy", "trading"): [], ("algorithm", "distinct_trades"): False}
 
 
 def stored(data: dict, source: str | None = None) -> RunConfig:

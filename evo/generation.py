@@ -51,10 +51,11 @@ class Offspring:
 
 @dataclass
 class Cached:
-    """Metrics of offspring found in the store, by genome hash."""
+    """Metrics (and trade fingerprints) of offspring found in the store, by genome hash."""
 
     metrics: dict[str, list[float]] = field(default_factory=dict)
     per_asset: dict[str, list] = field(default_factory=dict)
+    trades: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class ChunkResult:
     rss_after: int
     pid: int = 0  # the process that evaluated it
     market_loads: int = 0  # markets that process has loaded so far
+    trades: np.ndarray | None = None  # (n,) int64 trade fingerprints
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Resume:
     observed_bytes: float | None = None  # RSS growth per strategy seen so far (the chunk planner's floor)
     stats: dict | None = None
     survivor_hashes: list[str] | None = None  # genome hashes of the survivors (None: not known yet)
+    survivor_trades: list[int | None] | None = None  # their trade fingerprints (None: not known yet)
 
 
 @dataclass
@@ -92,6 +95,7 @@ class Generation:
     parents: PopState | None  # the survivors it competes with (None: generation 1 or a re-evaluation)
     n_eval: int  # offspring evaluated in the run up to and including this generation
     parent_hashes: list[str] | None = None  # genome hashes of the parents, when known
+    parent_trades: list[int | None] | None = None  # their trade fingerprints, when known
     started: float = field(default_factory=time.perf_counter)
     new_data: bool = False  # the survivors re-evaluated on changed market data
     unseen: list[int] = field(default_factory=list)  # offspring the store has no metrics for
@@ -100,10 +104,12 @@ class Generation:
     metrics: np.ndarray | None = None  # (len(offspring), len(METRICS)), offspring order
     per_asset: list | None = None
     new: np.ndarray | None = None  # True where the metrics are a new evaluation
+    trades: list[int | None] | None = None  # trade fingerprints (None: unknown, e.g. stored by an older evo)
     chunks: list[ChunkResult] = field(default_factory=list)
     # after select
     survivors: PopState | None = None
     survivor_hashes: list[str] | None = None
+    survivor_trades: list[int | None] | None = None
     stats: dict | None = None
 
 
@@ -118,7 +124,10 @@ def resume_point(ctx: RunContext) -> Resume:
     ck = decode_checkpoint(last.checkpoint, process.space_for(ctx).n_var, ctx.n_obj, ctx.n_constr)
     if ck.n_gen != last.number:
         raise RuntimeError(f"checkpoint of generation {last.number} says n_gen={ck.n_gen}")
-    return Resume(last.number, ck.pop, ck.rng_state, ck.n_eval)
+    hashes = process.space_for(ctx).hashes(ck.pop.X)
+    known = lookup(ctx, Offspring(ck.pop.X, [], hashes), last.evaluation_key).trades
+    return Resume(last.number, ck.pop, ck.rng_state, ck.n_eval, survivor_hashes=hashes,
+                  survivor_trades=[known.get(h) for h in hashes])
 
 
 def vary(ctx: RunContext, state: Resume, number: int) -> Generation:
@@ -142,14 +151,16 @@ def _generation(ctx, number, off, rng, parents, state, *, started: float, new_da
     cached = lookup(ctx, off)
     unseen = [i for i, h in enumerate(off.hashes) if h not in cached.metrics]
     return Generation(number, off, cached, rng, parents, state.n_eval + len(off),
-                      parent_hashes=state.survivor_hashes if parents is not None else None, started=started,
+                      parent_hashes=state.survivor_hashes if parents is not None else None,
+                      parent_trades=state.survivor_trades if parents is not None else None, started=started,
                       new_data=new_data, unseen=unseen, plan=plan(ctx, off, unseen, state.observed_bytes))
 
 
 def lookup(ctx: RunContext, off: Offspring, key: str | None = None) -> Cached:
     """Metrics the store holds for these genomes under the run's evaluation key (or `key`)."""
     found = process.store_for(ctx).cached_metrics(ctx.config.strategy.family, off.hashes, key or ctx.evaluation_key)
-    return Cached({h: m for h, (m, _) in found.items()}, {h: pa for h, (_, pa) in found.items()})
+    return Cached({h: e.metrics for h, e in found.items()}, {h: e.per_asset for h, e in found.items()},
+                  {h: e.trades for h, e in found.items()})
 
 
 def plan(ctx: RunContext, off: Offspring, unseen: Sequence[int], observed_bytes: float | None = None) -> ChunkPlan:
@@ -180,51 +191,74 @@ def evaluate(ctx: RunContext, params: Sequence[dict], window: tuple[int, int] | 
     ev = engine_evaluate(market, process.family_for(ctx), list(params), ctx.config.evaluation, window or ctx.window,
                          directions)
     return ChunkResult(
-        ev.metrics, ev.per_asset, time.perf_counter() - t0, before, MemoryReading.now().rss, os.getpid(), data.loads
+        ev.metrics, ev.per_asset, time.perf_counter() - t0, before, MemoryReading.now().rss, os.getpid(), data.loads,
+        ev.fingerprints,
     )
 
 
 def merged(gen: Generation, results: Sequence[ChunkResult]) -> Generation:
     """The generation with every offspring's metrics, in offspring order: from the store or the chunks."""
-    metrics, per_asset, new = merge(gen.offspring, gen.cached, gen.unseen, results)
-    return replace(gen, metrics=metrics, per_asset=per_asset, new=new, chunks=list(results))
+    metrics, per_asset, new, trades = merge(gen.offspring, gen.cached, gen.unseen, results)
+    return replace(gen, metrics=metrics, per_asset=per_asset, new=new, trades=trades, chunks=list(results))
 
 
 def merge(off: Offspring, cached: Cached, unseen: Sequence[int], results: Sequence[ChunkResult]):
-    """(metrics, per-asset metrics, which rows are new evaluations) of `off`, in offspring order."""
+    """(metrics, per-asset metrics, which rows are new evaluations, trade fingerprints) of `off`, in
+    offspring order."""
     metrics = np.full((len(off), len(METRICS)), np.nan)
     per_asset: list = [None] * len(off)
+    trades: list = [None] * len(off)
     new = np.zeros(len(off), dtype=bool)
     for i, h in enumerate(off.hashes):
         if h in cached.metrics:
             metrics[i] = cached.metrics[h]
             per_asset[i] = cached.per_asset.get(h)
+            trades[i] = cached.trades.get(h)
     rows = iter(unseen)
     for c in results:
+        fps = c.trades.tolist() if c.trades is not None else [None] * len(c.metrics)
         for j in range(len(c.metrics)):
             i = next(rows)
             metrics[i] = c.metrics[j]
             per_asset[i] = c.per_asset[:, j, :].tolist() if c.per_asset.shape[0] > 1 else None
+            trades[i] = fps[j]
             new[i] = True
-    return metrics, per_asset, new
+    return metrics, per_asset, new, trades
 
 
 def select(ctx: RunContext, gen: Generation) -> Generation:
     """NSGA-II survival over the parents and the evaluated offspring; the generation's stats."""
     F, G = to_FG(gen.metrics, ctx.config.objectives, ctx.config.constraints)
     rng = rng_from_state(gen.rng)
-    survivors = process.optimizer_for(ctx).select(gen.parents, gen.offspring.X, F, G, rng)
-    gen = replace(gen, survivors=survivors, survivor_hashes=_hashes_of(ctx, gen, survivors.X), rng=rng_state(rng))
+    parent_trades = (gen.parent_trades or [None] * len(gen.parents)) if gen.parents is not None else []
+    copies = copies_of(parent_trades + list(gen.trades)) if ctx.config.algorithm.distinct_trades else None
+    survivors = process.optimizer_for(ctx).select(gen.parents, gen.offspring.X, F, G, rng, copies)
+    hashes, trades = _identities_of(ctx, gen, survivors.X)
+    gen = replace(gen, survivors=survivors, survivor_hashes=hashes, survivor_trades=trades, rng=rng_state(rng))
     return replace(gen, stats=stats(ctx, gen))
 
 
-def _hashes_of(ctx: RunContext, gen: Generation, X: np.ndarray) -> list[str]:
-    """Genome hashes of survivors, taken from the offspring's and parents' (a survivor is one of them)."""
-    known = dict(zip(map(bytes, gen.offspring.X), gen.offspring.hashes))
+def copies_of(trades: Sequence[int | None]) -> np.ndarray:
+    """True where a trade fingerprint repeats an earlier one's (None: unknown, never a copy)."""
+    seen: set = set()
+    out = np.zeros(len(trades), dtype=bool)
+    for i, t in enumerate(trades):
+        if t is not None:
+            out[i] = t in seen
+            seen.add(t)
+    return out
+
+
+def _identities_of(ctx: RunContext, gen: Generation, X: np.ndarray) -> tuple[list[str], list[int | None]]:
+    """Genome hashes and trade fingerprints of survivors, taken from the offspring's and parents' (a
+    survivor is one of them)."""
+    known = dict(zip(map(bytes, gen.offspring.X), zip(gen.offspring.hashes, gen.trades)))
     if gen.parents is not None:
-        parents = gen.parent_hashes or process.space_for(ctx).hashes(gen.parents.X)
-        known.update(zip(map(bytes, gen.parents.X), parents))
-    return [known[bytes(x)] for x in X]
+        hashes = gen.parent_hashes or process.space_for(ctx).hashes(gen.parents.X)
+        trades = gen.parent_trades or [None] * len(hashes)
+        known.update(zip(map(bytes, gen.parents.X), zip(hashes, trades)))
+    pairs = [known[bytes(x)] for x in X]
+    return [h for h, _ in pairs], [t for _, t in pairs]
 
 
 def stats(ctx: RunContext, gen: Generation) -> dict:
@@ -276,7 +310,7 @@ def persist(ctx: RunContext, gen: Generation, *, owner: str | None = None, flow_
         family=ctx.config.strategy.family,
         evaluation_key=ctx.evaluation_key,
         offspring=OffspringRows(off.hashes, process.space_for(ctx).genes_json(off.X), gen.metrics, gen.per_asset,
-                                in_metric_units(ctx, F_off), gen.new),
+                                in_metric_units(ctx, F_off), gen.new, gen.trades),
         survivors=SurvivorRows(gen.survivor_hashes, state.rank, state.crowding, in_metric_units(ctx, state.F)),
         checkpoint=encode_checkpoint(ck),
         stats=gen.stats,
@@ -294,4 +328,5 @@ def advanced(gen: Generation, state: Resume) -> Resume:
     observed = max(seen, default=0.0)
     if state.observed_bytes is not None:
         observed = max(observed, state.observed_bytes)
-    return Resume(gen.number, gen.survivors, gen.rng, gen.n_eval, observed or None, gen.stats, gen.survivor_hashes)
+    return Resume(gen.number, gen.survivors, gen.rng, gen.n_eval, observed or None, gen.stats, gen.survivor_hashes,
+                  gen.survivor_trades)

@@ -192,10 +192,11 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
     pareto_rows = []
     for i, e in enumerate(s["pareto"], 1):
         oos = e.get("oos_metrics") or {}
-        pareto_rows.append([f"#{i}"] + [e["genes"][g] for g in genes] + [e["metrics"][m] for m in METRICS]
-                           + [oos.get(m) for m in METRICS])
+        pareto_rows.append([f"#{i}", e.get("genomes", 1)] + [e["genes"][g] for g in genes]
+                           + [e["metrics"][m] for m in METRICS] + [oos.get(m) for m in METRICS])
     pareto_table = '<div class="scroll">' + _table(
-        ["#"] + genes + [f"{m} (in)" for m in METRICS] + [f"{m} (holdout)" for m in METRICS], pareto_rows, "pareto"
+        ["#", "genomes"] + genes + [f"{m} (in)" for m in METRICS] + [f"{m} (holdout)" for m in METRICS],
+        pareto_rows, "pareto",
     ) + "</div>"
 
     v = s.get("verdict") or {}

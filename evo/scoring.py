@@ -18,10 +18,11 @@ def score(ctx: RunContext, off: Offspring, window: tuple[int, int], key: str) ->
     cached = lookup(ctx, off, key)
     unseen = [i for i, h in enumerate(off.hashes) if h not in cached.metrics]
     results = [evaluate(ctx, [off.params[i] for i in unseen], window)] if unseen else []
-    metrics, per_asset, new = merge(off, cached, unseen, results)
+    metrics, per_asset, new, trades = merge(off, cached, unseen, results)
     process.store_for(ctx).save_evaluations(
         ctx.config.strategy.family,
-        [(off.hashes[i], off.params[i], key, metrics[i].tolist(), per_asset[i]) for i in range(len(off)) if new[i]],
+        [(off.hashes[i], off.params[i], key, metrics[i].tolist(), per_asset[i], trades[i])
+         for i in range(len(off)) if new[i]],
     )
     return metrics, per_asset, new
 

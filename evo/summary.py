@@ -48,19 +48,34 @@ def list_runs(database: str) -> list[dict]:
 
 
 def pareto(store: Store, run_id: int, number: int, objectives: list[dict]) -> list[dict]:
-    """The first front of a generation's survivors, best first objective first."""
+    """The first front of a generation's survivors, one entry per behaviour, best first objective first.
+
+    Genomes whose trades are identical (the same trade fingerprint) are one behaviour: the entry shows
+    the first of them, with `genomes` counting them all (genomes with an unknown fingerprint, stored by an
+    older evo, count alone).
+    """
     from evo.algorithm import decode_floats
 
-    rows = [m for m in store.members_of(run_id, number, "survivor") if m["rank"] == 0]
-    out = [
-        {
+    out: list[dict] = []
+    by_trades: dict[int, dict] = {}
+    for m in store.members_of(run_id, number, "survivor"):
+        if m["rank"] != 0:
+            continue
+        t = m.get("trades")
+        if t is not None and t in by_trades:
+            by_trades[t]["genomes"] += 1
+            continue
+        e = {
             "genome_hash": m["genome_hash"],
             "genes": m["genes"],
             "metrics": m["metrics"],
             "objectives": decode_floats(m["objectives"]).tolist(),
+            "trades": None if t is None else f"{t & (2**64 - 1):016x}",
+            "genomes": 1,
         }
-        for m in rows
-    ]
+        if t is not None:
+            by_trades[t] = e
+        out.append(e)
     if out:
         first = objectives[0]
         out.sort(key=lambda e: e["objectives"][0], reverse=first["direction"] == "max")
@@ -133,14 +148,17 @@ def print_summary(s: dict) -> None:
         # two narrow tables (metrics, then genes) rather than one that wraps in an 80-column terminal
         obj = [o["metric"] for o in s["objectives"]]
         rest = [m for m in METRIC_LABELS if m not in obj]
-        t = Table(title=f"Pareto set: {len(s['pareto'])} strategies, in sample", title_justify="left")
+        genomes = sum(e.get("genomes", 1) for e in s["pareto"])
+        t = Table(title=f"Pareto set: {len(s['pareto'])} distinct behaviours ({genomes} genomes), in sample",
+                  title_justify="left")
         t.add_column("#", justify="right", style="dim")
+        t.add_column("genomes", justify="right", style="dim")
         for o in s["objectives"]:
             t.add_column(f"{METRIC_LABELS[o['metric']]} ({o['direction']})", justify="right", style="bold")
         for m in rest:
             t.add_column(METRIC_LABELS[m], justify="right")
         for i, e in enumerate(s["pareto"], 1):
-            t.add_row(str(i), *[fmt(e["metrics"][m]) for m in obj + rest])
+            t.add_row(str(i), str(e.get("genomes", 1)), *[fmt(e["metrics"][m]) for m in obj + rest])
         console.print(t)
         if any("oos_metrics" in e for e in s["pareto"]):
             h = Table(title="holdout: the same strategies on bars evolution never saw (in sample -> holdout)",
@@ -222,9 +240,11 @@ def pareto_markdown(s: dict, report_path: str | None = None) -> str:
         lines += _md_table(head, [[n[i]] + [c for m in shown for c in (fmt(e["metrics"][m]), fmt((e.get("oos_metrics") or {}).get(m)))]
                                   for i, e in enumerate(front)])
     rest = [m for m in METRIC_LABELS if m not in obj]
-    lines += ["## In sample", ""]
-    head = ["#"] + [f"{METRIC_LABELS[m]} ({o['direction']})" for m, o in zip(obj, s["objectives"])] + [METRIC_LABELS[m] for m in rest]
-    lines += _md_table(head, [[n[i]] + [fmt(e["metrics"][m]) for m in obj + rest] for i, e in enumerate(front)])
+    lines += ["## In sample (one row per behaviour; genomes: how many trade exactly alike)", ""]
+    head = ["#", "genomes"] + [f"{METRIC_LABELS[m]} ({o['direction']})" for m, o in zip(obj, s["objectives"])] + \
+        [METRIC_LABELS[m] for m in rest]
+    lines += _md_table(head, [[n[i], str(e.get("genomes", 1))] + [fmt(e["metrics"][m]) for m in obj + rest]
+                              for i, e in enumerate(front)])
     genes = list(front[0]["genes"])
     lines += ["## Genes", ""]
     for k in range(0, len(genes), MD_COLUMNS - 1):

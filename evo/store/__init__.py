@@ -3,6 +3,7 @@
 from evo.store.store import (
     GenerationRecord,
     LeaseLost,
+    Evaluated,
     OffspringRows,
     RunBusy,
     RunRecord,
@@ -16,6 +17,7 @@ from evo.store.url import URLError
 __all__ = [
     "GenerationRecord",
     "LeaseLost",
+    "Evaluated",
     "OffspringRows",
     "RunBusy",
     "RunRecord",

@@ -82,6 +82,8 @@ evaluations = Table(
     *[Column(m, Double) for m in METRICS],
     Column("per_asset", JSON),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # the trade fingerprint: equal for evaluations whose orders are equal (NULL: stored before it existed)
+    Column("trades", BigInteger),
     UniqueConstraint("individual_id", "evaluation_key", name="uq_evaluations_individual_key"),
 )
 

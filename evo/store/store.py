@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 from sqlalchemy import JSON, DateTime, create_engine, event, func, insert, inspect, select, text, update
@@ -94,9 +94,18 @@ class OffspringRows:
     per_asset: Sequence[list | None]  # per-symbol metrics, None for one symbol
     objectives: np.ndarray  # (n, n_objectives) in metric units
     new: np.ndarray  # (n,) bool: a new evaluation (False: the metrics came from the store)
+    trades: Sequence[int | None]  # trade fingerprints (None: unknown)
 
     def __len__(self) -> int:
         return len(self.hashes)
+
+
+class Evaluated(NamedTuple):
+    """A stored evaluation: metrics in slot order, per-symbol metrics (or None), trade fingerprint (or None)."""
+
+    metrics: list[float]
+    per_asset: Any
+    trades: int | None
 
 
 @dataclass
@@ -433,21 +442,21 @@ class Store:
         return _gen_record(row) if row else None
 
     # -- evaluation cache ----------------------------------------------------------------------
-    def cached_metrics(self, family: str, hashes: Sequence[str], evaluation_key: str) -> dict[str, tuple[list[float], Any]]:
-        """Metrics already stored for these genomes under this evaluation key, by genome hash."""
-        out: dict[str, tuple[list[float], Any]] = {}
+    def cached_metrics(self, family: str, hashes: Sequence[str], evaluation_key: str) -> dict[str, Evaluated]:
+        """What the store holds for these genomes under this evaluation key, by genome hash."""
+        out: dict[str, Evaluated] = {}
         cols = ", ".join(f'e."{m}"' for m in METRICS)
         with self.engine.connect() as conn:
             mark = "%s" if conn.dialect.name == "postgresql" else "?"
             for part in _chunks(list(dict.fromkeys(hashes)), _IN_CHUNK):
                 # driver SQL: compiling a 500-parameter IN costs more than running it
-                sql = (f"SELECT i.genome_hash, e.per_asset, {cols} FROM individuals i "
+                sql = (f"SELECT i.genome_hash, e.per_asset, e.trades, {cols} FROM individuals i "
                        f"JOIN evaluations e ON e.individual_id = i.id "
                        f"WHERE i.family = {mark} AND e.evaluation_key = {mark} "
                        f"AND i.genome_hash IN ({', '.join([mark] * len(part))})")
                 for r in conn.exec_driver_sql(sql, (family, evaluation_key, *part)):
                     pa = r[1]
-                    out[r[0]] = ([_unnum(v) for v in r[2:]], json.loads(pa) if isinstance(pa, str) else pa)
+                    out[r[0]] = Evaluated([_unnum(v) for v in r[3:]], json.loads(pa) if isinstance(pa, str) else pa, r[2])
         return out
 
     # -- the atomic write ------------------------------------------------------------------------
@@ -499,7 +508,8 @@ class Store:
                 new = np.flatnonzero(offspring.new).tolist()
                 if new:
                     _bulk_insert(conn, evaluations, EVALUATION_COLUMNS, [
-                        (ids[offspring.hashes[i]], evaluation_key, _json_or_null(offspring.per_asset[i]), now, *m)
+                        (ids[offspring.hashes[i]], evaluation_key, _json_or_null(offspring.per_asset[i]), now,
+                         offspring.trades[i], *m)
                         for i, m in zip(new, _nullable(offspring.metrics[new]))
                     ], ["individual_id", "evaluation_key"])
                 _stage(on_stage, "evaluations")
@@ -587,6 +597,7 @@ class Store:
                 members.c.crowding,
                 members.c.objectives,
                 evaluations.c.per_asset,
+                evaluations.c.trades,
                 *cols,
             )
             .join(individuals, individuals.c.id == members.c.individual_id)
@@ -608,22 +619,23 @@ class Store:
                         "crowding": r["crowding"],
                         "objectives": r["objectives"],
                         "per_asset": r["per_asset"],
+                        "trades": r["trades"],
                         "metrics": {m: _unnum(r[m]) for m in METRICS},
                     }
                 )
         return out
 
     # -- validation ----------------------------------------------------------------------------
-    def save_evaluations(self, family: str, rows: Sequence[tuple[str, dict, str, Sequence[float], Any]]) -> None:
-        """Store (genome_hash, genes, evaluation_key, metrics, per_asset) rows; existing ones are kept."""
+    def save_evaluations(self, family: str, rows: Sequence[tuple[str, dict, str, Sequence[float], Any, int | None]]) -> None:
+        """Store (genome_hash, genes, evaluation_key, metrics, per_asset, trades) rows; existing ones are kept."""
         if not rows:
             return
         with self.engine.begin() as conn:
             now = self.db_now(conn)
             ids = self._ensure_individuals(conn, family, [r[0] for r in rows], [json.dumps(r[1]) for r in rows])
             _bulk_insert(conn, evaluations, EVALUATION_COLUMNS, [
-                (ids[h], key, _json_or_null(pa), now, *_nullable(np.asarray(metrics, dtype=np.float64)))
-                for h, _, key, metrics, pa in rows
+                (ids[h], key, _json_or_null(pa), now, trades, *_nullable(np.asarray(metrics, dtype=np.float64)))
+                for h, _, key, metrics, pa, trades in rows
             ], ["individual_id", "evaluation_key"])
 
     def save_validation(self, run_id: int, kind: str, generation: int, result: dict) -> None:
@@ -652,9 +664,11 @@ class Store:
         return (row[0], row[1]) if row else None
 
     def trial_metrics(self, run_id: int, metric: str) -> list[float]:
-        """`metric` of every distinct strategy the run evaluated, each under its generation's key."""
+        """`metric` of every distinct behaviour the run evaluated, each under its generation's key: genomes
+        whose trades are identical (the same trade fingerprint) count once; an evaluation stored before
+        fingerprints existed counts as its own behaviour."""
         q = (
-            select(individuals.c.id, generations.c.evaluation_key, evaluations.c[metric])
+            select(individuals.c.id, generations.c.evaluation_key, evaluations.c.trades, evaluations.c[metric])
             .select_from(members)
             .join(individuals, individuals.c.id == members.c.individual_id)
             .join(generations, (generations.c.run_id == members.c.run_id) & (generations.c.number == members.c.generation))
@@ -666,8 +680,11 @@ class Store:
             .where(members.c.run_id == run_id, members.c.role == "offspring")
             .distinct()
         )
+        seen: dict = {}
         with self.engine.connect() as conn:
-            return [_unnum(r[2]) for r in conn.execute(q)]
+            for ind, key, trades, value in conn.execute(q):
+                seen.setdefault((key, trades) if trades is not None else (key, "individual", ind), _unnum(value))
+        return list(seen.values())
 
     def count_rows(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -698,7 +715,7 @@ def _chunks(items: list, n: int) -> Iterable[list]:
 
 
 #: column order of the rows persist_generation and save_evaluations write
-EVALUATION_COLUMNS = ["individual_id", "evaluation_key", "per_asset", "created_at", *METRICS]
+EVALUATION_COLUMNS = ["individual_id", "evaluation_key", "per_asset", "created_at", "trades", *METRICS]
 MEMBER_COLUMNS = ["run_id", "generation", "individual_id", "role", "rank", "crowding", "objectives"]
 
 

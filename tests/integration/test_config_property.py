@@ -95,6 +95,8 @@ def _for(name: str, annotation, field) -> st.SearchStrategy:
         return st.lists(st.lists(st.floats(-100, 300, allow_nan=False), min_size=8, max_size=10), max_size=3)
     if origin is list and name == "paths":
         return st.just([])
+    if origin is list and typing.get_origin(args[0]) is typing.Literal:  # strategy.trading
+        return st.lists(st.sampled_from(typing.get_args(args[0])), unique=True)
     if origin is tuple and name == "window":
         return st.tuples(st.integers(-5, 2500), st.integers(-5, 2600))
     if origin is dict and name == "bounds":

@@ -3,7 +3,8 @@ by generation, as the code before it (commit 5cf860c) stored in tests/data/check
 
 Five runs cover every family, LHS and random sampling, offspring fewer than the population, a per-gene
 mutation probability, a worst-case reducer over two symbols and three objectives. The switches added since
-(evaluation.ohlc_stops, strategy.trading) are set to what that code did: stops from the close, no trading genes.
+(evaluation.ohlc_stops, strategy.trading, algorithm.distinct_trades) are set to what that code did: stops from
+the close, no trading genes, every genome competing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from evo.store import Store
 
 STORED = json.loads((Path(__file__).resolve().parents[1] / "data" / "checkpoints_5cf860c.json").read_text())
 #: what the code of 5cf860c did, in the switches added since: stops fill from the close, no trading genes
-BEFORE = {"evaluation": {"ohlc_stops": False}, "strategy": {"trading": []}}
+BEFORE = {"evaluation": {"ohlc_stops": False}, "strategy": {"trading": []}, "algorithm": {"distinct_trades": False}}
 
 
 def config_before(case: dict, before: dict = BEFORE) -> dict:

@@ -390,7 +390,7 @@ def test_a_stored_config_that_predates_the_switches_keeps_the_old_behaviour():
     # a stored config that has them keeps its own values
     new = RunConfig(name="new", evaluation={"ohlc_stops": True}, strategy={"trading": ["size"]}).model_dump(mode="json")
     assert stored(new) == validate(new)
-    assert {k for _, k in LEGACY} == {"ohlc_stops", "trading"}
+    assert {k for _, k in LEGACY} == {"ohlc_stops", "trading", "distinct_trades"}
 
 
 @pytest.mark.parametrize("trading, expected", [

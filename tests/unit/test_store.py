@@ -19,7 +19,7 @@ from evo.store import OffspringRows, Store, StoreError, SurvivorRows
 from evo.store.models import generations, members
 
 TABLES = {"runs", "generations", "individuals", "evaluations", "members"}
-HEAD = "0004"
+HEAD = "0005"
 DATA_TABLES = ("generations", "individuals", "evaluations", "members")
 FAMILY = "sma_cross"
 KEY = "evalkey-1"
@@ -81,6 +81,7 @@ def columns(offspring, survivors) -> tuple[OffspringRows, SurvivorRows]:
         [o.genome_hash for o in offspring], [json.dumps(o.genes) for o in offspring],
         matrix([o.metrics for o in offspring], len(METRICS)), [o.per_asset for o in offspring],
         matrix([o.objectives for o in offspring], k), np.array([o.new_evaluation for o in offspring], dtype=bool),
+        [None] * len(offspring),
     )
     surv = SurvivorRows(
         [s.genome_hash for s in survivors],
@@ -362,7 +363,8 @@ def test_cached_metrics(store):
     persist(store, run.id)
     got = store.cached_metrics(FAMILY, ["h1", "h2", "h3", "h1", "unknown"], KEY)
     assert set(got) == {"h1", "h2", "h3"}
-    m1, pa1 = got["h1"]
+    m1, pa1, trades1 = got["h1"]
+    assert trades1 is None  # the test writes no fingerprints
     assert pa1 is None
     assert len(m1) == len(METRICS)
     assert math.isnan(m1[METRICS.index("sharpe_ratio")])
@@ -732,3 +734,16 @@ def test_a_retried_persist_of_a_committed_generation_checks_the_lease(store):
     store.acquire_lease(run.id, "b", 60, stale_owner="a")  # a is gone, b took over
     with pytest.raises(LeaseLost, match="no longer holds"):
         persist(store, run.id, lease_owner="a", lease_seconds=60)
+
+
+def test_trades_are_stored_and_trials_count_each_behaviour_once(store):
+    """Two genomes with the same trade fingerprint are one trial of the deflated Sharpe ratio."""
+    run = make_run(store)
+    off, surv = columns(OFFSPRING, SURVIVORS)
+    off.trades = [111, 111, 222]  # h1 and h2 trade alike
+    store.persist_generation(run_id=run.id, number=1, family=FAMILY, evaluation_key=KEY, offspring=off,
+                             survivors=surv, checkpoint=CHECKPOINT, stats=STATS)
+    assert [store.cached_metrics(FAMILY, [h], KEY)[h].trades for h in ("h1", "h2", "h3")] == [111, 111, 222]
+    assert {m["genome_hash"]: m["trades"] for m in store.members_of(run.id, 1, "offspring")} == \
+        {"h1": 111, "h2": 111, "h3": 222}
+    assert len(store.trial_metrics(run.id, "total_return")) == 2
