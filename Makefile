@@ -21,8 +21,9 @@ demo: install
 	$(BIN)/evo run $(HERE)examples/default.toml
 	$(BIN)/evo report default --out report.html
 
+# three workers on two cores: a third of the suite waits (servers starting, a heartbeat timing out)
 test: install
-	cd $(HERE) && $(BIN)/python -m pytest
+	cd $(HERE) && $(BIN)/python -m tests.warm && $(BIN)/python -m pytest -n 3 --dist worksteal
 
 clean:
 	rm -rf $(VENV) $(HERE)*.egg-info $(HERE).pytest_cache
