@@ -26,7 +26,9 @@ exit-trade records, `cash_flow`, `total_profit`, `returns`, sharpe/sortino, and 
 which compounds wealth from 100 bar by bar. So the results agree with vectorbt to the last bit
 in the tests we run, and to ~1e-14 where they do not.
 
-A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.metrics).
+A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.metrics). Beside it
+each column gets a trade fingerprint: a 64-bit hash of its filled orders (order_hash_nb), chained
+as they fill, which the vectorbt engine recomputes from its order records (order_fingerprints_nb).
 """
 
 from __future__ import annotations
