@@ -28,21 +28,27 @@ def machine() -> dict:
     }
 
 
-def _genomes(family_name: str, n: int, seed: int):
+def _genomes(family_name: str, n: int, seed: int, trading=()):
+    """n seeded random genomes of a family evolving the trading genes `trading` (none: long only, all in;
+    None: all it supports). With a direction gene, a third each go long only, short only and both (a
+    rounded uniform draw would give short only, the middle value, half of them)."""
     from evo import strategies
 
-    fam = strategies.get(family_name)
+    fam = strategies.get(family_name, trading)
     space = fam.space()
     rng = np.random.default_rng(seed)
-    X = space.repair(space.xl + rng.random((n, space.n_var)) * (space.xu - space.xl))
-    return fam, space, X
+    X = space.xl + rng.random((n, space.n_var)) * (space.xu - space.xl)
+    if "direction" in space.names:
+        X[:, space.index("direction")] = np.arange(n) % 3
+    return fam, space, space.repair(X)
 
 
-def _market(n_bars: int, seed: int = 7):
+def _market(n_bars: int, seed: int = 7, n_assets: int = 1):
     from evo.config import DataConfig, SyntheticData
     from evo.data import load_market
 
-    return load_market(DataConfig(synthetic=SyntheticData(n_bars=n_bars, seed=seed)))
+    symbols = ["SYN"] if n_assets == 1 else [f"S{a}" for a in range(n_assets)]
+    return load_market(DataConfig(synthetic=SyntheticData(n_bars=n_bars, seed=seed, symbols=symbols)))
 
 
 def seeds_pattern(ohlcv, family, params, settings, freq) -> np.ndarray:
@@ -80,8 +86,8 @@ def engine_benchmark(
     from evo.engine import fast, nb
 
     market = _market(n_bars)
-    fam, space, X = _genomes(family, n, seed)
-    settings = EvaluationConfig(engine="fast")
+    fam, space, X = _genomes(family, n, seed)  # long only, all in, stops from the close: the seeds' rules
+    settings = EvaluationConfig(engine="fast", ohlc_stops=False)
     arrays = {k: np.ascontiguousarray(v) for k, v in market.arrays(0).items()}
     fast.evaluate_arrays(arrays, fam, X[:4], space.names, settings, market.freq)  # compile / load the cache
 
@@ -96,7 +102,7 @@ def engine_benchmark(
     E = np.empty((n, n_bars), dtype=np.bool_)
     XS = np.empty_like(E)
     fam.fast_signals(cache, X, space.names, arrays, E, XS)
-    params = fam.sim_params(X, space.names)
+    params = fam.sim_params(X, space.names, settings.init_cash)
     sim = fast.sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage,
                             freq=market.freq)
     close = arrays["close"]
@@ -106,8 +112,8 @@ def engine_benchmark(
     bare_t = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        bare = nb.simulate_signals_nb(close, close, close, close, E, XS, no_signals, no_signals, params, sim,
-                                      numba.get_num_threads())
+        bare, _ = nb.simulate_signals_nb(close, close, close, close, E, XS, no_signals, no_signals, params, sim,
+                                         numba.get_num_threads())
         bare_t.append(time.perf_counter() - t0)
     del E, XS
 
@@ -144,156 +150,107 @@ def engine_benchmark(
     }
 
 
-def all_features_params(fam, X: np.ndarray, names) -> np.ndarray:
-    """Per-genome records with every simulation option on: a third each long only, short only and
-    both directions (reversing on opposite signals), percent sizes for the one-sided thirds (vectorbt
-    refuses to reverse a percent size), all in for the rest, the family's stops, trailing for half."""
-    from evo.engine.fast import make_params
-
-    n = len(X)
-    sl, tp = fam.stop_arrays(X, names)
-    direction = np.array(["longonly", "shortonly", "both"])[np.arange(n) % 3]
-    size_type = np.where(direction == "both", "amount", "percent")
-    size = np.where(direction == "both", np.inf, 0.5 + 0.5 * (np.arange(n) % 2))
-    return make_params(n, direction=direction, size=size, size_type=size_type, sl_stop=sl, tp_stop=tp,
-                       sl_trail=np.arange(n) % 2 == 0)
-
-
 def signals_benchmark(n: int = 1000, n_bars: int = 87_600, repeats: int = 5, family: str = "rsi_pullback",
                       check_subset: int = 8, seed: int = 0) -> dict:
-    """Full-fitness strategy-bars per second of the fast engine, long only (what evolution runs today)
-    against every simulation option on (both directions with reversals, percent sizing, stops filled
-    from open/high/low, trailing stops), in one process, repeats interleaved. A subset of the
-    all-options metrics is checked against the vectorbt engine given the same records."""
+    """Full-fitness strategy-bars per second through the family path (evo.engine.fast.evaluate_arrays with
+    the family's own records): long only, all in, stops from the close (the family without trading genes,
+    ohlc_stops off: what evolution ran before them) against every feature on (the family evolving direction,
+    size and trailing, random genomes: a third each long, short and both; stops from open/high/low), in
+    one process, repeats interleaved. A subset of the all-features metrics and trade fingerprints is
+    checked against the vectorbt engine."""
     import numba
 
     from evo.config import EvaluationConfig
     from evo.engine import fast, vbt
 
     market = _market(n_bars)
-    fam, space, X = _genomes(family, n, seed)
-    settings = EvaluationConfig(engine="fast")
     arrays = {k: np.ascontiguousarray(v) for k, v in market.arrays(0).items()}
-    params = all_features_params(fam, X, space.names)
-
-    def long_only():
-        return fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq)
-
-    def all_options():
-        return fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq, params=params,
-                                    ohlc_stops=True)
-
-    fast.evaluate_arrays(arrays, fam, X[:4], space.names, settings, market.freq)  # compile / load the cache
-    fast.evaluate_arrays(arrays, fam, X[:4], space.names, settings, market.freq, params=params[:4], ohlc_stops=True)
-    times = {"long_only": [], "all_options": []}
+    cases = {
+        "long_only": (_genomes(family, n, seed, trading=()), EvaluationConfig(ohlc_stops=False)),
+        "all_features": (_genomes(family, n, seed, trading=None), EvaluationConfig(ohlc_stops=True)),
+    }
+    for (fam, space, X), settings in cases.values():
+        fast.evaluate_arrays(arrays, fam, X[:4], space.names, settings, market.freq)  # compile / load the cache
+    times: dict = {k: [] for k in cases}
+    fps = np.empty(n, dtype=np.int64)
     for _ in range(repeats):
-        for name, f in (("long_only", long_only), ("all_options", all_options)):
+        for name, ((fam, space, X), settings) in cases.items():
             t0 = time.perf_counter()
-            out = f()
+            out = fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq, fingerprints=fps)
             times[name].append(time.perf_counter() - t0)
-            if name == "all_options":
+            if name == "all_features":
                 full = out
+    (fam, space, X), settings = cases["all_features"]
     k = min(check_subset, n)
+    ref_fps = np.empty(k, dtype=np.int64)
     ref = vbt.evaluate_asset(market.frame(0), fam, space.decode(X[:k]), settings, market.freq,
-                             sim_params=params[:k], ohlc_stops=True)
+                             fingerprints_out=ref_fps)
+    directions = X[:, space.index("direction")]
     sb = n * n_bars
     lo = sb / statistics.median(times["long_only"])
-    al = sb / statistics.median(times["all_options"])
+    al = sb / statistics.median(times["all_features"])
     return {
-        "benchmark": "full fitness, long only vs every simulation option",
+        "benchmark": "full fitness through the family path, long only vs every trading feature",
         "family": family,
         "strategies": n,
         "bars": n_bars,
         "threads": numba.get_num_threads(),
         "repeats": repeats,
         "long_only_per_s": lo,
-        "all_options_per_s": al,
-        "all_options_over_long_only": al / lo,
-        "all_options_equal_vectorbt": bool(np.allclose(full[:k], ref, rtol=1e-9, atol=1e-12, equal_nan=True)),
+        "all_features_per_s": al,
+        "all_features_over_long_only": al / lo,
+        "direction_shares": [float((directions == d).mean()) for d in range(3)],
+        "all_features_equal_vectorbt": bool(np.allclose(full[:k], ref, rtol=1e-9, atol=1e-12, equal_nan=True)
+                                            and (fps[:k] == ref_fps).all()),
         "vectorbt_checked": k,
     }
 
 
 def portfolio_benchmark(n: int = 100, n_assets: int = 10, n_bars: int = 20_000, repeats: int = 5,
-                        family: str = "rsi_pullback", seed: int = 0) -> dict:
-    """Seconds to simulate n genomes' signals on n_assets symbols as one shared-cash portfolio each
-    (simulate_portfolios_nb) against as n_assets separate backtests (simulate_signals_nb per symbol),
-    on the same precomputed signals, with the same equal-allocation sizing, medians of interleaved
-    repeats; and the grouped metrics of a few genomes against vectorbt's grouped portfolio."""
+                        family: str = "rsi_pullback", seed: int = 0, check_subset: int = 3) -> dict:
+    """Seconds to evaluate n genomes on n_assets symbols through evo.engine.evaluate (the path evolution
+    uses, the fast engine, the family with every trading gene, OHLC stops) as one shared-cash portfolio
+    each (reducer 'portfolio') against n_assets separate backtests (reducer 'mean'), medians of
+    interleaved repeats; and the portfolio metrics of a few genomes against the vectorbt engine's."""
     import numba
 
-    from evo import indicators
-    from evo.config import DataConfig, EvaluationConfig, SyntheticData
-    from evo.data import load_market
-    from evo.engine import fast, nb
-    from evo.engine.vbt import portfolio_metrics
+    from evo.config import EvaluationConfig
+    from evo.engine import evaluate
 
-    symbols = [f"S{a}" for a in range(n_assets)]
-    market = load_market(DataConfig(synthetic=SyntheticData(n_bars=n_bars, seed=7, symbols=symbols)))
-    fam, space, X = _genomes(family, n, seed)
-    settings = EvaluationConfig(engine="fast")
-    entries = np.empty((n, n_assets, n_bars), dtype=np.bool_)
-    exits = np.empty_like(entries)
-    for a in range(n_assets):
-        arrays = {k: np.ascontiguousarray(v) for k, v in market.arrays(a).items()}
-        cache = indicators.build(fam.indicators, arrays, X, space.names)
-        fam.fast_signals(cache, X, space.names, arrays, entries[:, a], exits[:, a])
-    sl, tp = fam.stop_arrays(X, space.names)
-    size = settings.init_cash / n_assets
-    params = fast.make_params(n, size=size, size_type="value", sl_stop=sl, tp_stop=tp)
-    sim = fast.sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage,
-                            freq=market.freq)
-    close = np.ascontiguousarray(market.close.T)  # (symbols, bars); stops fill from the close, as families' do
-    prices = [close] * 4
-    per_asset = [(np.ascontiguousarray(entries[:, a]), np.ascontiguousarray(exits[:, a])) for a in range(n_assets)]
-    no2 = np.empty((0, 0), dtype=np.bool_)
-    no3 = np.empty((0, 0, 0), dtype=np.bool_)
-    threads = numba.get_num_threads()
-
-    def grouped():
-        return nb.simulate_portfolios_nb(*prices, entries, exits, no3, no3, params, sim, threads)
-
-    def separate():
-        for a, (e, x) in enumerate(per_asset):
-            nb.simulate_signals_nb(close[a], close[a], close[a], close[a], e, x, no2, no2, params, sim, threads)
-
-    grouped()
-    separate()
-    times = {"grouped": [], "separate": []}
+    market = _market(n_bars, n_assets=n_assets)
+    fam, space, X = _genomes(family, n, seed, trading=None)
+    params = space.decode(X)
+    settings = {"separate": EvaluationConfig(reducer="mean"), "portfolio": EvaluationConfig(reducer="portfolio")}
+    for s in settings.values():
+        evaluate(market, fam, params[:4], s)  # compile / load the cache
+    times: dict = {k: [] for k in settings}
     for _ in range(repeats):
-        for name, f in (("grouped", grouped), ("separate", separate)):
+        for name, s in settings.items():
             t0 = time.perf_counter()
-            f()
+            ev = evaluate(market, fam, params, s)
             times[name].append(time.perf_counter() - t0)
-    out = grouped()
-    k = min(3, n)
-    ref = [portfolio_metrics(_vbt_group(market, entries[s], exits[s], size, sl[s], tp[s], settings)) for s in range(k)]
-    g = statistics.median(times["grouped"])
+            if name == "portfolio":
+                grouped = ev
+    k = min(check_subset, n)
+    ref = evaluate(market, fam, params[:k], EvaluationConfig(engine="vectorbt", reducer="portfolio"))
+    g = statistics.median(times["portfolio"])
     sep = statistics.median(times["separate"])
     return {
-        "benchmark": "one shared-cash portfolio over several symbols vs separate backtests",
+        "benchmark": "one shared-cash portfolio over several symbols vs separate backtests, through evo.engine.evaluate",
         "family": family,
         "strategies": n,
         "symbols": n_assets,
         "bars": n_bars,
-        "threads": threads,
+        "threads": numba.get_num_threads(),
         "repeats": repeats,
         "grouped_seconds": g,
         "separate_seconds": sep,
         "grouped_over_separate": g / sep,
-        "grouped_equal_vectorbt": bool(np.allclose(out[:k], np.vstack(ref), rtol=1e-9, atol=1e-12, equal_nan=True)),
+        "grouped_equal_vectorbt": bool(
+            np.allclose(grouped.metrics[:k], ref.metrics, rtol=1e-9, atol=1e-12, equal_nan=True)
+            and (grouped.asset_fingerprints[:, :k] == ref.asset_fingerprints).all()
+        ),
     }
-
-
-def _vbt_group(market, entries, exits, size, sl, tp, settings):
-    import pandas as pd
-    import vectorbt as vbt
-
-    close = pd.DataFrame(market.close, index=market.index, columns=list(market.symbols))
-    return vbt.Portfolio.from_signals(
-        close, entries.T, exits.T, size=size, size_type="value", sl_stop=sl, tp_stop=tp, init_cash=settings.init_cash,
-        fees=settings.fees, slippage=settings.slippage, freq=market.freq, group_by=True, cash_sharing=True,
-    )
 
 
 _RSS_SCRIPT = """
@@ -313,10 +270,11 @@ n, n_bars = int(sys.argv[1]), int(sys.argv[2])
 market = bench._market(n_bars)
 fam, space, X = bench._genomes("rsi_pullback", n, 0)
 arrays = {k: np.ascontiguousarray(v) for k, v in market.arrays(0).items()}
-fast.evaluate_arrays(arrays, fam, X[:4], space.names, EvaluationConfig(), market.freq)
+settings = EvaluationConfig(ohlc_stops=False)
+fast.evaluate_arrays(arrays, fam, X[:4], space.names, settings, market.freq)
 before = hwm()
 t0 = time.perf_counter()
-out = fast.evaluate_arrays(arrays, fam, X, space.names, EvaluationConfig(), market.freq)
+out = fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq)
 dt = time.perf_counter() - t0
 peak = hwm()
 print(json.dumps({"peak_rss": peak, "rss_before": before, "seconds": dt, "finite_sharpe": int(np.isfinite(out[:, 1]).sum())}))
@@ -435,29 +393,32 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         ))
     r = results.get("signals")
     if r:
+        shares = "/".join(f"{100 * x:.0f}" for x in r["direction_shares"])
         out.append((
-            f"simulation options: {r['family']}, {r['strategies']} strategies x {r['bars']} bars, {r['threads']} threads "
-            f"(medians of {r['repeats']}, interleaved)",
+            f"trading features through the family path: {r['family']}, {r['strategies']} strategies x {r['bars']} bars, "
+            f"{r['threads']} threads (medians of {r['repeats']}, interleaved)",
             ["what", "strategy-bars/s"],
             [
-                ["long only, all in, stops from the close (what evolution runs)", f"{r['long_only_per_s']:.3g}"],
-                ["every option: long / short / both with reversals, percent sizes, OHLC and trailing stops",
-                 f"{r['all_options_per_s']:.3g}"],
-                ["every option / long only", f"{100 * r['all_options_over_long_only']:.0f} %"],
-                [f"every option equals vectorbt ({r['vectorbt_checked']} strategies)", str(r["all_options_equal_vectorbt"])],
+                ["long only, all in, stops from the close (no trading genes, ohlc_stops off)", f"{r['long_only_per_s']:.3g}"],
+                [f"every feature: direction long/short/both ({shares} %), size, trailing; OHLC stops",
+                 f"{r['all_features_per_s']:.3g}"],
+                ["every feature / long only", f"{100 * r['all_features_over_long_only']:.0f} %"],
+                [f"every feature equals vectorbt, fingerprints too ({r['vectorbt_checked']} strategies)",
+                 str(r["all_features_equal_vectorbt"])],
             ],
         ))
     r = results.get("portfolio")
     if r:
         out.append((
-            f"one shared-cash portfolio over {r['symbols']} symbols: {r['strategies']} strategies x {r['bars']} bars, "
-            f"{r['threads']} threads (medians of {r['repeats']}, interleaved)",
+            f"one shared-cash portfolio over {r['symbols']} symbols through evo.engine.evaluate: {r['strategies']} "
+            f"strategies x {r['bars']} bars, every trading feature, {r['threads']} threads (medians of {r['repeats']}, "
+            "interleaved)",
             ["what", "seconds"],
             [
-                [f"{r['symbols']} separate backtests", f"{r['separate_seconds']:.4f}"],
-                ["one portfolio with shared cash, equal allocation", f"{r['grouped_seconds']:.4f}"],
+                [f"{r['symbols']} separate backtests (reducer mean)", f"{r['separate_seconds']:.4f}"],
+                ["one portfolio with shared cash, equal allocation (reducer portfolio)", f"{r['grouped_seconds']:.4f}"],
                 ["portfolio / separate", f"{r['grouped_over_separate']:.2f}x"],
-                ["portfolio metrics equal vectorbt's group", str(r["grouped_equal_vectorbt"])],
+                ["portfolio metrics and fingerprints equal the vectorbt engine's", str(r["grouped_equal_vectorbt"])],
             ],
         ))
     rows = results.get("rss")

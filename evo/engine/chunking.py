@@ -63,9 +63,10 @@ def budget_bytes(memory_budget_mb: float | None, memory_fraction: float, reading
     return min(int(memory_budget_mb * MB), free)
 
 
-def strategy_bytes(n_bars: int, n_assets: int, observed: float | None = None) -> int:
-    """Peak bytes one strategy costs the vectorbt engine (assets are evaluated one after another)."""
-    model = VBT_BYTES_PER_STRATEGY_BAR * n_bars
+def strategy_bytes(n_bars: int, n_assets: int, observed: float | None = None, portfolio: bool = False) -> int:
+    """Peak bytes one strategy costs the vectorbt engine: assets are evaluated one after another, or all
+    at once as one portfolio (reducer 'portfolio': a column per asset)."""
+    model = VBT_BYTES_PER_STRATEGY_BAR * n_bars * (n_assets if portfolio else 1)
     return int(max(model, observed or 0))
 
 
@@ -116,5 +117,6 @@ def plan_for(
                                        n_assets if settings.reducer == "portfolio" else 0)
         p = plan(n_items, int(max(per_item, observed or 0)), b, 1, fixed, settings.max_chunk_size)
     else:
-        p = plan(n_items, strategy_bytes(n_bars, n_assets, observed), b, settings.max_parallel, 0, settings.max_chunk_size)
+        per_item = strategy_bytes(n_bars, n_assets, observed, settings.reducer == "portfolio")
+        p = plan(n_items, per_item, b, settings.max_parallel, 0, settings.max_chunk_size)
     return ChunkPlan(p.sizes, p.budget_bytes, p.bytes_per_strategy, p.parallel, reading.available, p.fixed_bytes)

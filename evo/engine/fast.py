@@ -347,19 +347,19 @@ def simulate_portfolio(
 SIGNAL_BLOCK_BYTES = 32 * 1024 * 1024
 
 
-def block_size(n_bars: int, n_items: int) -> int:
-    return max(1, min(n_items, SIGNAL_BLOCK_BYTES // (2 * n_bars)))
+def block_size(n_bars: int, n_items: int, n_assets: int = 1) -> int:
+    return max(1, min(n_items, SIGNAL_BLOCK_BYTES // (2 * n_bars * n_assets)))
 
 
 def memory_model(n_bars: int, n_cache_rows: int, n_threads: int, portfolio_assets: int = 0) -> tuple[int, int]:
-    """(fixed bytes, bytes per strategy) of one fast-engine chunk on one asset: the indicator
-    cache, the signal buffers of the generic path (the larger case), per-thread returns (a batch) and
-    signals. A portfolio over `portfolio_assets` symbols also holds every strategy's signals on every
-    symbol (2 bytes a bar each)."""
-    block = SIGNAL_BLOCK_BYTES // (2 * n_bars) or 1
-    fixed = n_cache_rows * n_bars * 8 + 2 * block * n_bars + n_threads * n_bars * (8 * BATCH + 2)
-    per = 8 * 24 + params_dt.itemsize  # metrics, genome, stops, cache row indices, params record
-    return fixed, per + 2 * portfolio_assets * n_bars
+    """(fixed bytes, bytes per strategy) of one fast-engine chunk: the indicator cache, the signal
+    buffers of the generic path (the larger case), per-thread returns (a batch) and signals. A
+    portfolio over `portfolio_assets` symbols holds every symbol's indicator cache at once."""
+    assets = max(1, portfolio_assets)
+    block = block_size(n_bars, SIGNAL_BLOCK_BYTES, assets)
+    fixed = (assets * n_cache_rows * n_bars * 8 + 2 * block * assets * n_bars + 2 * block * n_bars
+             + n_threads * n_bars * (8 * BATCH + 2))
+    return fixed, 8 * 24 + params_dt.itemsize  # metrics, genome, stops, cache row indices, params record
 
 
 def _window_arrays(arrays: dict, stop: int) -> dict:
@@ -392,24 +392,13 @@ def _prices(arrays: dict, ohlc_stops: bool) -> tuple:
     return (arrays["open"], arrays["high"], arrays["low"], close) if ohlc_stops else (close, close, close, close)
 
 
-def _signal_blocks(family, cache, X, names, arrays, order, out_entries=None, out_exits=None):
-    """Signals of the genomes X[order] block by block: yields (indices, entries, exits) of each block,
-    or, given out_entries/out_exits (len(X), n_bars) views, writes every block there."""
+def _signals_of(family, cache, idx, X, names, arrays, entries, exits) -> None:
+    """Signals of the genomes X[idx] into entries/exits[:len(idx)], from the rows of the whole cache."""
     from evo import indicators
 
-    n, n_bars = len(X), len(arrays["close"])
-    b = block_size(n_bars, n)
-    entries = np.empty((b, n_bars), dtype=np.bool_)
-    exits = np.empty((b, n_bars), dtype=np.bool_)
-    for first in range(0, n, b):
-        idx = order[first : first + b]
-        k = len(idx)
-        view = indicators.IndicatorCache(cache.values, cache.rows[idx])
-        family.fast_signals(view, X[idx], names, arrays, entries[:k], exits[:k])
-        if out_entries is not None:
-            out_entries[idx] = entries[:k]
-            out_exits[idx] = exits[:k]
-        yield idx, entries[:k], exits[:k]
+    k = len(idx)
+    view = indicators.IndicatorCache(cache.values, cache.rows[idx])
+    family.fast_signals(view, X[idx], names, arrays, entries[:k], exits[:k])
 
 
 def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, window=None, *, params=None,
@@ -450,30 +439,18 @@ def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, 
                                                          sim, n_threads)
         else:
             # signals for a block of strategies, then the simulation of that block
-            for idx, entries, exits in _signal_blocks(family, cache, X, names, arrays, order):
-                out[idx], fps[idx] = nb.simulate_signals_nb(*prices, entries, exits, no_signals, no_signals,
+            b = block_size(len(arrays["close"]), n)
+            entries = np.empty((b, len(arrays["close"])), dtype=np.bool_)
+            exits = np.empty_like(entries)
+            for first in range(0, n, b):
+                idx = order[first : first + b]
+                k = len(idx)
+                _signals_of(family, cache, idx, X, names, arrays, entries, exits)
+                out[idx], fps[idx] = nb.simulate_signals_nb(*prices, entries[:k], exits[:k], no_signals, no_signals,
                                                             params[idx], sim, n_threads)
     if fingerprints is not None:
         fingerprints[:] = fps.view(np.int64)
     return out
-
-
-def _portfolio_signals(arrays_list, family, X, names, stop) -> tuple[np.ndarray, np.ndarray]:
-    """(entries, exits), each (len(X), n_assets, stop): every genome's signals on every symbol's bars
-    [0, stop), one symbol's indicator cache at a time."""
-    from evo import indicators
-
-    n, n_assets = len(X), len(arrays_list)
-    entries = np.empty((n, n_assets, stop), dtype=np.bool_)
-    exits = np.empty((n, n_assets, stop), dtype=np.bool_)
-    for a, arrays in enumerate(arrays_list):
-        arrays = _window_arrays(arrays, stop)
-        cache = indicators.build(family.indicators, arrays, X, names)
-        order = np.lexsort(cache.rows.T[::-1]) if cache.rows.shape[1] else np.arange(n)
-        for _ in _signal_blocks(family, cache, X, names, arrays, order, entries[:, a], exits[:, a]):
-            pass
-        del cache
-    return entries, exits
 
 
 def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, settings, freq, window=None, *,
@@ -490,6 +467,8 @@ def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, se
 
     from evo.engine import nb
 
+    from evo import indicators
+
     n, n_assets = len(X), len(arrays_list)
     if n == 0:
         return np.empty((0, len(METRICS)))
@@ -497,13 +476,35 @@ def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, se
                                             ohlc_stops=ohlc_stops, upon_opposite_entry=upon_opposite_entry,
                                             portfolio_assets=n_assets)
     stop = len(first["close"])
-    per_asset = [_prices(_window_arrays(a, stop), ohlc_stops) for a in arrays_list]
-    prices = [np.ascontiguousarray(np.stack([p[k] for p in per_asset])) for k in range(4)]  # (assets, bars) each
+    windows = [_window_arrays(a, stop) for a in arrays_list]
+    per_asset = [_prices(w, ohlc_stops) for w in windows]
+    # (assets, bars) views of bar-major arrays: a bar's prices on every symbol are adjacent, as the
+    # portfolio kernel reads them (bar by bar, symbol by symbol)
+    prices = [np.stack([p[k] for p in per_asset], axis=1).T for k in range(4)]
+    out = np.empty((n, len(METRICS)))
+    fps = np.empty((n, n_assets), dtype=np.uint64)
     no_signals = np.empty((0, 0, 0), dtype=np.bool_)
+    # block by block: every symbol's signals of a block of genomes (from every symbol's cache), then its
+    # portfolios, while the block's signals are still in the processor's caches
+    b = block_size(stop, n, n_assets)
+    entries = np.empty((b, n_assets, stop), dtype=np.bool_)
+    exits = np.empty_like(entries)
+    one_entries = np.empty((b, stop), dtype=np.bool_)
+    one_exits = np.empty_like(one_entries)
     with kernel_lock:
-        entries, exits = _portfolio_signals(arrays_list, family, X, names, stop)
-        out, fps = nb.simulate_portfolios_nb(*prices, entries, exits, no_signals, no_signals, params, sim,
-                                             numba.get_num_threads())
+        caches = [indicators.build(family.indicators, w, X, names) for w in windows]
+        # the same genomes give the same rows on every symbol: those reading the same rows run together
+        rows = caches[0].rows
+        order = np.lexsort(rows.T[::-1]) if rows.shape[1] else np.arange(n)
+        for start in range(0, n, b):
+            idx = order[start : start + b]
+            k = len(idx)
+            for a, (cache, w) in enumerate(zip(caches, windows)):
+                _signals_of(family, cache, idx, X, names, w, one_entries, one_exits)
+                entries[:k, a] = one_entries[:k]
+                exits[:k, a] = one_exits[:k]
+            out[idx], fps[idx] = nb.simulate_portfolios_nb(*prices, entries[:k], exits[:k], no_signals, no_signals,
+                                                           params[idx], sim, numba.get_num_threads())
     if fingerprints is not None:
         fingerprints[:] = fps.T.view(np.int64)
     return out
@@ -538,17 +539,24 @@ def portfolio_returns_of(arrays_list: list[dict], family, x: np.ndarray, names, 
     from evo.engine import nb
     from evo.engine.enums import N_METRICS
 
+    from evo import indicators
+
     X = np.atleast_2d(np.asarray(x, dtype=np.float64))
     n_assets = len(arrays_list)
     first, params, sim, ohlc_stops = _setup(arrays_list[0], family, X, names, settings, freq, window,
                                             portfolio_assets=n_assets)
     stop = len(first["close"])
-    per_asset = [_prices(_window_arrays(a, stop), ohlc_stops) for a in arrays_list]
+    windows = [_window_arrays(a, stop) for a in arrays_list]
+    per_asset = [_prices(w, ohlc_stops) for w in windows]
     prices = [np.ascontiguousarray(np.stack([p[k] for p in per_asset])) for k in range(4)]
+    entries = np.empty((n_assets, stop), dtype=np.bool_)
+    exits = np.empty_like(entries)
     with kernel_lock:
-        entries, exits = _portfolio_signals(arrays_list, family, X, names, stop)
+        for a, w in enumerate(windows):
+            cache = indicators.build(family.indicators, w, X, names)
+            family.fast_signals(cache, X, names, w, entries[a : a + 1], exits[a : a + 1])
     buf = np.empty(stop)
     no_signals = np.empty((0, 0), dtype=np.bool_)
-    nb.simulate_group_nb(*prices, entries[0], exits[0], no_signals, no_signals, params[0], sim, buf,
+    nb.simulate_group_nb(*prices, entries, exits, no_signals, no_signals, params[0], sim, buf,
                          np.empty(N_METRICS), np.empty(n_assets, dtype=np.uint64))
     return buf[sim.start:].copy()

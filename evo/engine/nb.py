@@ -26,7 +26,9 @@ exit-trade records, `cash_flow`, `total_profit`, `returns`, sharpe/sortino, and 
 which compounds wealth from 100 bar by bar. So the results agree with vectorbt to the last bit
 in the tests we run, and to ~1e-14 where they do not.
 
-A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.metrics).
+A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.metrics). Beside it
+each column gets a trade fingerprint: a 64-bit hash of its filled orders (order_hash_nb), chained
+as they fill, which the vectorbt engine recomputes from its order records (order_fingerprints_nb).
 """
 
 from __future__ import annotations
@@ -641,6 +643,13 @@ def sharpe_of_nb(n: int, mean: float, k: int, ssd: float, ann_factor: float) -> 
     return mean / std * np.sqrt(ann_factor)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def squared_deviation_nb(v: float, mean: float) -> float:
+    """(v - mean)^2, or 0.0 for a NaN return: a sum (>= 0) keeps its bits, as when the return is skipped."""
+    d = v - mean
+    return d * d if not np.isnan(v) else 0.0
+
+
 @njit(cache=True, error_model="numpy")
 def sharpe_batch_nb(returns, n_used, start, means, counts, ann_factor, out, rows):
     """The Sharpe ratios of a batch: strategy q (< n_used) has its returns in returns[q, start:], its mean
@@ -661,19 +670,10 @@ def sharpe_batch_nb(returns, n_used, start, means, counts, ann_factor, out, rows
     s3 = 0.0
     for i in range(n):
         u = np.uint64(i)
-        # + 0.0 for a NaN return: the sum (>= 0) keeps its bits, as when the return is skipped
-        v = r0[u]
-        d = v - m0
-        s0 += d * d if not np.isnan(v) else 0.0
-        v = r1[u]
-        d = v - m1
-        s1 += d * d if not np.isnan(v) else 0.0
-        v = r2[u]
-        d = v - m2
-        s2 += d * d if not np.isnan(v) else 0.0
-        v = r3[u]
-        d = v - m3
-        s3 += d * d if not np.isnan(v) else 0.0
+        s0 += squared_deviation_nb(r0[u], m0)
+        s1 += squared_deviation_nb(r1[u], m1)
+        s2 += squared_deviation_nb(r2[u], m2)
+        s3 += squared_deviation_nb(r3[u], m3)
     sums = (s0, s1, s2, s3)
     for q in range(n_used):
         out[rows[q], Metric.sharpe_ratio] = sharpe_of_nb(n, means[q], counts[q], sums[q], ann_factor)

@@ -335,13 +335,8 @@ class Family:
         from evo.engine.fast import make_params
 
         n = len(X)
-        names = list(names)
-
-        def gene(g: str, default: float) -> np.ndarray:
-            return X[:, names.index(g)] if g in names else np.full(n, default)
-
-        direction = gene("direction", Direction.LongOnly).astype(np.int64)
-        f = gene("size", np.nan)
+        direction = gene_column(X, names, "direction", Direction.LongOnly).astype(np.int64)
+        f = gene_column(X, names, "size", np.nan)
         sl, tp = self.stop_arrays(X, names)
         if portfolio_assets:
             size = init_cash / portfolio_assets * np.where(np.isnan(f), 1.0, f)
@@ -351,16 +346,12 @@ class Family:
             size = np.where(np.isnan(f), np.inf, np.where(both, f * init_cash, f))
             size_type = np.where(np.isnan(f), SizeType.Amount, np.where(both, SizeType.Value, SizeType.Percent))
         return make_params(n, direction=direction, size=size, size_type=size_type, sl_stop=sl, tp_stop=tp,
-                           sl_trail=gene("sl_trail", 0.0) >= 0.5)
+                           sl_trail=gene_column(X, names, "sl_trail", 0.0) >= 0.5)
 
     def stop_arrays(self, X: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Per-strategy stop-loss and take-profit fractions of genomes X (NaN: the family has no such
         gene, no stop)."""
-        names = list(names)
-        return tuple(  # type: ignore[return-value]
-            X[:, names.index(g)].astype(np.float64) if g in names else np.full(len(X), np.nan)
-            for g in STOP_NAMES
-        )
+        return tuple(gene_column(X, names, g, np.nan) for g in STOP_NAMES)  # type: ignore[return-value]
 
     def stops(self, params: Sequence[Params]) -> tuple[np.ndarray, np.ndarray]:
         """`stop_arrays` of decoded genomes (parameter dicts)."""
@@ -407,6 +398,13 @@ HOOKS = {
     "fast_signals": "_fast_signals(cache, genes, arrays, entries, exits) and declare kernel_genes",
     "fast_metrics": "_fast_metrics(cache, genes, arrays, prices, params, sim, n_threads) and set fused = True",
 }
+
+
+def gene_column(X: np.ndarray, names: Sequence[str], gene: str, default: float) -> np.ndarray:
+    """Gene `gene` of genomes X (genes in `names` order) as float64, or `default` for every genome
+    when they have no such gene."""
+    names = list(names)
+    return X[:, names.index(gene)].astype(np.float64) if gene in names else np.full(len(X), default)
 
 
 def column(params: Sequence[Params], name: str, dtype=np.float64) -> np.ndarray:

@@ -41,7 +41,8 @@ def test_run_quick_then_show_json(tmp_path):
     for e in s["pareto"]:
         assert set(e) >= {"genes", "metrics", "objectives"}
         assert set(e["genes"]) == {"rsi_window", "rsi_lower", "rsi_upper", "fast_window", "slow_window",
-                                   "vol_window", "vol_mult", "sl_stop", "tp_stop", "direction", "size", "sl_trail"}
+                                   "vol_window", "vol_mult", "sl_stop", "tp_stop",
+                                   "direction", "size", "sl_trail"}  # the trading genes: on by default
         assert e["metrics"]["n_trades"] >= 5  # the config's constraint holds on the Pareto set
         assert e["objectives"] == [e["metrics"]["sharpe_ratio"], e["metrics"]["max_drawdown"]]
 

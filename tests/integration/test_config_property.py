@@ -95,12 +95,13 @@ def _for(name: str, annotation, field) -> st.SearchStrategy:
         return st.lists(st.lists(st.floats(-100, 300, allow_nan=False), min_size=8, max_size=10), max_size=3)
     if origin is list and name == "paths":
         return st.just([])
-    if origin is list and typing.get_origin(args[0]) is typing.Literal:  # strategy.trading
-        return st.lists(st.sampled_from(typing.get_args(args[0])), unique=True)
+    if origin is list and name == "trading":  # the trading genes, an unknown one, repeats
+        return st.lists(st.sampled_from([*typing.get_args(args[0]), "leverage"]), max_size=3)
     if origin is tuple and name == "window":
         return st.tuples(st.integers(-5, 2500), st.integers(-5, 2600))
     if origin is dict and name == "bounds":
-        gene = st.sampled_from(["rsi_window", "fast_window", "slow_window", "vol_mult", "sl_stop", "atr_window", "e_rsi"])
+        gene = st.sampled_from(["rsi_window", "fast_window", "slow_window", "vol_mult", "sl_stop", "atr_window", "e_rsi",
+                                "direction", "size"])
         pair = st.tuples(st.floats(-10, 400, allow_nan=False), st.floats(-10, 400, allow_nan=False))
         return st.dictionaries(gene, pair, max_size=2)
     raise NotImplementedError(f"no strategy for field {name}: {annotation}")

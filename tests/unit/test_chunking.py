@@ -72,3 +72,20 @@ def test_max_chunk_size_caps_chunks():
     p = plan_for(30, n_bars=1000, n_assets=1, settings=s, cache_rows=10)
     assert p.sizes == (6, 6, 6, 6, 6)  # ceil(30 / 7) = 5 chunks, balanced
     assert plan(5, per_item=1, budget=10**9, parallel=1, cap=2).sizes == (2, 2, 1)
+
+
+def test_the_portfolio_reducer_holds_every_asset_at_once():
+    """One shared-cash portfolio needs every symbol together: the vectorbt engine's columns and the fast
+    engine's indicator caches count once per symbol, per-symbol reducers count one symbol at a time."""
+    from evo.config import EvaluationConfig
+    from evo.engine.chunking import plan_for
+
+    for engine in ("fast", "vectorbt"):
+        sep = plan_for(10_000, 20_000, 10, EvaluationConfig(engine=engine, memory_budget_mb=4_000), cache_rows=100)
+        port = plan_for(10_000, 20_000, 10, EvaluationConfig(engine=engine, memory_budget_mb=4_000,
+                                                             reducer="portfolio"), cache_rows=100)
+        if engine == "fast":
+            assert port.fixed_bytes > 9 * 100 * 20_000 * 8 > sep.fixed_bytes
+        else:
+            assert port.bytes_per_strategy == 10 * sep.bytes_per_strategy
+            assert max(port.sizes) < max(sep.sizes)
