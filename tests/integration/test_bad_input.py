@@ -123,6 +123,15 @@ def test_generations_flag_below_one(tmp_path):
     assert _no_runs(url)
 
 
+@pytest.mark.parametrize("nice", ["-1", "20", "ten", "1.5"])
+def test_bad_server_niceness(tmp_path, nice):
+    url = f"sqlite:///{tmp_path}/evo.db"
+    path = write_config(tmp_path / "c.toml", small_config())
+    res = evo(["run", str(path), "--db", url], tmp_path, timeout=120, EVO_SERVER_NICE=nice)
+    _assert_one_line_error(res, ["EVO_SERVER_NICE", repr(nice)])
+    assert _no_runs(url)
+
+
 def test_unreachable_database_and_its_password_stays_hidden(tmp_path):
     path = write_config(tmp_path / "c.toml", small_config())
     res = evo(["run", str(path), "--db", "postgresql://evo:s3cr3t-pw@127.0.0.1:1/nowhere"], tmp_path, timeout=120)

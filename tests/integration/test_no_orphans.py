@@ -12,8 +12,10 @@ import subprocess
 import time
 import uuid
 
+import psutil
 import pytest
 
+from evo.flows.cli.common import SERVER_NICE
 from tests.conftest import small_config
 from tests.helpers import EVO, MARK, evo_env, marked_processes, wait_until_gone, write_config
 
@@ -52,6 +54,12 @@ def test_sigkill_of_run_or_walkforward_leaves_no_process(tmp_path, command):
         assert proc.poll() is None, (tmp_path / f"{command}.log").read_text()[-3000:]
         # the ephemeral API server (and the reaper that watches over it) run beside the evo process
         assert _children(mark, proc), "expected the ephemeral Prefect server among the evo process's children"
+        servers = [psutil.Process(p) for p in _children(mark, proc)
+                   if "uvicorn" in " ".join(psutil.Process(p).cmdline())]
+        assert len(servers) == 1
+        # niced, so that its work waits for a core the evaluation does not use; no event persister (no UI)
+        assert servers[0].nice() == SERVER_NICE == 10
+        assert servers[0].environ()["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"].lower() == "false"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         assert wait_until_gone(mark, 30) == []
