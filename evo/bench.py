@@ -374,7 +374,9 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             f"{r['generations'][1] - r['generations'][0]}, median of {r['repeats']})",
             ["what", "value"],
             [["per generation", f"{r['ms_per_generation']:.0f} ms"],
-             ["runs", ", ".join(f"{x:.0f}" for x in r["runs"])]],
+             ["runs", ", ".join(f"{x:.0f}" for x in r["runs"])],
+             ["between generation commits in the long runs (median)", f"{r['in_loop_ms_per_generation']:.0f} ms"],
+             ["runs", ", ".join(f"{x:.0f}" for x in r["in_loop_runs"])]],
         ))
     r = results.get("engine")
     if r:

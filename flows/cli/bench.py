@@ -43,7 +43,7 @@ def bench(
             results["orchestration"] = orchestration_benchmark(
                 pop_size=n, generations=generations, n_bars=bars, repeats=min(repeats, 3)
             )
-            results["run"] = run_benchmark(pop_size=n, n_bars=run_bars, repeats=min(repeats, 3))
+            results["run"] = run_benchmark(pop_size=n, n_bars=run_bars, repeats=repeats)
         else:
             if engine:
                 results["engine"] = b.engine_benchmark(n=n, n_bars=bars, repeats=repeats)

@@ -230,8 +230,23 @@ def _check_bench(cmd, cwd, env, api):
 def _check_bench_orchestration(cmd, cwd, env, api):
     res, out = _evo([*_small(cmd), *ORCH_SMALL], cwd, env, timeout=900)
     assert res.returncode == 0, out[-3000:]
-    r = json.loads((cwd / "bench-results" / "bench.json").read_text())["orchestration"]
+    results = json.loads((cwd / "bench-results" / "bench.json").read_text())
+    r = results["orchestration"]
     assert r["same_result"] is True and r["plain_seconds"] > 0 and r["prefect_seconds"] > 0
+    run = results["run"]
+    assert len(run["runs"]) == len(run["in_loop_runs"]) == run["repeats"] and min(run["in_loop_runs"]) > 0
+
+
+def _check_bench_postgres(cmd, cwd, env, api):
+    from tests.conftest import fresh_postgres_database
+
+    argv = _small(cmd)
+    with fresh_postgres_database() as url:
+        argv[argv.index("--db") + 1] = url
+        argv[argv.index("--population") + 1] = "40"
+        res, out = _evo(argv, cwd, env, timeout=600)
+    assert res.returncode == 0, out[-3000:]
+    assert "bookkeeping in the real loop" in out and "postgresql" in out and "strategy-bars/s" not in out
 
 
 def _check_debug(cmd, cwd, env, api):
@@ -288,6 +303,8 @@ COMMANDS = [
     (r"evo run my\.toml", _check_run_on_dask),
     (r"evo bench", _check_bench),
     (r"evo bench --orchestration", _check_bench_orchestration),
+    (r"evo bench --no-engine --no-signals --no-portfolio --no-rss --population \d+ --db postgresql://\S+",
+     _check_bench_postgres),
     (r"evo --debug \.\.\.", _check_debug),
 ]
 
@@ -313,7 +330,7 @@ GROUPS = {
     "a run with every option": {_check_run_full},
     "walk-forward": {_check_walkforward},
     "serving and healing": {_check_serve, _check_heal},
-    "the benchmarks": {_check_bench, _check_bench_orchestration},
+    "the benchmarks": {_check_bench, _check_bench_orchestration, _check_bench_postgres},
     "the multi-host setup": {_check_run_on_dask},
 }
 
