@@ -17,7 +17,7 @@ def bench(
     portfolio: bool = typer.Option(True, "--portfolio/--no-portfolio", help="One shared-cash portfolio over 10 symbols against 10 separate backtests."),
     rss: bool = typer.Option(True, "--rss/--no-rss", help="Peak RSS of a fresh process at 1,000 and 10,000 strategies."),
     generation: bool = typer.Option(True, "--generation/--no-generation", help="A generation's bookkeeping (vary, select, persist: everything but evaluation) in the real loop at populations 100, 1,000 and 10,000, beside pymoo's own loop (about a minute)."),
-    orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop (about 3 minutes)."),
+    orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop, then `evo run` itself (about 6 minutes)."),
     n: int = typer.Option(1000, "--n", min=1, max=1_000_000, help="Strategies (engine, orchestration) / individuals (persist)."),
     bars: int = typer.Option(87_600, "--bars", min=300, max=10_000_000, help="Bars for the throughput and orchestration benchmarks."),
     run_bars: int = typer.Option(5000, "--run-bars", min=300, max=10_000_000, help="Daily bars of the `evo run` measurement of --orchestration."),
