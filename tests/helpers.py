@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -116,23 +117,19 @@ def integrity_problems(url: str) -> list[str]:
     return out
 
 
-_PREFECT_DB_TEMPLATE: list[Path] = []
-
-
+@functools.cache
 def _migrated_prefect_db() -> Path:
     """An empty Prefect database at Prefect's current schema, made once per test process.
 
     Every `evo` subprocess gets a Prefect home of its own; the ephemeral API it starts would otherwise
-    migrate a new database each time (about 6 s of CPU, a good part of the suite on two cores).
+    migrate a new database each time (about 6 s of CPU).
     """
-    if not _PREFECT_DB_TEMPLATE:
-        import tempfile
+    import tempfile
 
-        home = Path(tempfile.mkdtemp(prefix="evo-test-prefect-template-"))
-        subprocess.run([str(Path(sys.executable).parent / "prefect"), "server", "database", "upgrade", "-y"],
-                       env={**os.environ, "PREFECT_HOME": str(home)}, check=True, capture_output=True, timeout=300)
-        _PREFECT_DB_TEMPLATE.append(home / "prefect.db")
-    return _PREFECT_DB_TEMPLATE[0]
+    home = Path(tempfile.mkdtemp(prefix="evo-test-prefect-template-"))
+    subprocess.run([str(Path(sys.executable).parent / "prefect"), "server", "database", "upgrade", "-y"],
+                   env={**os.environ, "PREFECT_HOME": str(home)}, check=True, capture_output=True, timeout=300)
+    return home / "prefect.db"
 
 
 def evo_env(tmp_path: Path, api_url: str | None = None, **extra: str) -> dict:

@@ -161,6 +161,8 @@ def _ephemeral_server_outside_the_working_folder() -> None:
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import get_current_settings
 
+    nice = server_nice()
+
     class _Server(SubprocessASGIServer):
         def _run_uvicorn_command(self) -> subprocess.Popen:
             home = get_current_settings().home
@@ -183,7 +185,6 @@ def _ephemeral_server_outside_the_working_folder() -> None:
                     pass
             return proc
 
-    nice = server_nice()
     if None not in SubprocessASGIServer._instances:
         _Server()
 
