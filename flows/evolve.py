@@ -16,12 +16,15 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from evo import faults, generation, monitor, process, runs, tasks
+from evo import tasks
 from evo.config import RunConfig
 from evo.flows import heal
-from evo.formatting import progress_line, verdict_line
 from evo.flows.orchestration import Orchestrated, Plain
+from evo.run import faults, generation, lease, opening, process
+from evo.run.context import with_target
 from evo.store import url as urls
+from evo.view import monitor
+from evo.view.formatting import progress_line, verdict_line
 
 
 def _flow_run_name() -> str:
@@ -84,26 +87,26 @@ def drive(
 
     `database` is the resolved URL (see `database_for`)."""
     log = orch.log
-    if config is None and not runs.exists(name, database):
+    if config is None and not opening.exists(name, database):
         if not name:
             raise ValueError("give a config, or the name of a run")
         log.info("run %r does not exist yet: starting it with the embedded default config", name)
         config = RunConfig(name=name)
     if config is None:
-        ctx, store = runs.reopen(name, database=database, generations=generations,
+        ctx, store = opening.reopen(name, database=database, generations=generations,
                                  allow_new_data=reevaluate_on_new_data)
     else:
-        ctx, store = runs.start(
+        ctx, store = opening.start(
             config, name=name, database=database, generations=generations, allow_new_data=reevaluate_on_new_data
         )
 
-    with runs.hold(ctx, store) as owner, orch.session(ctx), fewer_collections():  # one process advances a run
+    with lease.hold(ctx, store) as owner, orch.session(ctx), fewer_collections():  # one process advances a run
         faults.crash_if("start", 0, ctx.name)
         state = generation.resume_point(ctx)
         new_data = state.done > 0 and store.get_run(ctx.name).data_fingerprint != ctx.fingerprint
         if extend_by is not None:
-            ctx = runs.with_target(ctx, state.done + extend_by + (1 if new_data else 0))
-        runs.set_target(store, ctx, owner)
+            ctx = with_target(ctx, state.done + extend_by + (1 if new_data else 0))
+        opening.set_target(store, ctx, owner)
         if state.done:
             log.info("run %r: resuming after committed generation %d of %d", ctx.name, state.done, ctx.target)
         store.update_run(ctx.run_id, owner=owner, status="running")

@@ -129,7 +129,7 @@ def check_attempts(flow_run_id) -> None:
         return
     n = heals_so_far(flow_run_id)
     if n > max_heals():
-        from evo.runs import RunError
+        from evo.run.opening import RunError
 
         raise RunError(
             f"this flow run crashed {n} times and was rescheduled automatically each time; EVO_HEAL_ATTEMPTS="

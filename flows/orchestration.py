@@ -142,7 +142,7 @@ class Orchestrated(Plain):
     def finished(self, ctx, store) -> None:
         from prefect.artifacts import create_markdown_artifact
 
-        from evo import summary
+        from evo.view import summary
 
         self._post_table(ctx, store)
 

@@ -4,12 +4,14 @@
 
 from prefect import flow, get_run_logger
 
-from evo import runs, scoring, summary
-from evo import walkforward as wf
 from evo.config import RunConfig
-from evo.store import open_store
 from evo.flows.evolve import database_for, drive
 from evo.flows.orchestration import Orchestrated, Plain
+from evo.oos import scoring
+from evo.oos import walkforward as wf
+from evo.run import opening
+from evo.store import open_store
+from evo.view import summary
 
 
 @flow(name="walk-forward", flow_run_name="walk-forward {name}", validate_parameters=True, persist_result=False)
@@ -27,23 +29,23 @@ def walk_forward(config: RunConfig, name: str = "", db_url: str = "") -> dict:
 
 def drive_walk_forward(config: RunConfig, name: str | None, database: str, orch: Plain) -> dict:
     """Each fold: an ordinary (resumable) run on its training window, then its chosen strategy on its test
-    window; the test windows' returns are stitched (evo.walkforward, evo.scoring)."""
+    window; the test windows' returns are stitched (evo.oos.walkforward, evo.oos.scoring)."""
     from evo.engine import fast
 
     name = name or config.name
     if not name:
         raise ValueError("a walk-forward needs a name")
     config = config.with_overrides(name=name)
-    market = runs.prepare(config)
+    market = opening.prepare(config)
     store = open_store(database, write=True)
-    parent = runs.start_walk_forward(config, market, store)
+    parent = opening.start_walk_forward(config, market, store)
     results, returns, seed = [], [], None
     for fold in wf.plan(config, market):
         child = wf.fold_config(config, name, fold, seed if config.validation.walk_forward.warm_start else None)
         orch.log.info("walk-forward %r: fold %d trains on bars %d-%d, tests on %d-%d",
                       name, fold.number, *fold.train, *fold.test)
         drive(child, None, None, database, None, False, orch)
-        ctx, _ = runs.reopen(child.name, database=database)
+        ctx, _ = opening.reopen(child.name, database=database)
         chosen = wf.choose(summary.describe(store, child.name)["pareto"], [o.model_dump() for o in config.objectives])
         row, rets = scoring.fold_test(ctx, fold, chosen)
         results.append(row)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from evo import faults, generation, scoring
+from evo.oos import scoring
+from evo.run import faults, generation
 
 
 @task(name="vary", cache_policy=NO_CACHE, persist_result=False, task_run_name="vary g{number}")

@@ -1,4 +1,4 @@
-"""pymoo's own NSGA2, as references for evo.algorithm: the pymoo-backed Optimizer the project ran
+"""pymoo's own NSGA2, as references for evo.search.algorithm: the pymoo-backed Optimizer the project ran
 before issue 13 (kept verbatim but for its name), and pymoo's ask/tell loop on a given problem."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 
-from evo.algorithm import PopState
+from evo.search.algorithm import PopState
 from evo.config import AlgorithmConfig
 from evo.strategies.base import GeneSpace
 
 
 class PymooOptimizer:
-    """evo.algorithm.Optimizer before issue 13: pymoo's NSGA2 objects driven step by step."""
+    """evo.search.algorithm.Optimizer before issue 13: pymoo's NSGA2 objects driven step by step."""
 
     def __init__(self, space: GeneSpace, n_obj: int, n_constr: int, cfg: AlgorithmConfig):
         from pymoo.algorithms.moo.nsga2 import NSGA2

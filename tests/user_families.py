@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
-from evo.indicators import Indicator
+from evo.engine.indicators import Indicator
 from evo.strategies import Family, Gene
 from evo.strategies.base import as_2d, column
 

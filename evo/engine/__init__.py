@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from evo.metrics import METRICS, TABLE
+from evo.config.metrics import METRICS, TABLE
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Enum values equal vectorbt's own (tests/unit/test_engine_signals_parity.py checks it), so an option
 means the same number on both sides. `SimSettings` carries what is common to every strategy of a call,
 `params_dt` what may differ per strategy (one record per strategy), and `Metric` names the slots of a
-metrics row after the metric table (`evo.metrics`).
+metrics row after the metric table (`evo.config.metrics`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from evo.metrics import METRICS, SLOT
+from evo.config.metrics import METRICS, SLOT
 
 
 class DirectionT(NamedTuple):
@@ -171,7 +171,7 @@ class TradeState(NamedTuple):
     fees_sum: float
 
 
-#: the kernel slot of each metric in a metrics row, from the metric table (evo.metrics): Metric.sharpe_ratio
+#: the kernel slot of each metric in a metrics row, from the metric table (evo.config.metrics): Metric.sharpe_ratio
 #: is SLOT["sharpe_ratio"]; a NamedTuple so that numba compiles the slots in as constants
 MetricT = NamedTuple("MetricT", [(m, int) for m in METRICS])
 Metric = MetricT(*(SLOT[m] for m in METRICS))

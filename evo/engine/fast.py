@@ -18,7 +18,7 @@ from evo.engine.enums import (
     map_enum,
     params_dt,
 )
-from evo.metrics import METRICS
+from evo.config.metrics import METRICS
 
 #: vectorbt's default `returns.year_freq`; annualisation is year / bar.
 YEAR = pd.Timedelta(days=365)
@@ -394,7 +394,7 @@ def _prices(arrays: dict, ohlc_stops: bool) -> tuple:
 
 def _signals_of(family, cache, idx, X, names, arrays, entries, exits) -> None:
     """Signals of the genomes X[idx] into entries/exits[:len(idx)], from the rows of the whole cache."""
-    from evo import indicators
+    from evo.engine import indicators
 
     k = len(idx)
     view = indicators.IndicatorCache(cache.values, cache.rows[idx])
@@ -416,7 +416,7 @@ def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, 
     """
     import numba
 
-    from evo import indicators
+    from evo.engine import indicators
     from evo.engine import nb
 
     n = len(X)
@@ -467,7 +467,7 @@ def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, se
 
     from evo.engine import nb
 
-    from evo import indicators
+    from evo.engine import indicators
 
     n, n_assets = len(X), len(arrays_list)
     if n == 0:
@@ -517,7 +517,7 @@ def returns_of(arrays: dict, family, x: np.ndarray, names, settings, freq, windo
 
     X = np.atleast_2d(np.asarray(x, dtype=np.float64))
     arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window)
-    from evo import indicators
+    from evo.engine import indicators
 
     n_bars = len(arrays["close"])
     with kernel_lock:
@@ -539,7 +539,7 @@ def portfolio_returns_of(arrays_list: list[dict], family, x: np.ndarray, names, 
     from evo.engine import nb
     from evo.engine.enums import N_METRICS
 
-    from evo import indicators
+    from evo.engine import indicators
 
     X = np.atleast_2d(np.asarray(x, dtype=np.float64))
     n_assets = len(arrays_list)

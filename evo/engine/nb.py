@@ -26,7 +26,7 @@ exit-trade records, `cash_flow`, `total_profit`, `returns`, sharpe/sortino, and 
 which compounds wealth from 100 bar by bar. So the results agree with vectorbt to the last bit
 in the tests we run, and to ~1e-14 where they do not.
 
-A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.metrics). Beside it
+A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.config.metrics). Beside it
 each column gets a trade fingerprint: a 64-bit hash of its filled orders (order_hash_nb), chained
 as they fill, which the vectorbt engine recomputes from its order records (order_fingerprints_nb).
 """
@@ -54,7 +54,7 @@ from evo.engine.enums import (
     TradeState,
     state_dt,
 )
-from evo.jit import drop_stale_cache
+from evo.engine.jit import drop_stale_cache
 
 # numba caches this module's kernels keyed on this file only; the enums are compiled in as constants
 drop_stale_cache(__file__, __file__.replace("nb.py", "enums.py"))

@@ -5,18 +5,22 @@ This is the reference: `portfolio_metrics` defines what every metric means.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from evo.metrics import TABLE
-from evo.strategies.base import Family, Params
+from evo.config.metrics import TABLE
+
+if TYPE_CHECKING:  # a family is passed in: the engine sits below the strategies
+    from evo.strategies.base import Family
+
+Params = Mapping[str, Any]
 
 
 def portfolio_metrics(pf) -> np.ndarray:
     """(n_columns, len(METRICS)) from a vectorbt Portfolio, in slot order: each metric as the metric
-    table defines it (evo.metrics)."""
+    table defines it (evo.config.metrics)."""
     return np.column_stack([np.asarray(m.reference(pf), dtype=np.float64).reshape(-1) for m in TABLE])
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from evo.metrics import METRICS
+from evo.config.metrics import METRICS
 
 metadata = MetaData(
     naming_convention={

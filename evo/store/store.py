@@ -19,7 +19,7 @@ from sqlalchemy import JSON, DateTime, create_engine, event, func, insert, inspe
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from evo.metrics import METRICS
+from evo.config.metrics import METRICS
 from evo.store import url as urls
 from evo.store.models import evaluations, generations, individuals, members, metadata, runs, validations
 
@@ -123,7 +123,7 @@ class SurvivorRows:
 
 def json_floats(a: np.ndarray) -> list[str]:
     """Each row of a float matrix as a JSON list, non-finite values as the strings 'inf', '-inf', 'nan'
-    (what evo.algorithm.encode_floats gives) - formatted in bulk: a generation has thousands."""
+    (what evo.search.algorithm.encode_floats gives) - formatted in bulk: a generation has thousands."""
     a = np.asarray(a, dtype=np.float64)
     rows = a.tolist()
     finite = np.isfinite(a).all(axis=1)

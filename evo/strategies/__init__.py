@@ -174,7 +174,7 @@ def declaration_problem(cls: type[Family]) -> str | None:
 def check_frame(space: GeneSpace, seed: int = CHECK_SEED):
     """The synthetic market of the parity check: one symbol, long enough for the largest window."""
     from evo.config import SyntheticData
-    from evo.data import synthetic_frames
+    from evo.market.synthetic import synthetic_frames
 
     n_bars = max(CHECK_MIN_BARS, 3 * space.max_window() + 300)
     return synthetic_frames(SyntheticData(n_bars=n_bars, seed=seed))["SYN"]
@@ -190,8 +190,8 @@ def check_parity(family: Family, label: str | None = None, *, seed: int = CHECK_
     unwritten is a difference too. The message names the family, the genome, and the first
     differing bar (entries or exits).
     """
-    from evo import indicators
-    from evo.data import FIELDS
+    from evo.engine import indicators
+    from evo.market import FIELDS
     from evo.engine.fast import kernel_lock
 
     label = label or family.name

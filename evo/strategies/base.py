@@ -193,7 +193,7 @@ class Family:
     A subclass declares:
       name          the family's name
       genes         its genes (signal genes, then the stops `sl_stop`, `tp_stop`)
-      indicators    what the fast engine precomputes once per distinct window (evo.indicators)
+      indicators    what the fast engine precomputes once per distinct window (evo.engine.indicators)
       kernel_genes  the genes its numba kernel reads, in the kernel's order: the hooks receive them
                     as one contiguous (n, len(kernel_genes)) float64 matrix
       fused         True when it implements `_fast_metrics` (signals and simulation in one pass)
@@ -211,7 +211,7 @@ class Family:
 
     name: ClassVar[str]
     genes: ClassVar[tuple[Gene, ...]]
-    #: what the fast engine precomputes once per distinct window (see evo.indicators)
+    #: what the fast engine precomputes once per distinct window (see evo.engine.indicators)
     indicators: ClassVar[tuple] = ()
     #: the genes the numba kernel reads, in its order
     kernel_genes: ClassVar[tuple[str, ...]] = ()
@@ -298,7 +298,7 @@ class Family:
     def fast_signals(self, cache, X: np.ndarray, names: Sequence[str], arrays: Mapping[str, np.ndarray],
                      entries: np.ndarray, exits: np.ndarray) -> None:
         """Fill entries/exits (n_strategies, n_bars) for genomes X (genes in `names` order) from the
-        indicator cache (evo.indicators.build) and the OHLCV `arrays`."""
+        indicator cache (evo.engine.indicators.build) and the OHLCV `arrays`."""
         self._fast_signals(cache, self._kernel_genes(X, names), arrays, entries, exits)
 
     def fast_metrics(self, cache, X: np.ndarray, names: Sequence[str], arrays: Mapping[str, np.ndarray],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evo.indicators import Indicator
+from evo.engine.indicators import Indicator
 from evo.strategies.base import STOP_GENES, TRADING, Family, Gene, Params, as_2d, column
 
 

@@ -19,7 +19,7 @@ from evo.engine import enums as _engine_enums
 from evo.engine import nb as _engine_nb
 from evo.engine.enums import N_METRICS
 from evo.engine.nb import BATCH, batch_add_nb, sharpe_batch_nb, simulate_column_nb
-from evo.jit import drop_stale_cache
+from evo.engine.jit import drop_stale_cache
 
 drop_stale_cache(__file__, _engine_nb.__file__, _engine_enums.__file__)
 

@@ -33,12 +33,12 @@ def bench(
     def go():
         from rich.table import Table
 
-        from evo import bench as b
+        from evo.flows.bench import engine as b
 
         results: dict = {}
         if orchestration:
             prefect_env()
-            from evo.flows.bench import orchestration_benchmark, run_benchmark
+            from evo.flows.bench.orchestration import orchestration_benchmark, run_benchmark
 
             results["orchestration"] = orchestration_benchmark(
                 pop_size=n, generations=generations, n_bars=bars, repeats=min(repeats, 3)
@@ -54,7 +54,7 @@ def bench(
             if rss:
                 results["rss"] = [b.rss_benchmark(k, rss_bars) for k in (1000, 10_000)]
             if generation:
-                from evo.flows.bench import generation_benchmark
+                from evo.flows.bench.orchestration import generation_benchmark
 
                 results["generation"] = generation_benchmark(database=db, sizes=sizes)
         show = console()

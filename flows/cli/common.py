@@ -34,7 +34,7 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks ins
 def printable(msg: str) -> str:
     """One line, with control and bidi characters shown as escapes and database secrets as ***."""
     from evo.store import url as urls
-    from evo.text import printable as safe
+    from evo.view.text import printable as safe
 
     msg = urls.scrub(str(msg), state["urls"] + [os.environ.get(urls.ENV)])
     return safe(" ".join(msg.split("\n")))
@@ -47,8 +47,8 @@ def fail(msg: str, code: int = 2) -> None:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from evo.config import ConfigError
-    from evo.data import DataError
-    from evo.runs import RunError
+    from evo.market import DataError
+    from evo.run.opening import RunError
     from evo.store import StoreError, URLError
 
     return (ConfigError, DataError, RunError, StoreError, URLError, KeyError, MemoryError)
@@ -198,6 +198,6 @@ def console():
 
 def text(value) -> str:
     """A user string (a run name, a symbol, a gene name) made safe inside rich markup."""
-    from evo.text import markup
+    from evo.view.text import markup
 
     return markup(value)

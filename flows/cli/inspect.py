@@ -18,7 +18,7 @@ def list_runs(db: Optional[str] = db_option()) -> None:
     def go():
         from rich.table import Table
 
-        from evo import summary
+        from evo.view import summary
 
         t = Table("name", "status", "generations", "family", "data", "created")
         for r in summary.list_runs(database(db)):
@@ -38,7 +38,7 @@ def show(
     """Show a run: status, generations and its Pareto set."""
 
     def go():
-        from evo import summary
+        from evo.view import summary
 
         s = summary.summary(name, database(db))
         if as_json:
@@ -58,7 +58,7 @@ def report(
     """Write one self-contained HTML report of a run (Pareto front in and out of sample, curves, verdict)."""
 
     def go():
-        from evo.report import write_report
+        from evo.view.report import write_report
 
         path = write_report(name, database(db), out)
         typer.echo(f"report written to {path}")

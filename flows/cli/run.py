@@ -47,14 +47,14 @@ def run(
 
     def go():
         from evo import config as cfgmod
-        from evo import runs
+        from evo.run import opening
 
         cfg = cfgmod.load(config) if config is not None else cfgmod.RunConfig(name="default")
         cfg = cfg.with_overrides(name=name, seed=seed, generations=generations)
         url = database(db, cfg)
         # every check (config, data, database, name) before Prefect starts; writes nothing
         with named(config):
-            runs.start(cfg, database=url, check_only=True)
+            opening.start(cfg, database=url, check_only=True)
         out = _run_flow(config=cfg, name=cfg.name, db_url=flow_db_param(url))
         print_result(out["name"], url)
 
@@ -72,11 +72,11 @@ def resume(
     """Continue a run from its last committed generation."""
 
     def go():
-        from evo import runs
+        from evo.run import opening
 
         url = database(db)
         # unknown run, changed data, a busy run, a bad --generations: fail before Prefect starts
-        runs.reopen(name, database=url, generations=generations, check_only=True)
+        opening.reopen(name, database=url, generations=generations, check_only=True)
         out = _run_flow(config=None, name=name, db_url=flow_db_param(url), generations=generations)
         print_result(out["name"], url)
 
@@ -95,7 +95,8 @@ def walkforward(
 
     def go():
         from evo import config as cfgmod
-        from evo import runs, validation
+        from evo.market import windows
+        from evo.run import opening
 
         cfg = cfgmod.load(config)
         d = cfg.model_dump(mode="json")
@@ -108,8 +109,8 @@ def walkforward(
         cfg = cfgmod.validate(d, source=str(config))
         url = database(db, cfg)
         with named(config):
-            market = runs.prepare(cfg)
-        validation.folds(market, cfg.validation)  # refuse impossible folds before Prefect starts
+            market = opening.prepare(cfg)
+        windows.folds(market, cfg.validation)  # refuse impossible folds before Prefect starts
         prefect_env()
         from prefect import tags
 
@@ -126,7 +127,7 @@ def walkforward(
 def print_walk_forward(name: str, r: dict) -> None:
     from rich.table import Table
 
-    from evo.summary import fmt
+    from evo.view.summary import fmt
 
     t = Table("fold", "trains on bars", "tests on bars", "test from", "sharpe in", "sharpe test", "return test",
               "trades test", title=f"walk-forward {text(name)} ({r['mode']}{', warm start' if r['warm_start'] else ''})",
@@ -146,6 +147,6 @@ def print_walk_forward(name: str, r: dict) -> None:
 
 
 def print_result(name: str, url: str) -> None:
-    from evo import summary
+    from evo.view import summary
 
     summary.print_summary(summary.summary(name, url))

@@ -42,7 +42,7 @@ def dump_dom(url: str, tmp_path) -> str:
 
 def test_report_shows_hostile_strings_as_text(tmp_path):
     from evo.flows.evolve import evolve
-    from evo.report import write_report
+    from evo.view.report import write_report
 
     rng = np.random.default_rng(3)
     n = 1500

@@ -157,9 +157,9 @@ def test_resume_of_an_unknown_run(tmp_path, sqlite_url):
 
 
 def test_same_name_with_a_different_config(tmp_path, sqlite_url):
-    from evo import runs
+    from evo.run import opening
 
-    runs.start(small_config(), database=sqlite_url)  # the run exists (no generation needed)
+    opening.start(small_config(), database=sqlite_url)  # the run exists (no generation needed)
     other = small_config(evaluation={"fees": 0.01})
     res = evo(["run", str(write_config(tmp_path / "c.toml", other)), "--db", sqlite_url], tmp_path)
     _assert_one_line_error(res, ["run 't' already exists with a different config", "evaluation.fees"])

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_generation_benchmark_measures_the_steps_of_the_real_loop(tmp_path):
-    from evo.flows.bench import generation_benchmark, real_loop_steps
+    from evo.flows.bench.orchestration import generation_benchmark, real_loop_steps
 
     rows = real_loop_steps(30, 4, 300, f"sqlite:///{tmp_path}/a.db")
     assert len(rows) == 3  # generation 1 (the sample) is left out

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from evo.config import ConfigError, RunConfig
-from evo.data import DataError
-from evo.objectives import METRICS
+from evo.market import DataError
+from evo.search.objectives import METRICS
 
 pytestmark = pytest.mark.slow
 
@@ -145,7 +145,7 @@ configs = st.builds(
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 @given(configs)
 def test_a_config_that_passes_every_check_runs_one_generation(tmp_path, d):
-    from evo import runs
+    from evo.run import opening
     from evo.config import validate
     from evo.flows.evolve import drive
     from evo.flows.orchestration import Plain
@@ -154,8 +154,8 @@ def test_a_config_that_passes_every_check_runs_one_generation(tmp_path, d):
     url = f"sqlite:///{tmp_path}/{uuid.uuid4().hex[:8]}.db"
     try:
         cfg = validate(d)
-        runs.prepare(cfg)
-    except (ConfigError, DataError, runs.RunError) as e:  # refused: one line, naming what is wrong
+        opening.prepare(cfg)
+    except (ConfigError, DataError, opening.RunError) as e:  # refused: one line, naming what is wrong
         assert "\n" not in str(e) and str(e)
         event(f"refused: {str(e).split(':')[0][:40]}")
         return

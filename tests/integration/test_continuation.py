@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from evo.config import SyntheticData
-from evo.data import synthetic_frames
-from evo.runs import RunError
+from evo.market.synthetic import synthetic_frames
+from evo.run.opening import RunError
 from tests.conftest import small_config
 from tests.helpers import as_json, dump_run, integrity_problems, rows
 

@@ -82,9 +82,9 @@ def cli(tmp_path, monkeypatch):
 
 def _seed_run(url: str, name: str) -> None:
     """A run row with no generation: enough for the read commands."""
-    from evo import runs
+    from evo.run import opening
 
-    runs.start(small_config(name=name), database=url)
+    opening.start(small_config(name=name), database=url)
 
 
 def test_read_commands_follow_the_precedence_and_never_create_a_database(cli, tmp_path):
@@ -112,7 +112,7 @@ def test_a_run_whose_process_is_gone_shows_as_interrupted(cli, tmp_path):
     _seed_run(url, "dead")
     _seed_run(url, "expired")
     store = Store(url)
-    from evo.runs import _this_process
+    from evo.run.lease import _this_process
 
     ids = {r.name: r.id for r, _ in store.list_runs()}
     store.acquire_lease(ids["alive"], f"{_this_process()}:x", 600)  # this very process: alive

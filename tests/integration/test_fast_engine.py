@@ -42,7 +42,7 @@ t0 = time.perf_counter()
 import numpy as np
 from evo import strategies
 from evo.config import DataConfig, EvaluationConfig, SyntheticData
-from evo.data import load_market
+from evo.market import load_market
 from evo.engine import evaluate
 m = load_market(DataConfig(synthetic=SyntheticData(n_bars=2000, seed=1)))
 fam = strategies.get("rsi_pullback")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from evo import faults
+from evo.run import faults
 from tests.conftest import small_config
 from tests.helpers import dump_run, integrity_problems, scalar
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evo.runs import RunError
+from evo.run.opening import RunError
 from tests.conftest import small_config
 from tests.helpers import as_json, dump_run, integrity_problems, rows
 

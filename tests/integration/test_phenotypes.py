@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evo.algorithm import Optimizer, new_rng
+from evo.search.algorithm import Optimizer, new_rng
 from evo.config import AlgorithmConfig, validate
-from evo.generation import copies_of
+from evo.run.generation import copies_of
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ def test_copies_compete_only_when_too_few_others_remain():
 def _demo(tmp_path, distinct: bool):
     from evo.flows.evolve import drive
     from evo.flows.orchestration import Plain
-    from evo.summary import summary
+    from evo.view.summary import summary
 
     cfg = validate({"name": "demo", "algorithm": {"pop_size": 64, "generations": 6, "distinct_trades": distinct}})
     url = f"sqlite:///{tmp_path}/{distinct}.db"

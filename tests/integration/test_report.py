@@ -51,8 +51,8 @@ class Page(HTMLParser):
 
 
 def test_report_is_one_file_with_the_figures_tables_and_verdict(tmp_path, db_url):
-    from evo import summary
-    from evo.report import FIGURE_IDS, write_report
+    from evo.view import summary
+    from evo.view.report import FIGURE_IDS, write_report
     from evo.flows.evolve import evolve
 
     evolve(config=small_config(algorithm={"pop_size": 12, "generations": 3}), db_url=db_url)

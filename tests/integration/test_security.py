@@ -50,7 +50,7 @@ def test_prefect_persists_no_results():
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_hostile_run_names_are_stored_and_found_verbatim(db_url):
-    from evo import summary
+    from evo.view import summary
     from evo.flows.evolve import evolve
 
     for name in HOSTILE:
@@ -71,7 +71,7 @@ def test_hostile_run_names_are_stored_and_found_verbatim(db_url):
 def test_a_password_in_storage_url_or_flow_parameter_is_refused(url):
     from evo.config import ConfigError
     from evo.flows.evolve import database_for
-    from evo.preflight import check
+    from evo.run.preflight import check
 
     with pytest.raises(ConfigError, match=r"storage\.url.*password") as ei:
         check(small_config(storage={"url": url}))

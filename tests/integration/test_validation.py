@@ -49,7 +49,7 @@ def planted(n, seed):
 
 
 def test_random_walk_gets_no_evidence_of_edge(tmp_path, db_url):
-    from evo import summary
+    from evo.view import summary
     from evo.flows.evolve import evolve
 
     evolve(config=cfg_for(write_market(tmp_path / "rw.csv", random_walk(3000, 123))), db_url=db_url)
@@ -61,7 +61,7 @@ def test_random_walk_gets_no_evidence_of_edge(tmp_path, db_url):
 
 
 def test_planted_pattern_gets_edge_and_holds_out_of_sample(tmp_path, sqlite_url):
-    from evo import summary
+    from evo.view import summary
     from evo.flows.evolve import evolve
 
     db_url = sqlite_url
@@ -75,7 +75,7 @@ def test_planted_pattern_gets_edge_and_holds_out_of_sample(tmp_path, sqlite_url)
 
 def test_evolution_never_sees_the_holdout(tmp_path):
     """Two markets equal before the split and different after it: identical evolution, different holdout scores."""
-    from evo import summary
+    from evo.view import summary
     from evo.flows.evolve import evolve
 
     a = random_walk(2000, 7)
@@ -97,12 +97,13 @@ def test_evolution_never_sees_the_holdout(tmp_path):
 
 
 def test_holdout_metrics_equal_vectorbt_on_the_holdout_window(tmp_path):
-    from evo import strategies, summary
+    from evo import strategies
+    from evo.view import summary
     from evo.config import EvaluationConfig
-    from evo.data import get_market
+    from evo.market import get_market
     from evo.engine import evaluate
-    from evo.objectives import METRICS
-    from evo.runs import reopen
+    from evo.search.objectives import METRICS
+    from evo.run.opening import reopen
     from evo.flows.evolve import evolve
 
     url = f"sqlite:///{tmp_path}/h.db"
@@ -121,12 +122,12 @@ def test_holdout_metrics_equal_vectorbt_on_the_holdout_window(tmp_path):
 
 @pytest.mark.parametrize("mode,warm", [("rolling", True), ("anchored", False)])
 def test_walk_forward_stitches_the_test_windows(tmp_path, mode, warm):
-    from evo import summary
+    from evo.view import summary
     from evo.config import EvaluationConfig
-    from evo.data import get_market
+    from evo.market import get_market
     from evo import strategies
     from evo.engine import evaluate
-    from evo.objectives import METRICS
+    from evo.search.objectives import METRICS
     from evo.flows.walkforward import walk_forward
 
     url = f"sqlite:///{tmp_path}/wf.db"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from evo import strategies
-from evo.algorithm import (
+from evo.search.algorithm import (
     Checkpoint,
     Optimizer,
     decode_checkpoint,
@@ -19,7 +19,7 @@ from evo.algorithm import (
     rng_state,
 )
 from evo.config import AlgorithmConfig, Constraint, Objective
-from evo.objectives import METRICS, to_FG
+from evo.search.objectives import METRICS, to_FG
 from evo.strategies.base import Family, Gene, GeneSpace
 from tests.pymoo_reference import PymooOptimizer, nsga2_ask_tell
 from tests.unit.test_nsga import assert_bits_equal
@@ -210,7 +210,7 @@ def test_checkpoint_round_trip_is_exact_for_non_finite_values():
     rng = new_rng(3)
     rng.random(5)  # advance the state
     X = rng.random((4, 3))
-    from evo.algorithm import PopState
+    from evo.search.algorithm import PopState
 
     pop = PopState(
         X=X,
@@ -231,7 +231,7 @@ def test_checkpoint_round_trip_is_exact_for_non_finite_values():
 
 def test_checkpoint_refuses_unknown_version():
     rng = new_rng(0)
-    from evo.algorithm import PopState
+    from evo.search.algorithm import PopState
 
     pop = PopState(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1), np.zeros(1))
     d = encode_checkpoint(Checkpoint(pop, rng_state(rng), 1, 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evo.config import EvaluationConfig
-from evo.engine.chunking import MB, MemoryReading, budget_bytes, plan, plan_for, strategy_bytes
+from evo.run.chunking import MB, MemoryReading, budget_bytes, plan, plan_for, strategy_bytes
 
 
 def test_budget_is_the_smaller_of_config_and_free_fraction():
@@ -78,7 +78,7 @@ def test_the_portfolio_reducer_holds_every_asset_at_once():
     """One shared-cash portfolio needs every symbol together: the vectorbt engine's columns and the fast
     engine's indicator caches count once per symbol, per-symbol reducers count one symbol at a time."""
     from evo.config import EvaluationConfig
-    from evo.engine.chunking import plan_for
+    from evo.run.chunking import plan_for
 
     for engine in ("fast", "vectorbt"):
         sep = plan_for(10_000, 20_000, 10, EvaluationConfig(engine=engine, memory_budget_mb=4_000), cache_rows=100)

@@ -10,7 +10,7 @@ import pydantic
 import pytest
 
 from evo.config import ConfigError, RunConfig, load, validate
-from evo.data import load_market
+from evo.market import load_market
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -114,8 +114,8 @@ INVALID = [
 
 @pytest.mark.parametrize(("fragment", "expected"), INVALID)
 def test_invalid_config_names_field(fragment, expected):
-    # the schema, then the checks that need the family registry (what `evo.runs.prepare` runs first)
-    from evo import preflight
+    # the schema, then the checks that need the family registry (what `evo.run.opening.prepare` runs first)
+    from evo.run import preflight
 
     with pytest.raises(ConfigError) as ei:
         preflight.check(validate(copy.deepcopy(fragment)))

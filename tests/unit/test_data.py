@@ -1,4 +1,4 @@
-"""Unit tests for evo.data: loading, validation, alignment, fingerprints, synthetic market, cache."""
+"""Unit tests for evo.market: loading, validation, alignment, fingerprints, synthetic market, cache."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evo import data as evo_data
+from evo.market import load as evo_data
 from evo.config import DataConfig, SyntheticData
-from evo.data import FIELDS, DataError, Market, check_length, get_market, load_market
+from evo.market import FIELDS, DataError, Market, check_length, get_market, load_market
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -581,7 +581,7 @@ def test_integer_timestamps_are_read_in_their_unit(tmp_path, unit, scale):
     as the dates they stand for: read as nanoseconds, epoch ms would start in 1970 and annualise
     1000x wrong."""
     from evo.config import DataConfig
-    from evo.data import load_market
+    from evo.market import load_market
 
     t0 = 1_609_459_200  # 2021-01-01 00:00 UTC
     rows = [f"{(t0 + 3600 * i) * scale},{100 + i % 5},{102 + i % 5},{99 + i % 5},{101 + i % 5},{1000 + i}" for i in range(400)]

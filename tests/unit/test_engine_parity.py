@@ -8,7 +8,7 @@ import pytest
 
 from evo.engine import simulate_signals
 from evo.engine.vbt import portfolio_metrics
-from evo.objectives import METRICS
+from evo.search.objectives import METRICS
 
 RTOL, ATOL = 1e-9, 1e-12
 

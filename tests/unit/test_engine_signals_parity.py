@@ -572,7 +572,7 @@ def test_family_evaluation_with_per_genome_options_equals_vectorbt(family_name):
     family path, against the vectorbt engine given the same records, with OHLC stops and a window."""
     from evo import strategies
     from evo.config import EvaluationConfig
-    from evo.data import FIELDS, build_market
+    from evo.market import FIELDS, build_market
     from evo.engine import fast, vbt
 
     df = ohlcv("GOOG")

@@ -7,9 +7,9 @@ import pytest
 
 from evo import strategies
 from evo.config import DataConfig, EvaluationConfig, SyntheticData
-from evo.data import load_market
+from evo.market import load_market
 from evo.engine import evaluate, reduce_assets
-from evo.objectives import METRICS
+from evo.search.objectives import METRICS
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_empty_chunk(market):
 
 
 def test_worst_case_reducer_takes_the_worst_asset_per_metric():
-    from evo.objectives import METRICS
+    from evo.search.objectives import METRICS
 
     rng = np.random.default_rng(0)
     pa = rng.normal(size=(3, 4, len(METRICS)))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evo import indicators, strategies
+from evo import strategies
+from evo.engine import indicators
 from evo.config import SyntheticData
-from evo.data import FIELDS, synthetic_frames
+from evo.market import FIELDS
+from evo.market.synthetic import synthetic_frames
 from evo.strategies import Family, Gene, declaration_problem
 from evo.strategies.base import PUBLIC_API
 from tests.user_families import SmaCross

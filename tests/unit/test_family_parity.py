@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evo import indicators, strategies
+from evo import strategies
+from evo.engine import indicators
 from evo.config import DataConfig, EvaluationConfig, SyntheticData
-from evo.data import FIELDS, build_market, load_market
+from evo.market import FIELDS, build_market, load_market
 from evo.engine import evaluate
 
 #: a user family loaded by import path (tests/user_families.py), verified when it is first loaded
@@ -145,7 +146,7 @@ def test_broken_user_family_is_refused_naming_it_and_the_differing_bar():
 
 def test_config_refuses_a_broken_user_family():
     from evo.config import ConfigError, validate
-    from evo.preflight import check
+    from evo.run.preflight import check
 
     with pytest.raises(ConfigError, match="strategy.family") as info:
         check(validate({"strategy": {"family": BROKEN_USER_FAMILY}}))
@@ -176,7 +177,7 @@ def test_unloadable_user_family_gives_a_one_line_error(spec, expected):
         strategies.get(spec)
     msg = str(info.value)
     assert expected in msg and spec in msg and "\n" not in msg
-    from evo.preflight import check
+    from evo.run.preflight import check
 
     with pytest.raises(ConfigError, match="strategy.family") as cinfo:
         check(validate({"strategy": {"family": spec}}))
@@ -295,7 +296,7 @@ def test_user_family_trading_genes_are_declared_and_refused_otherwise():
     with pytest.raises(ValueError, match=r"does not support the trading gene\(s\) \['size'\]"):
         strategies.get(USER_FAMILY, trading=["direction", "size"])
     from evo.config import ConfigError, validate
-    from evo.preflight import check
+    from evo.run.preflight import check
 
     with pytest.raises(ConfigError, match="field 'strategy.trading'.*sl_trail"):
         check(validate({"strategy": {"family": USER_FAMILY, "trading": ["sl_trail"]}}))

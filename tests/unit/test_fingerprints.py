@@ -13,7 +13,7 @@ import pytest
 
 from evo import strategies
 from evo.config import DataConfig, EvaluationConfig, SyntheticData
-from evo.data import load_market
+from evo.market import load_market
 from evo.engine import evaluate, fast, nb
 
 COSTS = dict(init_cash=10_000.0, fees=0.001, slippage=0.0005)

@@ -1,4 +1,4 @@
-"""evo.indicators.nb equals vectorbt's indicators (default engine), warm-up and NaN handling included."""
+"""evo.engine.indicators.nb equals vectorbt's indicators (default engine), warm-up and NaN handling included."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import vectorbt as vbt
 
-from evo.indicators import nb
+from evo.engine.indicators import nb
 
 WINDOWS = [1, 2, 3, 5, 14, 20, 50, 200]
 SERIES = ["random_walk", "goog", "with_nans", "flat_and_trend"]

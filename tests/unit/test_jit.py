@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evo.jit import drop_stale_cache
+from evo.engine.jit import drop_stale_cache
 
 
 def test_cached_kernels_are_dropped_when_a_dependency_changes(tmp_path, monkeypatch):

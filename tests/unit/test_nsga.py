@@ -1,6 +1,6 @@
-"""evo.nsga's array operators against pymoo 0.6.2's own operators, bit for bit and random draw for draw.
+"""evo.search.nsga's array operators against pymoo 0.6.2's own operators, bit for bit and random draw for draw.
 
-Every comparison runs pymoo and evo.nsga from two Generators in the same state and checks the
+Every comparison runs pymoo and evo.search.nsga from two Generators in the same state and checks the
 results (floats by their bits, so even the sign of a zero counts) and the Generators' states after.
 """
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from evo import strategies
-from evo.nsga import MatingInfo, Operators, constraint_violation, mate, survive
-from evo.nsga.crossover import sbx
-from evo.nsga.mutation import pm
-from evo.nsga.selection import binary_tournament
-from evo.nsga.survival import crowding_distance
+from evo.search.nsga import MatingInfo, Operators, constraint_violation, mate, survive
+from evo.search.nsga.crossover import sbx
+from evo.search.nsga.mutation import pm
+from evo.search.nsga.selection import binary_tournament
+from evo.search.nsga.survival import crowding_distance
 from evo.strategies.base import Family, Gene, GeneSpace
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evo.config import Constraint, Objective
-from evo.objectives import METRICS, hypervolume, ref_point, to_FG
+from evo.search.objectives import METRICS, hypervolume, ref_point, to_FG
 
 
 def row(**kw):

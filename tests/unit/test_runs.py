@@ -1,4 +1,4 @@
-"""evo.runs: opening a run (checks first, writes last), its identity and evaluation key, and its lease."""
+"""evo.run.opening: opening a run (checks first, writes last), its identity and evaluation key, and its lease."""
 
 from __future__ import annotations
 
@@ -10,27 +10,27 @@ from pathlib import Path
 
 import pytest
 
-from evo import runs
+from evo.run import context, lease, opening
 from evo.config import ConfigError
 from tests.conftest import small_config
 
 
 def test_evaluation_key_changes_with_everything_an_evaluation_depends_on():
     base = small_config()
-    key = runs.evaluation_key(base, "f" * 64, (0, 1000))
-    assert key == runs.evaluation_key(small_config(), "f" * 64, (0, 1000))  # deterministic
+    key = context.evaluation_key(base, "f" * 64, (0, 1000))
+    assert key == context.evaluation_key(small_config(), "f" * 64, (0, 1000))  # deterministic
     different = [
-        runs.evaluation_key(base, "e" * 64, (0, 1000)),
-        runs.evaluation_key(base, "f" * 64, (0, 999)),
-        runs.evaluation_key(small_config(evaluation={"fees": 0.002}), "f" * 64, (0, 1000)),
-        runs.evaluation_key(small_config(evaluation={"slippage": 0.0}), "f" * 64, (0, 1000)),
-        runs.evaluation_key(small_config(evaluation={"init_cash": 5.0}), "f" * 64, (0, 1000)),
-        runs.evaluation_key(small_config(evaluation={"engine": "vectorbt"}), "f" * 64, (0, 1000)),
-        runs.evaluation_key(small_config(evaluation={"reducer": "median"}), "f" * 64, (0, 1000)),
+        context.evaluation_key(base, "e" * 64, (0, 1000)),
+        context.evaluation_key(base, "f" * 64, (0, 999)),
+        context.evaluation_key(small_config(evaluation={"fees": 0.002}), "f" * 64, (0, 1000)),
+        context.evaluation_key(small_config(evaluation={"slippage": 0.0}), "f" * 64, (0, 1000)),
+        context.evaluation_key(small_config(evaluation={"init_cash": 5.0}), "f" * 64, (0, 1000)),
+        context.evaluation_key(small_config(evaluation={"engine": "vectorbt"}), "f" * 64, (0, 1000)),
+        context.evaluation_key(small_config(evaluation={"reducer": "median"}), "f" * 64, (0, 1000)),
     ]
     assert len({key, *different}) == len(different) + 1
     # resource settings never change what an evaluation computes
-    assert runs.evaluation_key(small_config(evaluation={"max_parallel": 7, "retries": 5}), "f" * 64, (0, 1000)) == key
+    assert context.evaluation_key(small_config(evaluation={"max_parallel": 7, "retries": 5}), "f" * 64, (0, 1000)) == key
 
 
 def test_ohlc_stops_enter_the_evaluation_key_and_the_old_keys_stay_valid():
@@ -44,12 +44,12 @@ def test_ohlc_stops_enter_the_evaluation_key_and_the_old_keys_stay_valid():
     ev = old.evaluation
     before = {"data": "f" * 64, "window": [0, 1000], "freq": old.data.freq, "engine": ev.engine,
               "init_cash": ev.init_cash, "fees": ev.fees, "slippage": ev.slippage, "reducer": ev.reducer,
-              "metrics_version": runs.METRICS_VERSION}
-    assert runs.evaluation_key(old, "f" * 64, (0, 1000)) == hashlib.sha256(
+              "metrics_version": context.METRICS_VERSION}
+    assert context.evaluation_key(old, "f" * 64, (0, 1000)) == hashlib.sha256(
         json.dumps(before, sort_keys=True).encode()).hexdigest()
-    assert runs.evaluation_key(new, "f" * 64, (0, 1000)) != runs.evaluation_key(old, "f" * 64, (0, 1000))
-    assert runs.evaluation_key(small_config(evaluation={"reducer": "portfolio"}), "f" * 64, (0, 1000)) != \
-        runs.evaluation_key(new, "f" * 64, (0, 1000))
+    assert context.evaluation_key(new, "f" * 64, (0, 1000)) != context.evaluation_key(old, "f" * 64, (0, 1000))
+    assert context.evaluation_key(small_config(evaluation={"reducer": "portfolio"}), "f" * 64, (0, 1000)) != \
+        context.evaluation_key(new, "f" * 64, (0, 1000))
 
 
 def test_a_run_stored_before_the_switches_resumes_as_it_started(tmp_path):
@@ -58,7 +58,7 @@ def test_a_run_stored_before_the_switches_resumes_as_it_started(tmp_path):
     import sqlalchemy as sa
 
     url = f"sqlite:///{tmp_path}/evo.db"
-    ctx, store = runs.start(small_config(), database=url)
+    ctx, store = opening.start(small_config(), database=url)
     assert ctx.config.evaluation.ohlc_stops is True
     config = dict(store.get_run("t").config)
     config["evaluation"] = {k: v for k, v in config["evaluation"].items() if k != "ohlc_stops"}
@@ -68,10 +68,10 @@ def test_a_run_stored_before_the_switches_resumes_as_it_started(tmp_path):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE runs SET config = :c WHERE name = 't'"), {"c": json.dumps(config)})
     engine.dispose()
-    old, store = runs.reopen("t", database=url)
+    old, store = opening.reopen("t", database=url)
     store.dispose()
     assert old.config.evaluation.ohlc_stops is False and old.config.strategy.trading == []
-    from evo import process
+    from evo.run import process
 
     assert process.space_for(old).n_var == process.space_for(ctx).n_var - 3  # no trading genes
     assert old.evaluation_key != ctx.evaluation_key
@@ -81,47 +81,47 @@ def test_worst_reducer_key_depends_on_the_directions():
     a = small_config(evaluation={"reducer": "worst"})
     b = small_config(evaluation={"reducer": "worst"}, objectives=[
         {"metric": "sharpe_ratio", "direction": "max"}, {"metric": "max_drawdown", "direction": "min"}])
-    assert runs.evaluation_key(a, "f" * 64, (0, 10)) != runs.evaluation_key(b, "f" * 64, (0, 10))
-    assert runs.metric_directions(b) == {"n_trades": "max", "sharpe_ratio": "max", "max_drawdown": "min"}
+    assert context.evaluation_key(a, "f" * 64, (0, 10)) != context.evaluation_key(b, "f" * 64, (0, 10))
+    assert context.metric_directions(b) == {"n_trades": "max", "sharpe_ratio": "max", "max_drawdown": "min"}
 
 
 def test_diff_names_the_dotted_fields():
-    assert runs._diff({"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 5, "d": 3}, "e": 0}) == ["b.c", "e"]
+    assert opening._diff({"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 5, "d": 3}, "e": 0}) == ["b.c", "e"]
 
 
 def test_windows_follow_the_holdout_or_an_explicit_window():
-    from evo.data import get_market
+    from evo.market import get_market
 
     cfg = small_config(validation={"holdout": 0.25})
     market = get_market(cfg.data)
-    train, holdout = runs.run_windows(cfg, market)
+    train, holdout = context.run_windows(cfg, market)
     assert train == (0, 1125) and holdout == (1125, 1500)
     cfg = small_config(validation={"window": [200, 900]})
-    assert runs.run_windows(cfg, market) == ((200, 900), None)
+    assert context.run_windows(cfg, market) == ((200, 900), None)
 
 
 def test_prepare_refuses_a_window_beyond_the_data():
     with pytest.raises(ConfigError, match="validation.window"):
-        runs.prepare(small_config(validation={"window": [0, 5000]}))
+        opening.prepare(small_config(validation={"window": [0, 5000]}))
 
 
 def test_a_check_writes_nothing(tmp_path):
     url = f"sqlite:///{tmp_path}/evo.db"
-    assert runs.start(small_config(), database=url, check_only=True) is None
+    assert opening.start(small_config(), database=url, check_only=True) is None
     assert not (tmp_path / "evo.db").exists()
-    with pytest.raises(runs.RunError, match="no run named 'ghost'"):
-        runs.reopen("ghost", database=url, check_only=True)
+    with pytest.raises(opening.RunError, match="no run named 'ghost'"):
+        opening.reopen("ghost", database=url, check_only=True)
     assert not (tmp_path / "evo.db").exists()
 
 
 def test_start_creates_then_reopens_and_refuses_another_config(tmp_path):
     url = f"sqlite:///{tmp_path}/evo.db"
-    ctx, store = runs.start(small_config(), database=url)
+    ctx, store = opening.start(small_config(), database=url)
     assert ctx.name == "t" and ctx.target == 3 and ctx.database == url
-    again, _ = runs.start(small_config(algorithm={"pop_size": 12, "generations": 9}), database=url)
+    again, _ = opening.start(small_config(algorithm={"pop_size": 12, "generations": 9}), database=url)
     assert again.run_id == ctx.run_id and again.target == 9  # more generations: the same run
-    with pytest.raises(runs.RunError, match=r"different config \(differs in: evaluation.fees\)"):
-        runs.start(small_config(evaluation={"fees": 0.01}), database=url)
+    with pytest.raises(opening.RunError, match=r"different config \(differs in: evaluation.fees\)"):
+        opening.start(small_config(evaluation={"fees": 0.01}), database=url)
 
 
 def test_the_target_never_falls_below_what_is_committed(tmp_path):
@@ -130,9 +130,9 @@ def test_the_target_never_falls_below_what_is_committed(tmp_path):
 
     url = f"sqlite:///{tmp_path}/evo.db"
     drive(small_config(algorithm={"pop_size": 6, "generations": 2}), None, None, url, None, False, Plain())
-    with pytest.raises(runs.RunError, match="already committed 2 generations; --generations 1"):
-        runs.reopen("t", database=url, generations=1)
-    ctx, _ = runs.reopen("t", database=url, generations=2)
+    with pytest.raises(opening.RunError, match="already committed 2 generations; --generations 1"):
+        opening.reopen("t", database=url, generations=1)
+    ctx, _ = opening.reopen("t", database=url, generations=2)
     assert ctx.target == 2
 
 
@@ -141,19 +141,19 @@ def test_a_secret_stays_out_of_the_context(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urls, "_known", {})
     secret = f"sqlite:///{tmp_path}/evo.db?password=s3cr3t"
-    ctx, _ = runs.start(small_config(), database=secret)
+    ctx, _ = opening.start(small_config(), database=secret)
     assert "s3cr3t" not in repr(ctx) and "password=***" in ctx.database
     assert urls.real(ctx.database) == secret
 
 
 def test_is_dead_knows_this_host_only():
-    me = runs._this_process()
-    assert not runs.is_dead(me + ":abc")
-    assert runs.is_dead(f"{socket.gethostname()}:999999999:1:abc")  # no such process
+    me = lease._this_process()
+    assert not lease.is_dead(me + ":abc")
+    assert lease.is_dead(f"{socket.gethostname()}:999999999:1:abc")  # no such process
     pid = os.getpid()
-    assert runs.is_dead(f"{socket.gethostname()}:{pid}:1:abc")  # the pid was reused (other start time)
-    assert not runs.is_dead("some-other-host:1:1:abc")  # only its lease expiry can tell
-    assert not runs.is_dead("garbage")
+    assert lease.is_dead(f"{socket.gethostname()}:{pid}:1:abc")  # the pid was reused (other start time)
+    assert not lease.is_dead("some-other-host:1:1:abc")  # only its lease expiry can tell
+    assert not lease.is_dead("garbage")
 
 
 class _LostStore:
@@ -188,11 +188,11 @@ class _LostStore:
 def test_a_lost_database_does_not_hide_the_error_that_stopped_the_run(tmp_path, caplog):
     from evo.flows.evolve import _mark_failed
 
-    ctx, _ = runs.start(small_config(), database=f"sqlite:///{tmp_path}/evo.db")
+    ctx, _ = opening.start(small_config(), database=f"sqlite:///{tmp_path}/evo.db")
     store = _LostStore()
     with caplog.at_level(logging.WARNING, logger="evo"):
         with pytest.raises(ValueError, match="the original failure"):
-            with runs.hold(ctx, store) as owner:
+            with lease.hold(ctx, store) as owner:
                 try:
                     raise ValueError("the original failure")
                 except ValueError:
@@ -204,13 +204,13 @@ def test_a_lost_database_does_not_hide_the_error_that_stopped_the_run(tmp_path, 
 
 def test_shown_status(tmp_path):
     url = f"sqlite:///{tmp_path}/evo.db"
-    ctx, store = runs.start(small_config(), database=url)
+    ctx, store = opening.start(small_config(), database=url)
     rec = store.get_run("t")
-    assert runs.shown_status(store, rec) == "interrupted"  # running, but nobody holds it
-    with runs.hold(ctx, store):
-        assert runs.shown_status(store, store.get_run("t")) == "running"
+    assert lease.shown_status(store, rec) == "interrupted"  # running, but nobody holds it
+    with lease.hold(ctx, store):
+        assert lease.shown_status(store, store.get_run("t")) == "running"
     store.update_run(ctx.run_id, status="completed")
-    assert runs.shown_status(store, store.get_run("t")) == "completed"
+    assert lease.shown_status(store, store.get_run("t")) == "completed"
 
 
 def test_no_function_takes_more_than_eight_positional_parameters():

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
-from evo.objectives import METRICS
+from evo.search.objectives import METRICS
 from typing import NamedTuple
 
 import numpy as np

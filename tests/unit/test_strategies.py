@@ -8,7 +8,7 @@ import pytest
 
 from evo import strategies
 from evo.config import SyntheticData
-from evo.data import synthetic_frames
+from evo.market.synthetic import synthetic_frames
 from evo.strategies.base import Gene, genome_hash
 
 
@@ -125,8 +125,8 @@ def _random_genomes(fam, n, seed, bounds=None):
 
 def _signals(fam, space, X, ohlcv):
     """Reference signals (bars x strategies) of genomes X, checked equal to the fast kernel's."""
-    from evo import indicators
-    from evo.data import FIELDS
+    from evo.engine import indicators
+    from evo.market import FIELDS
 
     params = space.decode(X)
     E, Xr = fam.reference_signals(ohlcv, params)

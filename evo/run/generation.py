@@ -20,14 +20,15 @@ from typing import Sequence
 
 import numpy as np
 
-from evo import process
-from evo.algorithm import Checkpoint, PopState, decode_checkpoint, encode_checkpoint, new_rng
-from evo.algorithm import pareto_mask, rng_from_state, rng_state
+from evo.config.metrics import METRICS
 from evo.engine import evaluate as engine_evaluate
-from evo.engine.chunking import ChunkPlan, MemoryReading, plan_for
-from evo.metrics import METRICS
-from evo.objectives import hypervolume, ref_point, sign, to_FG
-from evo.runs import LEASE_SECONDS, RunContext, metric_directions
+from evo.run import process
+from evo.run.chunking import ChunkPlan, MemoryReading, plan_for
+from evo.run.context import RunContext, metric_directions
+from evo.run.lease import LEASE_SECONDS
+from evo.search.algorithm import Checkpoint, PopState, decode_checkpoint, encode_checkpoint, new_rng
+from evo.search.algorithm import pareto_mask, rng_from_state, rng_state
+from evo.search.objectives import hypervolume, ref_point, sign, to_FG
 from evo.store import OffspringRows, SurvivorRows
 
 
@@ -165,7 +166,7 @@ def lookup(ctx: RunContext, off: Offspring, key: str | None = None) -> Cached:
 
 def plan(ctx: RunContext, off: Offspring, unseen: Sequence[int], observed_bytes: float | None = None) -> ChunkPlan:
     """Chunk sizes for the unseen offspring, from a fresh memory reading."""
-    from evo.indicators import distinct_rows
+    from evo.engine.indicators import distinct_rows
 
     market = process.market_for(ctx)
     family = process.family_for(ctx)
@@ -182,7 +183,7 @@ def chunks(gen: Generation) -> list[list[dict]]:
 def evaluate(ctx: RunContext, params: Sequence[dict], window: tuple[int, int] | None = None) -> ChunkResult:
     """Metrics of one chunk on the run's training window (or `window`). Loads the market once per
     process, never from the caller."""
-    from evo import data
+    from evo.market import load
 
     market = process.market_for(ctx)
     directions = metric_directions(ctx.config) if ctx.config.evaluation.reducer == "worst" else None
@@ -191,7 +192,7 @@ def evaluate(ctx: RunContext, params: Sequence[dict], window: tuple[int, int] | 
     ev = engine_evaluate(market, process.family_for(ctx), list(params), ctx.config.evaluation, window or ctx.window,
                          directions)
     return ChunkResult(
-        ev.metrics, ev.per_asset, time.perf_counter() - t0, before, MemoryReading.now().rss, os.getpid(), data.loads,
+        ev.metrics, ev.per_asset, time.perf_counter() - t0, before, MemoryReading.now().rss, os.getpid(), load.loads,
         ev.fingerprints,
     )
 

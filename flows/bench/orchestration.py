@@ -207,7 +207,7 @@ def generation_benchmark(sizes=(100, 1000, 10_000), database: str | None = None,
     import math
     import statistics
 
-    from evo import bench
+    from evo.flows.bench import engine as bench
 
     gens = {100: 12, 1000: 8, 10_000: 4, **(generations or {})}
     steps, pymoo, growth = {}, {}, {}

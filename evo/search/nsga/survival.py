@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evo.nsga import nb
+from evo.search.nsga import nb
 
 
 @dataclass

@@ -7,77 +7,22 @@ that the config decides the same trajectory and that the data is unchanged.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import hashlib
-import json
-import logging
-import os
-import socket
-import threading
-import uuid
-from dataclasses import dataclass
-from typing import Iterator
-
-from evo import preflight, validation
 from evo.config import ConfigError, RunConfig, stored
-from evo.data import DataError, Market, check_length, get_market
-from evo.store import RunBusy, RunRecord, Store, StoreError, open_store
+from evo.market import DataError, Market, check_length, get_market, windows
+from evo.run import preflight
+from evo.run.context import RunContext, evaluation_key, run_windows
+from evo.run.lease import check_not_busy
+from evo.store import RunRecord, Store, StoreError, open_store
 from evo.store import url as urls
-from evo.store.store import busy_message
 
-log = logging.getLogger("evo")
-
-#: bump when a metric's definition changes: old cached evaluations stop matching
-METRICS_VERSION = 1
 
 
 class RunError(RuntimeError):
     """A run that cannot start or continue, in one line."""
 
 
-@dataclass(frozen=True)
-class RunContext:
-    """Plain data every step needs. Safe to send to another process."""
-
-    run_id: int
-    name: str
-    database: str  # the URL with its secrets masked (evo.store.url.real gives it back in this process)
-    config: RunConfig
-    fingerprint: str
-    evaluation_key: str
-    target: int
-    window: tuple[int, int]  # the bars evolution trains on (signals use the bars before too)
-    oos_window: tuple[int, int] | None  # the holdout, scored after evolution; None without one
-
-    @property
-    def n_obj(self) -> int:
-        return len(self.config.objectives)
-
-    @property
-    def n_constr(self) -> int:
-        return len(self.config.constraints) + 1  # + "objectives are finite"
 
 
-def evaluation_key(config: RunConfig, fingerprint: str, window: tuple[int, int]) -> str:
-    """What an evaluation depends on besides the genome: data, window, engine and its settings."""
-    ev = config.evaluation
-    key = {
-        "data": fingerprint,
-        "window": list(window),
-        "freq": config.data.freq,
-        "engine": ev.engine,
-        "init_cash": ev.init_cash,
-        "fees": ev.fees,
-        "slippage": ev.slippage,
-        "reducer": ev.reducer,
-        "metrics_version": METRICS_VERSION,
-    }
-    if ev.ohlc_stops:  # absent: close-only stops, what every key before the switch meant (those stay valid)
-        key["ohlc_stops"] = True
-    if ev.reducer == "worst":  # "worst" depends on which way each metric is better
-        key["directions"] = metric_directions(config)
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -92,18 +37,8 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def metric_directions(config: RunConfig) -> dict[str, str]:
-    """Which way each objective and constraint metric is better (for the worst-case reducer)."""
-    d = {c.metric: ("max" if c.op == ">=" else "min") for c in config.constraints}
-    d.update({o.metric: o.direction for o in config.objectives})
-    return d
 
 
-def run_windows(config: RunConfig, market: Market) -> tuple[tuple[int, int], tuple[int, int] | None]:
-    """(training window, holdout window or None)."""
-    if config.validation.window is not None:
-        return tuple(config.validation.window), None
-    return validation.windows(market, config.validation)
 
 
 def prepare(config: RunConfig) -> Market:
@@ -117,7 +52,7 @@ def prepare(config: RunConfig) -> Market:
     if train[1] > market.n_bars:
         raise ConfigError(f"field 'validation.window': {list(train)} ends after the market's {market.n_bars} bars")
     if config.validation.window is None:
-        validation.check(market, config.validation, space.max_window())
+        windows.check(market, config.validation, space.max_window())
     else:
         check_length_window(train, space.max_window())
     return market
@@ -125,7 +60,7 @@ def prepare(config: RunConfig) -> Market:
 
 def check_memory(config: RunConfig, market: Market, space) -> None:
     """The evaluation budget must hold at least one strategy: the planner can always shrink chunks to that."""
-    from evo.engine.chunking import plan_for
+    from evo.run.chunking import plan_for
     from evo.strategies import get
 
     try:
@@ -281,101 +216,14 @@ def _context(rec: RunRecord, store: Store, config: RunConfig, market: Market) ->
     )
 
 
-def oos_evaluation_key(ctx: RunContext) -> str | None:
-    return None if ctx.oos_window is None else evaluation_key(ctx.config, ctx.fingerprint, ctx.oos_window)
 
 
-def with_target(ctx: RunContext, target: int) -> RunContext:
-    return dataclasses.replace(ctx, target=target, config=ctx.config.with_overrides(generations=target))
 
 
 def set_target(store: Store, ctx: RunContext, owner: str) -> None:
     """Record the generation target, as the lease holder `owner`."""
     if store.get_run(ctx.name).generations_target != ctx.target:
         store.update_run(ctx.run_id, owner=owner, generations_target=ctx.target)
-
-
-# ---------------------------------------------------------------------------------------------
-# the lease: exactly one process advances a run
-
-#: how long a lease lasts without renewal; a live holder renews it every third of that
-LEASE_SECONDS = float(os.environ.get("EVO_LEASE_SECONDS", "60"))
-
-
-def _this_process() -> str:
-    import psutil
-
-    return f"{socket.gethostname()}:{os.getpid()}:{int(psutil.Process().create_time() * 1000)}"
-
-
-def is_dead(owner: str) -> bool:
-    """True when the lease holder was a process on this host that no longer runs.
-
-    A holder on another host can only be waited out (its lease expires)."""
-    import psutil
-
-    try:
-        host, pid, started = owner.split(":")[:3]
-        pid_i, started_i = int(pid), int(started)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return False
-    try:
-        return int(psutil.Process(pid_i).create_time() * 1000) != started_i  # the pid was reused
-    except psutil.NoSuchProcess:
-        return True
-
-
-def check_not_busy(store: Store, run: RunRecord) -> None:
-    """Refuse early (before Prefect starts) when a live process holds the run."""
-    holder, until = store.lease_of(run.id)
-    if not store.lease_expired(run.id) and not is_dead(holder):
-        raise RunBusy(busy_message(run.name, holder, until))
-
-
-def shown_status(store: Store, run: RunRecord) -> str:
-    """The status to show: a "running" run whose process is gone (lease expired, or its holder dead on
-    this host) is "interrupted": `evo resume` continues it."""
-    if run.status != "running":
-        return run.status
-    holder, _ = store.lease_of(run.id)
-    if holder is None or store.lease_expired(run.id) or is_dead(holder):
-        return "interrupted"
-    return "running"
-
-
-@contextlib.contextmanager
-def hold(ctx: RunContext, store: Store) -> Iterator[str]:
-    """Hold the run's lease while advancing it; renewed in the background, released at the end."""
-    from evo import faults
-
-    owner = f"{_this_process()}:{uuid.uuid4().hex[:8]}"
-    faults.barrier("lease")
-    holder, _ = store.lease_of(ctx.run_id)
-    store.acquire_lease(ctx.run_id, owner, LEASE_SECONDS, stale_owner=holder if holder and is_dead(holder) else None)
-    stop = threading.Event()
-
-    def heartbeat() -> None:
-        while not stop.wait(LEASE_SECONDS / 3):
-            try:
-                store.renew_lease(ctx.run_id, owner, LEASE_SECONDS)
-            except Exception:  # a database hiccup: the next beat or the commit will tell
-                pass
-
-    beat = threading.Thread(target=heartbeat, name="evo-lease", daemon=True)
-    beat.start()
-    try:
-        yield owner
-    finally:
-        stop.set()
-        beat.join(timeout=5)
-        try:
-            store.release_lease(ctx.run_id, owner)
-        except Exception as e:  # the database is gone: the lease expires by itself; keep the first error
-            log.warning("run %r: could not release its lease (%s); it expires within %.0f s",
-                        ctx.name, urls.scrub(str(e).splitlines()[0] if str(e) else type(e).__name__, [store.url]),
-                        LEASE_SECONDS)
 
 
 def start_walk_forward(config: RunConfig, market: Market, store: Store) -> RunRecord:

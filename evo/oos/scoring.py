@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from evo import process, validation
-from evo import walkforward as wf
-from evo.algorithm import decode_checkpoint, pareto_mask
-from evo.generation import Offspring, evaluate, lookup, merge
-from evo.metrics import METRICS, SLOT
-from evo.runs import RunContext, evaluation_key, oos_evaluation_key
+from evo.config.metrics import METRICS, SLOT
+from evo.oos import verdict
+from evo.oos import walkforward as wf
+from evo.run import process
+from evo.run.context import RunContext, evaluation_key, oos_evaluation_key
+from evo.run.generation import Offspring, evaluate, lookup, merge
+from evo.search.algorithm import decode_checkpoint, pareto_mask
 
 
 def score(ctx: RunContext, off: Offspring, window: tuple[int, int], key: str) -> tuple[np.ndarray, list, np.ndarray]:
@@ -77,7 +78,7 @@ def validate(ctx: RunContext, number: int) -> dict:
     else:
         best = int(np.nanargmax(is_metrics[:, sharpe]))
         rets = asset_returns(ctx, off.X[best], ctx.window)  # the candidate's in-sample return series
-        v = validation.verdict(rets, float(is_metrics[best, sharpe]), trials, fast.ann_factor(market.freq),
+        v = verdict.verdict(rets, float(is_metrics[best, sharpe]), trials, fast.ann_factor(market.freq),
                                ctx.config.validation.edge_probability, off.hashes[best])
         result = v.as_dict()
     result.update(

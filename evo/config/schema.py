@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from evo.metrics import MetricName
+from evo.config.metrics import MetricName
 
 #: the trading genes a family may evolve (evo.strategies.base.TRADING_GENES), in gene order
 TRADING_GENES = ("direction", "size", "sl_trail")

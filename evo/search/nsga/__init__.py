@@ -5,7 +5,7 @@
     survival.survive     rank and crowding survival (pymoo's RankAndCrowding)
 """
 
-from evo.nsga.mating import MatingInfo, Operators, mate
-from evo.nsga.survival import Survivors, constraint_violation, pareto_rank, survive
+from evo.search.nsga.mating import MatingInfo, Operators, mate
+from evo.search.nsga.survival import Survivors, constraint_violation, pareto_rank, survive
 
 __all__ = ["MatingInfo", "Operators", "Survivors", "constraint_violation", "mate", "pareto_rank", "survive"]

@@ -1,4 +1,4 @@
-"""Market data: load and validate OHLCV, fingerprint it, or generate a seeded synthetic market.
+"""Market data: load and validate OHLCV files (or the synthetic market), fingerprint them, once per process.
 
 A `Market` holds aligned (bars x symbols) float64 arrays. Tasks never receive
 it as a parameter: they receive the `DataConfig` and call `get_market`, which
@@ -215,7 +215,7 @@ def _symbol(name: str, path: Path) -> str:
 
 def timestamp(value: str) -> pd.Timestamp:
     """A config timestamp on the market's clock: naive UTC, in nanoseconds (1677-09-21 to 2262-04-11);
-    evo.preflight has refused the others."""
+    evo.run.preflight has refused the others."""
     ts = pd.Timestamp(value)
     if ts is pd.NaT:
         return ts
@@ -282,6 +282,8 @@ def load_market(cfg: DataConfig) -> Market:
         source = cfg.paths[0] if len(cfg.paths) == 1 else f"{len(cfg.paths)} files"
         return build_market(frames, cfg.freq, source)
     assert cfg.synthetic is not None
+    from evo.market.synthetic import synthetic_frames
+
     frames = synthetic_frames(cfg.synthetic)
     for sym, df in frames.items():
         validate_ohlcv(df, f"synthetic market [{sym}]")
@@ -341,46 +343,3 @@ def get_market(cfg: DataConfig, expected_fingerprint: str | None = None) -> Mark
             f"{expected_fingerprint[:12]}"
         )
     return market
-
-
-# ---------------------------------------------------------------------------------------------
-# synthetic market
-
-#: (drift per bar in units of sigma, sigma multiplier) of the bull, bear and choppy regimes
-_REGIMES = np.array([[0.04, 0.8], [-0.05, 1.3], [0.0, 1.0]])
-_STAY = 0.995  # regimes last ~200 bars on average
-
-
-def synthetic_frames(spec: SyntheticData) -> dict[str, pd.DataFrame]:
-    """Regime-switching geometric Brownian motion with intrabar ranges and volume.
-
-    Deterministic for a given spec; every symbol gets its own regime path.
-    """
-    rng = np.random.default_rng(spec.seed)
-    index = pd.date_range(timestamp(spec.start), periods=spec.n_bars, freq=pd.Timedelta(spec.freq), name="time")
-    base_sigma = 0.01 * np.sqrt(pd.Timedelta(spec.freq) / pd.Timedelta("1h"))
-    frames = {}
-    for sym in spec.symbols:
-        n = spec.n_bars
-        u = rng.random(n)
-        jump = rng.integers(0, 3, n)
-        regime = np.empty(n, dtype=np.int64)
-        r = 2
-        for t in range(n):
-            if u[t] > _STAY:
-                r = int(jump[t])
-            regime[t] = r
-        drift, mult = _REGIMES[regime, 0], _REGIMES[regime, 1]
-        sigma = base_sigma * mult
-        ret = drift * sigma + sigma * rng.standard_normal(n) - 0.5 * sigma**2
-        close = 100.0 * np.exp(np.cumsum(ret))
-        gap = sigma * 0.1 * rng.standard_normal(n)
-        open_ = np.concatenate([[100.0], close[:-1]]) * np.exp(gap)
-        wick = np.abs(rng.standard_normal((2, n))) * sigma * 0.5
-        high = np.maximum(open_, close) * np.exp(wick[0])
-        low = np.minimum(open_, close) * np.exp(-wick[1])
-        volume = np.round(1e4 * np.exp(0.3 * rng.standard_normal(n)) * (1 + 20 * np.abs(ret)), 2)
-        frames[sym] = pd.DataFrame(
-            {"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index
-        )
-    return frames

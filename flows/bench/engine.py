@@ -45,7 +45,7 @@ def _genomes(family_name: str, n: int, seed: int, trading=()):
 
 def _market(n_bars: int, seed: int = 7, n_assets: int = 1):
     from evo.config import DataConfig, SyntheticData
-    from evo.data import load_market
+    from evo.market import load_market
 
     symbols = ["SYN"] if n_assets == 1 else [f"S{a}" for a in range(n_assets)]
     return load_market(DataConfig(synthetic=SyntheticData(n_bars=n_bars, seed=seed, symbols=symbols)))
@@ -81,7 +81,7 @@ def engine_benchmark(
     pattern on a subset of the same genomes, (3) the bare simulation kernel on precomputed signals."""
     import numba
 
-    from evo import indicators
+    from evo.engine import indicators
     from evo.config import EvaluationConfig
     from evo.engine import fast, nb
 
@@ -263,7 +263,7 @@ def hwm():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
 
-from evo import bench
+from evo.flows.bench import engine as bench
 from evo.config import EvaluationConfig
 from evo.engine import fast
 n, n_bars = int(sys.argv[1]), int(sys.argv[2])

@@ -15,9 +15,9 @@ import math
 import numpy as np
 
 from evo.config import RunConfig, validate
-from evo.data import Market
-from evo.metrics import METRICS
-from evo.validation import Fold, folds
+from evo.market import Market
+from evo.config.metrics import METRICS
+from evo.market.windows import Fold, folds
 
 
 def fold_name(name: str, fold: Fold) -> str:
@@ -52,7 +52,7 @@ def stitch(fold_returns: list[np.ndarray], ann_factor: float) -> dict:
     """
     from scipy.stats import kurtosis, skew
 
-    from evo.validation import deflated_sharpe
+    from evo.oos.verdict import deflated_sharpe
 
     r = np.concatenate([np.asarray(x, dtype=np.float64) for x in fold_returns]) if fold_returns else np.empty(0)
     r = r[np.isfinite(r)]

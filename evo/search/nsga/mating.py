@@ -9,10 +9,10 @@ from typing import Callable
 
 import numpy as np
 
-from evo.nsga.crossover import sbx
-from evo.nsga.duplicate import key_set, row_keys, unique_rows
-from evo.nsga.mutation import pm
-from evo.nsga.selection import binary_tournament
+from evo.search.nsga.crossover import sbx
+from evo.search.nsga.duplicate import key_set, row_keys, unique_rows
+from evo.search.nsga.mutation import pm
+from evo.search.nsga.selection import binary_tournament
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Checks of a config that need more than its schema: the strategy registry (and the user's code), pandas'
-calendar, the database URL rules. `evo.runs.prepare` runs them, with the data checks, before anything
+calendar, the database URL rules. `evo.run.opening.prepare` runs them, with the data checks, before anything
 is written; every message names its field, as the schema's own do.
 """
 
@@ -9,7 +9,8 @@ import re
 
 import pandas as pd
 
-from evo import data, strategies
+from evo import strategies
+from evo import market
 from evo.config import ConfigError, RunConfig
 from evo.strategies.base import GeneSpace
 from evo.store import url as urls
@@ -20,9 +21,9 @@ def _field(name: str, msg: str) -> ConfigError:
 
 
 def timestamp(value: str, field: str) -> pd.Timestamp:
-    """A config timestamp on the market's clock (evo.data.timestamp), or a ConfigError naming the field."""
+    """A config timestamp on the market's clock (evo.market.timestamp), or a ConfigError naming the field."""
     try:
-        ts = data.timestamp(value)
+        ts = market.timestamp(value)
     except (ValueError, TypeError, OverflowError) as e:
         raise _field(field, f"{value!r} is not a timestamp ({str(e).splitlines()[0]})") from None
     if ts is pd.NaT:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from evo.metrics import BY_NAME, METRICS, SLOT
+from evo.config.metrics import BY_NAME, METRICS, SLOT
 
 if TYPE_CHECKING:  # pragma: no cover
     from evo.config import Constraint, Objective

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evo.algorithm import PopState
+from evo.search.algorithm import PopState
 
 #: below this fraction of total memory available, evaluation is close to swapping
 LOW_MEMORY_FRACTION = 0.10

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evo.metrics import METRICS
+from evo.config.metrics import METRICS
 
 #: how many Pareto strategies get equity curves and detailed stats (the best by the first objective)
 CHOSEN = 3
@@ -22,9 +22,9 @@ FIGURE_IDS = ("pareto-front", "generations", "equity")
 
 
 def _context(name: str, database: str):
-    from evo import runs
+    from evo.run import opening
 
-    return runs.reopen(name, database=database, write=False)
+    return opening.reopen(name, database=database, write=False)
 
 
 def _portfolio(ctx, market, family, params: dict, window: tuple[int, int], asset: int = 0):
@@ -159,8 +159,9 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
     """Write the run's report to `out` (one HTML file with plotly inlined) and remember where."""
     from plotly.offline import get_plotlyjs
 
-    from evo import strategies, summary
-    from evo.data import get_market
+    from evo import strategies
+    from evo.view import summary
+    from evo.market import get_market
 
     ctx, store = _context(name, database)
     s = summary.describe(store, name)

@@ -43,7 +43,7 @@ class Indicator:
 
 
 def compute(kind: str, arrays: Mapping[str, np.ndarray], source: str, window: int) -> np.ndarray:
-    from evo.indicators import nb
+    from evo.engine.indicators import nb
 
     w = int(window)
     if kind in ("atr", "sma_atr"):
@@ -100,7 +100,7 @@ def build(
                 index[key] = len(index)
             ids[k] = index[key]
         rows[:, j] = ids[inverse]
-    from evo.indicators import nb
+    from evo.engine.indicators import nb
 
     names_of_series = sorted({ind.source for ind in indicators} | {"close"})
     series = np.stack([np.ascontiguousarray(arrays[s], dtype=np.float64) for s in names_of_series])

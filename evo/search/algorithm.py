@@ -10,7 +10,7 @@ each step is a pure function of plain data: (population state, rng state) in,
     select  = pymoo RankAndCrowding survival of survivors + offspring
               (generation 1: of the initial population alone, as NSGA2 does)
 
-vary and select run on arrays (evo.nsga), drawing the same random numbers in the
+vary and select run on arrays (evo.search.nsga), drawing the same random numbers in the
 same order as pymoo's operators, so a run is pymoo's run bit for bit without
 pymoo's per-individual objects and O(n^2) duplicate search (issue 13).
 
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from evo import nsga
+from evo.search import nsga
 from evo.config import AlgorithmConfig
-from evo.nsga.duplicate import unique_rows
+from evo.search.nsga.duplicate import unique_rows
 from evo.strategies.base import GeneSpace
 
 CHECKPOINT_VERSION = 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from evo.metrics import TABLE
+from evo.config.metrics import TABLE
 from evo.store import Store, open_store
-from evo.text import markdown as md
-from evo.text import markup
+from evo.view.text import markdown as md
+from evo.view.text import markup
 
 
 def _clean(v):
@@ -30,7 +30,7 @@ def _store(database: str) -> Store:
 
 
 def list_runs(database: str) -> list[dict]:
-    from evo.runs import shown_status
+    from evo.run.lease import shown_status
 
     store = _store(database)
     return [
@@ -54,7 +54,7 @@ def pareto(store: Store, run_id: int, number: int, objectives: list[dict]) -> li
     the first of them, with `genomes` counting them all (genomes with an unknown fingerprint, stored by an
     older evo, count alone).
     """
-    from evo.algorithm import decode_floats
+    from evo.search.algorithm import decode_floats
 
     out: list[dict] = []
     by_trades: dict[int, dict] = {}
@@ -88,7 +88,8 @@ def summary(name: str, database: str) -> dict:
 
 
 def describe(store: Store, name: str) -> dict:
-    from evo.runs import RunError, shown_status
+    from evo.run.lease import shown_status
+    from evo.run.opening import RunError
 
     run = store.get_run(name)
     if run is None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 
 from evo import strategies
-from evo.algorithm import Optimizer
-from evo.data import Market, get_market
-from evo.runs import RunContext
+from evo.market import Market, get_market
+from evo.run.context import RunContext
+from evo.search.algorithm import Optimizer
 from evo.store import Store
 from evo.store import url as urls
 from evo.strategies.base import Family, GeneSpace

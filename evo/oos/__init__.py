@@ -1,0 +1,1 @@
+"""Out of sample: the holdout scores, the verdict and walk-forward."""
