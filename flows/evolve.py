@@ -18,6 +18,7 @@ from pydantic import Field
 
 from evo import tasks
 from evo.config import RunConfig
+from evo.config.errors import first_line
 from evo.flows import heal
 from evo.flows.orchestration import Orchestrated, Plain
 from evo.run import faults, generation, lease, opening, process
@@ -161,7 +162,7 @@ def _mark_failed(store, ctx, owner: str, log) -> None:
         store.update_run(ctx.run_id, owner=owner, status="failed")
     except Exception as e:
         log.warning("run %r: could not record its failure (%s)", ctx.name,
-                    urls.scrub(str(e).splitlines()[0] if str(e) else type(e).__name__, [store.url]))
+                    urls.scrub(first_line(e), [store.url]))
 
 
 def one_generation(ctx, state: generation.Resume, number: int, owner: str, orch: Plain,

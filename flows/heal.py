@@ -20,7 +20,6 @@ for `prefect deploy` setups.
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 HEARTBEAT_SECONDS = 30
 SILENT_SECONDS = 90  # three heartbeats missed
@@ -29,11 +28,13 @@ HEAL_TAG = "evo-heal"
 ZOMBIE = "evo: crash unresponsive runs"
 HEAL = "evo: resume crashed runs"
 HEAL_MESSAGE = "evo: rescheduled after a crash; it resumes from its last committed generation"
-DEFAULT_MAX_HEALS = 3
 
 
 def max_heals() -> int:
-    return int(os.environ.get("EVO_HEAL_ATTEMPTS", DEFAULT_MAX_HEALS))
+    """How often a crashed run is rescheduled before it ends Failed (EVO_HEAL_ATTEMPTS)."""
+    from evo.config.settings import settings
+
+    return settings().heal_attempts
 
 
 def automations() -> list:

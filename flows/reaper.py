@@ -72,7 +72,9 @@ def _start_time(pid: int) -> str | None:
 
 def start() -> None:
     """Tag this process's future children and watch over them (once per process)."""
-    if os.environ.get(f"{ENV}_PID") == str(os.getpid()):
+    from evo.config.settings import settings
+
+    if settings().session_pid == os.getpid():
         return
     started = _start_time(os.getpid())
     if started is None:  # no /proc: not Linux

@@ -29,7 +29,9 @@ def prefect_harness():
         yield
 
 
-PG_URL = os.environ.get("EVO_TEST_POSTGRES_URL")
+from evo.config.settings import settings as _settings  # noqa: E402
+
+PG_URL = _settings().test_postgres_url
 
 
 @contextlib.contextmanager
@@ -41,7 +43,7 @@ def fresh_postgres_database():
     from evo.store.url import normalize
 
     if not PG_URL:
-        if os.environ.get("EVO_REQUIRE_POSTGRES") == "1":
+        if _settings().require_postgres:
             pytest.fail("EVO_REQUIRE_POSTGRES=1 but EVO_TEST_POSTGRES_URL is not set")
         pytest.skip("EVO_TEST_POSTGRES_URL is not set (CI sets it; see .ci/run)")
     admin = make_url(normalize(PG_URL))

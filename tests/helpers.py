@@ -150,10 +150,12 @@ def evo_env(tmp_path: Path, api_url: str | None = None, **extra: str) -> dict:
     return env
 
 
-def evo(args: list[str], tmp_path: Path, timeout: float = 300, api_url: str | None = None, **env) -> subprocess.CompletedProcess:
+def evo(args: list[str], tmp_path: Path, timeout: float = 300, api_url: str | None = None,
+        _prefix: list[str] = (), **env) -> subprocess.CompletedProcess:
+    """`evo ARGS` as a subprocess from `tmp_path` (`_prefix`: a command it runs under, such as setpriv)."""
     return subprocess.run(
-        [EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, api_url, **env), capture_output=True, text=True,
-        timeout=timeout,
+        [*_prefix, EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, api_url, **env), capture_output=True,
+        text=True, timeout=timeout,
     )
 
 

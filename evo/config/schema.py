@@ -16,15 +16,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from evo.config.errors import ConfigError
 from evo.config.metrics import MetricName
 
 #: the trading genes a family may evolve (evo.strategies.base.TRADING_GENES), in gene order
 TRADING_GENES = ("direction", "size", "sl_trail")
 TradingGene = Literal["direction", "size", "sl_trail"]
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message names the field."""
 
 
 # Bounds every number must keep so that numpy, numba, SQLite and PostgreSQL can all hold it:

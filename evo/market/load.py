@@ -17,13 +17,10 @@ import numpy as np
 import pandas as pd
 
 from evo.config import SYMBOL_MAX, DataConfig, SyntheticData, check_text
+from evo.config.errors import DataError, first_line
 
 FIELDS = ("open", "high", "low", "close", "volume")
 _TIME_COLUMNS = ("date", "datetime", "timestamp", "time")
-
-
-class DataError(ValueError):
-    """Market data that cannot be used; the message names the file, column or row."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,7 +72,7 @@ def _read_file(path: Path) -> pd.DataFrame:
     except DataError:
         raise
     except Exception as e:  # pandas raises many types for malformed input
-        raise DataError(f"{path}: cannot parse: {str(e).splitlines()[0]}") from None
+        raise DataError(f"{path}: cannot parse: {first_line(e)}") from None
     if len(df) == 0:
         raise DataError(f"{path}: no rows")
     return df
@@ -101,7 +98,7 @@ def _to_ohlcv(df: pd.DataFrame, source: str) -> pd.DataFrame:
             try:
                 idx = pd.to_datetime(col, utc=False, format="mixed")
             except (ValueError, TypeError, OverflowError) as e:
-                raise DataError(f"{source}: column {tcol!r} is not datetimes: {str(e).splitlines()[0]}") from None
+                raise DataError(f"{source}: column {tcol!r} is not datetimes: {first_line(e)}") from None
         df = df.drop(columns=[tcol])
         df.index = pd.DatetimeIndex(idx, name="time")
     missing = [f for f in FIELDS if f not in df.columns]

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import psutil
 
+from evo.config.errors import BudgetError
+
 MB = 1024 * 1024
 
 #: Bytes per strategy per bar per asset that the vectorbt engine holds at its
@@ -74,7 +76,7 @@ def plan(n_items: int, per_item: int, budget: int, parallel: int, fixed: int = 0
     """Split `n_items` into the fewest chunks that fit the budget while using `parallel` workers.
 
     Each chunk costs `fixed` bytes plus `per_item` per strategy. Raises
-    MemoryError when not even one strategy fits.
+    BudgetError when not even one strategy fits.
     """
     parallel = max(1, parallel)
     if n_items == 0:
@@ -82,7 +84,7 @@ def plan(n_items: int, per_item: int, budget: int, parallel: int, fixed: int = 0
     per_chunk_budget = budget // parallel
     max_size = (per_chunk_budget - fixed) // max(per_item, 1)
     if max_size < 1:
-        raise MemoryError(
+        raise BudgetError(
             f"one chunk needs ~{(fixed + per_item) / MB:.1f} MB but the budget per parallel chunk is "
             f"{per_chunk_budget / MB:.1f} MB; raise evaluation.memory_budget_mb or lower max_parallel"
         )

@@ -1,4 +1,5 @@
-"""Test-only fault injection and crash points, off unless an environment variable turns them on.
+"""Test-only fault injection and crash points, off unless an environment variable turns them on
+(declared with the other settings in evo.config.settings).
 
 EVO_FAULT_EVALUATE=0.3          a deterministic 30 % of `evaluate` chunks fail their first attempt
                                 (chosen by a hash of run name, generation and chunk, so reruns agree)
@@ -24,22 +25,21 @@ import os
 import threading
 import time
 
+from evo.config.errors import EvoError
+from evo.config.settings import settings
+
 _attempts: dict[tuple, int] = {}
 _lock = threading.Lock()
 
 
-class InjectedFault(RuntimeError):
-    pass
+class InjectedFault(EvoError):
+    """A failure a test asked for."""
 
 
 def reset() -> None:
     """Forget first attempts (tests that inject faults into several runs in one process)."""
     with _lock:
         _attempts.clear()
-
-
-def _from_generation() -> int:
-    return int(os.environ.get("EVO_FAULT_FROM_GENERATION", "1") or 1)
 
 
 def _chosen(key: str, rate: float) -> bool:
@@ -49,8 +49,9 @@ def _chosen(key: str, rate: float) -> bool:
 
 def maybe_fail_evaluate(ctx, number: int, chunk: int) -> None:
     hold_if("evaluate", number)
-    rate = float(os.environ.get("EVO_FAULT_EVALUATE", "0") or 0)
-    if rate <= 0 or number < _from_generation():
+    env = settings()
+    rate = env.fault_evaluate
+    if rate <= 0 or number < env.fault_from_generation:
         return
     key = (ctx.name, number, chunk)
     if not _chosen(repr(key), rate):
@@ -58,30 +59,32 @@ def maybe_fail_evaluate(ctx, number: int, chunk: int) -> None:
     with _lock:
         _attempts[key] = _attempts.get(key, 0) + 1
         attempt = _attempts[key]
-    if attempt == 1 or os.environ.get("EVO_FAULT_EVALUATE_ALWAYS") == "1":
+    if attempt == 1 or env.fault_evaluate_always:
         raise InjectedFault(f"injected evaluate failure: generation {number} chunk {chunk} attempt {attempt}")
 
 
 def persist_hook(number: int):
     """The `on_stage` callback for Store.persist_generation, or None when nothing is injected."""
-    stage = os.environ.get("EVO_FAULT_PERSIST")
-    hold = os.environ.get("EVO_TEST_HOLD", "") == f"persist@{number}"
-    if not hold and not (stage and number >= _from_generation()):
+    env = settings()
+    stage = env.fault_persist
+    hold = env.test_hold == f"persist@{number}"
+    if not hold and not (stage and number >= env.fault_from_generation):
         return None
 
     def on_stage(s: str) -> None:
         if hold and s == "members":
             hold_if("persist", number)
-        if stage and s == stage and number >= _from_generation():
+        if stage and s == stage and number >= env.fault_from_generation:
             raise InjectedFault(f"injected persist failure after {s} (generation {number})")
 
     return on_stage
 
 
 def hold_if(point: str, number: int) -> None:
-    if os.environ.get("EVO_TEST_HOLD") != f"{point}@{number}":
+    env = settings()
+    if env.test_hold != f"{point}@{number}":
         return
-    path = os.environ.get("EVO_TEST_HOLD_FILE")
+    path = env.test_hold_file
     if path:
         with open(path, "w") as f:
             f.write(f"{point}@{number}")
@@ -90,7 +93,7 @@ def hold_if(point: str, number: int) -> None:
 
 
 def barrier(point: str) -> None:
-    folder = os.environ.get("EVO_TEST_BARRIER_DIR")
+    folder = settings().test_barrier_dir
     if not folder:
         return
     with open(os.path.join(folder, f"ready-{point}-{os.getpid()}"), "w") as f:
@@ -103,9 +106,10 @@ def barrier(point: str) -> None:
 
 
 def crash_if(point: str, number: int, run_name: str) -> None:
-    if os.environ.get("EVO_TEST_CRASH") != f"{point}@{number}":
+    env = settings()
+    if env.test_crash != f"{point}@{number}":
         return
-    only = os.environ.get("EVO_TEST_CRASH_RUN")
+    only = env.test_crash_run
     if only and only != run_name:
         return
     import signal

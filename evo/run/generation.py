@@ -25,7 +25,7 @@ from evo.engine import evaluate as engine_evaluate
 from evo.run import process
 from evo.run.chunking import ChunkPlan, MemoryReading, plan_for
 from evo.run.context import RunContext, metric_directions
-from evo.run.lease import LEASE_SECONDS
+from evo.run.lease import lease_seconds
 from evo.search.algorithm import Checkpoint, PopState, decode_checkpoint, encode_checkpoint, new_rng
 from evo.search.algorithm import pareto_mask, rng_from_state, rng_state
 from evo.search.objectives import hypervolume, ref_point, sign, to_FG
@@ -317,7 +317,7 @@ def persist(ctx: RunContext, gen: Generation, *, owner: str | None = None, flow_
         stats=gen.stats,
         flow_run_id=flow_run_id,
         lease_owner=owner,
-        lease_seconds=LEASE_SECONDS,
+        lease_seconds=lease_seconds(),
         new_data=(ctx.fingerprint, ctx.evaluation_key) if gen.new_data else None,
         on_stage=on_stage,
     )

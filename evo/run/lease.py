@@ -10,6 +10,8 @@ import threading
 import uuid
 from typing import Iterator
 
+from evo.config.errors import first_line
+from evo.config.settings import settings
 from evo.run.context import RunContext
 from evo.store import RunBusy, RunRecord, Store
 from evo.store import url as urls
@@ -17,8 +19,10 @@ from evo.store.store import busy_message
 
 log = logging.getLogger("evo")
 
-#: how long a lease lasts without renewal; a live holder renews it every third of that
-LEASE_SECONDS = float(os.environ.get("EVO_LEASE_SECONDS", "60"))
+
+def lease_seconds() -> float:
+    """How long a lease lasts without renewal (EVO_LEASE_SECONDS); a live holder renews it every third of that."""
+    return settings().lease_seconds
 
 
 def _this_process() -> str:
@@ -72,13 +76,14 @@ def hold(ctx: RunContext, store: Store) -> Iterator[str]:
     owner = f"{_this_process()}:{uuid.uuid4().hex[:8]}"
     faults.barrier("lease")
     holder, _ = store.lease_of(ctx.run_id)
-    store.acquire_lease(ctx.run_id, owner, LEASE_SECONDS, stale_owner=holder if holder and is_dead(holder) else None)
+    seconds = lease_seconds()
+    store.acquire_lease(ctx.run_id, owner, seconds, stale_owner=holder if holder and is_dead(holder) else None)
     stop = threading.Event()
 
     def heartbeat() -> None:
-        while not stop.wait(LEASE_SECONDS / 3):
+        while not stop.wait(seconds / 3):
             try:
-                store.renew_lease(ctx.run_id, owner, LEASE_SECONDS)
+                store.renew_lease(ctx.run_id, owner, seconds)
             except Exception:  # a database hiccup: the next beat or the commit will tell
                 pass
 
@@ -93,7 +98,6 @@ def hold(ctx: RunContext, store: Store) -> Iterator[str]:
             store.release_lease(ctx.run_id, owner)
         except Exception as e:  # the database is gone: the lease expires by itself; keep the first error
             log.warning("run %r: could not release its lease (%s); it expires within %.0f s",
-                        ctx.name, urls.scrub(str(e).splitlines()[0] if str(e) else type(e).__name__, [store.url]),
-                        LEASE_SECONDS)
+                        ctx.name, urls.scrub(first_line(e), [store.url]), seconds)
 
 

@@ -8,6 +8,7 @@ that the config decides the same trajectory and that the data is unchanged.
 from __future__ import annotations
 
 from evo.config import ConfigError, RunConfig, stored
+from evo.config.errors import BudgetError, RunError
 from evo.market import DataError, Market, check_length, get_market, windows
 from evo.run import preflight
 from evo.run.context import RunContext, evaluation_key, run_windows
@@ -15,10 +16,6 @@ from evo.run.lease import check_not_busy
 from evo.store import RunRecord, Store, StoreError, open_store
 from evo.store import url as urls
 
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or continue, in one line."""
 
 
 
@@ -65,7 +62,7 @@ def check_memory(config: RunConfig, market: Market, space) -> None:
 
     try:
         plan_for(1, market.n_bars, market.n_assets, config.evaluation, None, len(get(config.strategy.family).indicators))
-    except MemoryError as e:
+    except BudgetError as e:
         field = "evaluation.memory_budget_mb" if config.evaluation.memory_budget_mb else "evaluation.memory_fraction"
         raise ConfigError(f"field '{field}': {e}") from None
 
@@ -126,6 +123,8 @@ def _existing(database: str) -> Store | None:
     is none yet: then nothing is created. One that is not evo's is refused untouched."""
     store = Store(database)
     if not store.holds_tables():
+        if store.sqlite_path is not None:  # the run would create it: the file system must let it
+            urls.check_sqlite_path(store.sqlite_path)
         return None
     store.migrate()  # refuses foreign tables and a newer schema before any write
     return store

@@ -12,6 +12,7 @@ import pandas as pd
 from evo import strategies
 from evo import market
 from evo.config import ConfigError, RunConfig
+from evo.config.errors import FamilyError, first_line
 from evo.strategies.base import GeneSpace
 from evo.store import url as urls
 
@@ -25,7 +26,7 @@ def timestamp(value: str, field: str) -> pd.Timestamp:
     try:
         ts = market.timestamp(value)
     except (ValueError, TypeError, OverflowError) as e:
-        raise _field(field, f"{value!r} is not a timestamp ({str(e).splitlines()[0]})") from None
+        raise _field(field, f"{value!r} is not a timestamp ({first_line(e)})") from None
     if ts is pd.NaT:
         raise _field(field, f"{value!r} is not a timestamp")
     return ts
@@ -36,7 +37,7 @@ def duration(value: str, field: str) -> pd.Timedelta:
     try:
         td = pd.Timedelta(value)
     except (ValueError, TypeError, OverflowError) as e:
-        raise _field(field, f"{value!r} is not a duration like '1h' or '1D' ({str(e).splitlines()[0]})") from None
+        raise _field(field, f"{value!r} is not a duration like '1h' or '1D' ({first_line(e)})") from None
     if td is pd.NaT or td <= pd.Timedelta(0):
         raise _field(field, f"{value!r} must be a positive duration")
     return td
@@ -46,8 +47,8 @@ def family_space(config: RunConfig) -> GeneSpace:
     """The run's gene space: a known (or loadable, parity-checked) family with bounds it accepts."""
     try:
         strategies.get(config.strategy.family)
-    except (KeyError, ImportError) as e:
-        raise _field("strategy.family", e.args[0] if e.args else str(e)) from None
+    except FamilyError as e:
+        raise _field("strategy.family", str(e)) from None
     try:
         family = strategies.get(config.strategy.family, config.strategy.trading)
     except ValueError as e:

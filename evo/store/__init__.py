@@ -1,18 +1,15 @@
 """Persistence: SQLAlchemy tables (models.py), the one module that talks SQL (store.py), database URLs (url.py)."""
 
+from evo.config.errors import LeaseLost, RunBusy, StoreError, URLError
 from evo.store.store import (
-    GenerationRecord,
-    LeaseLost,
     Evaluated,
+    GenerationRecord,
     OffspringRows,
-    RunBusy,
     RunRecord,
     Store,
-    StoreError,
     SurvivorRows,
     open_store,
 )
-from evo.store.url import URLError
 
 __all__ = [
     "GenerationRecord",

@@ -19,6 +19,8 @@ from sqlalchemy import JSON, DateTime, create_engine, event, func, insert, inspe
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from evo.config.errors import EvoError, LeaseLost, RunBusy, StoreError
+from evo.config.errors import first_line as _first_line
 from evo.config.metrics import METRICS
 from evo.store import url as urls
 from evo.store.models import evaluations, generations, individuals, members, metadata, runs, validations
@@ -27,18 +29,6 @@ from evo.store.models import evaluations, generations, individuals, members, met
 EVO_TABLES = frozenset({t.name for t in metadata.sorted_tables} | {"alembic_version"})
 
 _IN_CHUNK = 500  # bound parameters per IN (...) query
-
-
-class StoreError(RuntimeError):
-    """A database problem stated in one line (unreachable, newer schema, ...)."""
-
-
-class RunBusy(StoreError):
-    """Another live process holds the run's lease."""
-
-
-class LeaseLost(StoreError):
-    """This process no longer holds the run's lease (it expired and another took it)."""
 
 
 def busy_message(name: str | None, holder: str | None, until: dt.datetime | None) -> str:
@@ -175,6 +165,8 @@ class Store:
         if self.sqlite_path is not None:
             if not self.sqlite_path.exists():
                 return None
+            if self.sqlite_path.is_dir():
+                raise StoreError(f"database path {self.sqlite_path} is a folder, not a SQLite file")
             import sqlite3
 
             try:  # read-only, before the engine's first connection switches the file to WAL
@@ -262,7 +254,7 @@ class Store:
         self.check_schema(write=True)
         cfg, script = self._alembic()
         if self.sqlite_path is not None:
-            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            urls.check_sqlite_path(self.sqlite_path)
         try:
             with self.engine.begin() as conn:
                 if set(MigrationContext.configure(conn).get_current_heads()) != set(script.get_heads()):
@@ -548,7 +540,7 @@ class Store:
                         f"run {run_id}: generation {number} is committed, but this process no longer holds the run"
                     ) from None
                 return False
-            raise StoreError(
+            raise EvoError(
                 f"generation {number} of run {run_id} is already committed with a different state"
             ) from None
         return True
@@ -771,11 +763,6 @@ def _pg_copy_insert(conn, table, cols: list[str], rows: list[tuple], conflict_ke
 def _stage(on_stage: Callable[[str], None] | None, stage: str) -> None:
     if on_stage is not None:
         on_stage(stage)
-
-
-def _first_line(e: Exception) -> str:
-    msg = str(getattr(e, "orig", e) or e)
-    return msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -14,8 +14,12 @@ from __future__ import annotations
 import os
 import re
 import threading
+from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
+
+from evo.config.errors import StoreError, URLError
+from evo.config.settings import settings
 
 DEFAULT_URL = "sqlite:///evo.db"
 ENV = "EVO_DATABASE_URL"
@@ -25,13 +29,43 @@ MASK = "***"
 _SECRET_KEY = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
 
 
-class URLError(ValueError):
-    """A database URL that cannot be used, in one line (never with its secrets)."""
+def env_url() -> str | None:
+    """EVO_DATABASE_URL, or None when it is not set."""
+    v = settings().database_url
+    return v.get_secret_value() if v is not None else None
+
+
+def env_url_unchecked() -> str | None:
+    """EVO_DATABASE_URL as it is, read even when another EVO_* variable is invalid: an error about that
+    variable must still have this URL's secrets scrubbed before it is printed."""
+    return os.environ.get(ENV)
 
 
 def resolve(db: str | None = None, config_url: str | None = None) -> str:
     """The database URL a command uses: --db, then EVO_DATABASE_URL, then storage.url, then the default."""
-    return normalize(db or os.environ.get(ENV) or config_url or DEFAULT_URL)
+    return normalize(db or env_url() or config_url or DEFAULT_URL)
+
+
+def check_sqlite_path(path: Path) -> None:
+    """Refuse, before anything is written, a SQLite file the file system will not let evo create or write:
+    a path that is a folder, a parent that is a file or does not exist, a folder or file without write
+    permission (StoreError naming the path)."""
+    if path.is_dir():
+        raise StoreError(f"database path {path} is a folder, not a SQLite file")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StoreError(f"no permission to write the database file {path}")
+        return
+    parent = path.parent
+    for folder in (parent, *parent.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise StoreError(f"cannot create the database {path}: {folder} is a file, not a folder")
+            break
+    if not parent.is_dir():
+        raise StoreError(f"cannot create the database {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StoreError(f"cannot create the database {path}: no permission to write in the folder {parent}")
 
 
 def normalize(url: str) -> str:
@@ -128,7 +162,7 @@ def real(masked: str) -> str:
             return _known[masked]
     if MASK not in masked:
         return masked
-    env = os.environ.get(ENV)
+    env = env_url()
     if env and mask(normalize(env)) == masked:
         return normalize(env)
     raise URLError(

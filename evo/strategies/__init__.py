@@ -19,6 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
+from evo.config.errors import FamilyError
 from evo.strategies.base import TRADING_GENES, Family, Gene, GeneSpace, genome_hash
 from evo.strategies.breakout import Breakout
 from evo.strategies.composite import Composite
@@ -48,17 +49,16 @@ def get(name: str, trading: Iterable[str] | None = None) -> Family:
     """The family registered under `name`, or the user family `package.module:ClassName`, evolving the
     trading genes `trading` (default: every one it supports; a run's `strategy.trading`).
 
-    An unknown built-in name raises KeyError naming the known ones; a user family that
-    cannot be imported, is not a usable `Family`, or whose fast signals differ from its
-    reference signals raises ImportError with a one-line message; trading genes the family
-    does not support raise ValueError.
+    An unknown built-in name, a user family that cannot be imported, is not a usable `Family`, or
+    whose fast signals differ from its reference signals raise FamilyError with a one-line message
+    (naming the known families); trading genes the family does not support raise ValueError.
     """
     if ":" in name:
         return _user_family(name)(trading)
     try:
         cls = _FAMILIES[name]
     except KeyError:
-        raise KeyError(
+        raise FamilyError(
             f"unknown strategy family {name!r}; known: {', '.join(names())} "
             "(or a user family as 'package.module:ClassName')"
         ) from None
@@ -116,36 +116,36 @@ def _import(module_name: str):
 def _load(spec: str) -> type[Family]:
     module_name, _, class_name = spec.partition(":")
     if not module_name or not class_name or ":" in class_name:
-        raise ImportError(f"strategy family {spec!r}: expected 'package.module:ClassName'")
+        raise FamilyError(f"strategy family {spec!r}: expected 'package.module:ClassName'")
     try:
         module = _import(module_name)
     except Exception as e:  # ModuleNotFoundError, or the module itself failing to import
         hint = " (is it in the current folder or on PYTHONPATH?)" if isinstance(e, ModuleNotFoundError) else ""
-        raise ImportError(
+        raise FamilyError(
             f"strategy family {spec!r}: cannot import module {module_name!r}: {type(e).__name__}: {_one_line(e)}{hint}"
         ) from None
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise ImportError(f"strategy family {spec!r}: module {module_name!r} has no attribute {class_name!r}")
+        raise FamilyError(f"strategy family {spec!r}: module {module_name!r} has no attribute {class_name!r}")
     if not (isinstance(cls, type) and issubclass(cls, Family)) or cls is Family:
-        raise ImportError(f"strategy family {spec!r}: {class_name} is not a subclass of evo.strategies.Family")
+        raise FamilyError(f"strategy family {spec!r}: {class_name} is not a subclass of evo.strategies.Family")
     genes = getattr(cls, "genes", None)
     if not isinstance(genes, (tuple, list)) or not genes or not all(isinstance(g, Gene) for g in genes):
-        raise ImportError(f"strategy family {spec!r}: {class_name}.genes must be a non-empty tuple of Gene")
+        raise FamilyError(f"strategy family {spec!r}: {class_name}.genes must be a non-empty tuple of Gene")
     if len({g.name for g in genes}) != len(genes):
-        raise ImportError(f"strategy family {spec!r}: {class_name}.genes has duplicate names")
+        raise FamilyError(f"strategy family {spec!r}: {class_name}.genes has duplicate names")
     if not isinstance(getattr(cls, "name", None), str) or not cls.name:
-        raise ImportError(f"strategy family {spec!r}: {class_name}.name must be a non-empty string")
+        raise FamilyError(f"strategy family {spec!r}: {class_name}.name must be a non-empty string")
     if cls._signals is Family._signals:
-        raise ImportError(f"strategy family {spec!r}: {class_name} has no reference signals (_signals)")
+        raise FamilyError(f"strategy family {spec!r}: {class_name} has no reference signals (_signals)")
     if cls._fast_signals is Family._fast_signals:
-        raise ImportError(
+        raise FamilyError(
             f"strategy family {spec!r}: {class_name} has no fast_signals kernel, which the fast engine "
             "(the default) needs; declare `indicators` and implement the hook `_fast_signals`"
         )
     problem = declaration_problem(cls)
     if problem:
-        raise ImportError(f"strategy family {spec!r}: {class_name}{problem}")
+        raise FamilyError(f"strategy family {spec!r}: {class_name}{problem}")
     return cls
 
 
@@ -216,10 +216,10 @@ def check_parity(family: Family, label: str | None = None, *, seed: int = CHECK_
                 family.fast_signals(cache, X, space.names, arrays, e, x)
                 fast.append((e, x))
     except Exception as exc:
-        raise ImportError(f"{where}: parity check could not run: {type(exc).__name__}: {_one_line(exc)}") from None
+        raise FamilyError(f"{where}: parity check could not run: {type(exc).__name__}: {_one_line(exc)}") from None
     for what, ref in (("entries", ref_e), ("exits", ref_x)):
         if ref.dtype != np.bool_ or ref.shape != (len(X), n_bars):
-            raise ImportError(
+            raise FamilyError(
                 f"{where}: reference {what} must be booleans of shape (bars, strategies), "
                 f"got {ref.dtype} {ref.shape[::-1]}"
             )
@@ -232,7 +232,7 @@ def check_parity(family: Family, label: str | None = None, *, seed: int = CHECK_
                     first = (int(diff[0]), what, bool(got[diff[0]]), bool(ref[diff[0]]))
         if first is not None:
             i, what, got, want = first
-            raise ImportError(
+            raise FamilyError(
                 f"{where} refused: fast_signals differ from reference_signals for genome {params[s]} "
                 f"at bar {i} ({frame.index[i]}) in {what}: fast {got}, reference {want}"
             )

@@ -132,13 +132,11 @@ def describe(store: Store, name: str) -> dict:
 
 
 def print_summary(s: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    import sys
+    from evo.view.text import console as make_console
 
-    # rich assumes 80 columns when not on a terminal; the tables need a little more
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = make_console()
     console.print(
         f"[bold]{markup(s['name'])}[/]  {s['status']}  generation {s['generations_done']}/{s['generations_target']}  "
         f"family {markup(s['family'])}  data {s['data_fingerprint'][:12]}"

@@ -26,3 +26,13 @@ def markdown(value) -> str:
 
     text = html.escape(printable(value), quote=False)
     return "".join("\\" + c if c in "\\`*_{}[]()#+!|~" else c for c in text)
+
+
+def console():
+    """The rich Console every table is printed on: the terminal's width, or 120 columns when output is
+    not a terminal (rich assumes 80, which wraps the tables)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120)

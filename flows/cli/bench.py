@@ -7,10 +7,10 @@ from typing import Optional
 
 import typer
 
-from evo.flows.cli.common import app, console, guard, prefect_env
+from evo.flows.cli.common import command, console, prefect_env
 
 
-@app.command()
+@command()
 def bench(
     engine: bool = typer.Option(True, "--engine/--no-engine", help="Evaluation throughput (fast engine, seeds' vectorbt pattern, bare kernel)."),
     signals: bool = typer.Option(True, "--signals/--no-signals", help="Full fitness long only against every simulation option (shorts, percent sizes, OHLC and trailing stops)."),
@@ -29,41 +29,38 @@ def bench(
     out: Path = typer.Option(Path("bench-results/bench.json"), "--out", help="Where to write the JSON results."),
 ) -> None:
     """Measure the figures in the README's performance table (medians over repeats, one run)."""
+    from rich.table import Table
 
-    def go():
-        from rich.table import Table
+    from evo.flows.bench import engine as b
 
-        from evo.flows.bench import engine as b
+    results: dict = {}
+    if orchestration:
+        prefect_env()
+        from evo.flows.bench.orchestration import orchestration_benchmark, run_benchmark
 
-        results: dict = {}
-        if orchestration:
-            prefect_env()
-            from evo.flows.bench.orchestration import orchestration_benchmark, run_benchmark
+        results["orchestration"] = orchestration_benchmark(
+            pop_size=n, generations=generations, n_bars=bars, repeats=min(repeats, 3)
+        )
+        results["run"] = run_benchmark(pop_size=n, n_bars=run_bars, repeats=repeats)
+    else:
+        if engine:
+            results["engine"] = b.engine_benchmark(n=n, n_bars=bars, repeats=repeats)
+        if signals:
+            results["signals"] = b.signals_benchmark(n=n, n_bars=bars, repeats=repeats)
+        if portfolio:
+            results["portfolio"] = b.portfolio_benchmark(n=min(n, 100), repeats=repeats)
+        if rss:
+            results["rss"] = [b.rss_benchmark(k, rss_bars) for k in (1000, 10_000)]
+        if generation:
+            from evo.flows.bench.orchestration import generation_benchmark
 
-            results["orchestration"] = orchestration_benchmark(
-                pop_size=n, generations=generations, n_bars=bars, repeats=min(repeats, 3)
-            )
-            results["run"] = run_benchmark(pop_size=n, n_bars=run_bars, repeats=repeats)
-        else:
-            if engine:
-                results["engine"] = b.engine_benchmark(n=n, n_bars=bars, repeats=repeats)
-            if signals:
-                results["signals"] = b.signals_benchmark(n=n, n_bars=bars, repeats=repeats)
-            if portfolio:
-                results["portfolio"] = b.portfolio_benchmark(n=min(n, 100), repeats=repeats)
-            if rss:
-                results["rss"] = [b.rss_benchmark(k, rss_bars) for k in (1000, 10_000)]
-            if generation:
-                from evo.flows.bench.orchestration import generation_benchmark
+            results["generation"] = generation_benchmark(database=db, sizes=sizes)
+    show = console()
+    for title, head, rows in b.tables(results):
+        t = Table(*head, title=title, title_justify="left")
+        for row in rows:
+            t.add_row(*row)
+        show.print(t)
+    b.write_json(results, out)
+    typer.echo(f"wrote {out}")
 
-                results["generation"] = generation_benchmark(database=db, sizes=sizes)
-        show = console()
-        for title, head, rows in b.tables(results):
-            t = Table(*head, title=title, title_justify="left")
-            for row in rows:
-                t.add_row(*row)
-            show.print(t)
-        b.write_json(results, out)
-        typer.echo(f"wrote {out}")
-
-    guard(go)

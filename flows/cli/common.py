@@ -5,9 +5,8 @@ Imports of evo, pandas or Prefect happen inside the commands, so that `evo --hel
 
 from __future__ import annotations
 
+import functools
 import os
-import sys
-from typing import Optional
 
 import typer
 
@@ -36,7 +35,7 @@ def printable(msg: str) -> str:
     from evo.store import url as urls
     from evo.view.text import printable as safe
 
-    msg = urls.scrub(str(msg), state["urls"] + [os.environ.get(urls.ENV)])
+    msg = urls.scrub(str(msg), state["urls"] + [urls.env_url_unchecked()])
     return safe(" ".join(msg.split("\n")))
 
 
@@ -45,31 +44,35 @@ def fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from evo.config import ConfigError
-    from evo.market import DataError
-    from evo.run.opening import RunError
-    from evo.store import StoreError, URLError
+def command(name: str | None = None):
+    """Register an `evo` command whose body runs inside the one error handling every command shares
+    (as Prefect's `with_cli_exception_handling`): every EVO_* variable is checked before the body runs;
+    a `UserError` becomes its one line on stderr and exit 2; anything else one line naming its type and
+    exit 1 (`--debug`: the traceback)."""
 
-    return (ConfigError, DataError, RunError, StoreError, URLError, KeyError, MemoryError)
+    def register(fn):
+        @functools.wraps(fn)
+        def handled(*args, **kwargs):
+            from evo.config.errors import UserError, first_line
+            from evo.config.settings import settings
 
+            try:
+                settings()
+                return fn(*args, **kwargs)
+            except typer.Exit:
+                raise
+            except UserError as e:
+                if state["debug"]:
+                    raise
+                fail(str(e))
+            except Exception as e:
+                if state["debug"]:
+                    raise
+                fail(f"{type(e).__name__}: {first_line(e)} (run with --debug for the traceback)", 1)
 
-def guard(fn, *args, **kwargs):
-    """Run fn; a user error becomes one line on stderr and exit 2, anything else one line and exit 1."""
-    try:
-        return fn(*args, **kwargs)
-    except typer.Exit:
-        raise
-    except _user_errors() as e:
-        if state["debug"]:
-            raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        fail(str(msg))
-    except Exception as e:
-        if state["debug"]:
-            raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        fail(f"{type(e).__name__}: {first} (run with --debug for the traceback)", 1)
+        return app.command(name)(handled)
+
+    return register
 
 
 def database(db: str | None, config=None) -> str:
@@ -132,18 +135,10 @@ EPHEMERAL_SERVER = {
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
 }
 
-#: the ephemeral API server's niceness: its work (recording what the run sends) waits for a free core
-#: instead of taking one from the evaluation kernels, which use both; EVO_SERVER_NICE overrides it
-SERVER_NICE = 10
-
-
 def server_nice() -> int:
-    raw = os.environ.get("EVO_SERVER_NICE", str(SERVER_NICE)).strip()
-    if not (raw.isdigit() and 0 <= int(raw) <= 19):
-        from evo.config import ConfigError
+    from evo.config.settings import settings
 
-        raise ConfigError(f"EVO_SERVER_NICE must be a whole number from 0 to 19, got {raw[:40]!r}")
-    return int(raw)
+    return settings().server_nice
 
 
 def _ephemeral_server_outside_the_working_folder() -> None:
@@ -190,10 +185,9 @@ def _ephemeral_server_outside_the_working_folder() -> None:
 
 
 def console():
-    from rich.console import Console
+    from evo.view.text import console as make
 
-    # rich assumes 80 columns when not on a terminal; the tables need a little more
-    return Console(width=None if sys.stdout.isatty() else 120)
+    return make()
 
 
 def text(value) -> str:

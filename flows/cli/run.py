@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from evo.flows.cli.common import app, console, database, db_option, flow_db_param, guard, prefect_env, text
+from evo.flows.cli.common import command, console, database, db_option, flow_db_param, prefect_env, text
 
 
 @contextlib.contextmanager
@@ -35,7 +35,7 @@ def _run_flow(**params) -> dict:
         return evolve(**{k: v for k, v in params.items() if v is not None})
 
 
-@app.command()
+@command()
 def run(
     config: Optional[Path] = typer.Argument(None, help="TOML config (default: the embedded default config)."),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: config name or file stem)."),
@@ -44,24 +44,20 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the evolution."),
 ) -> None:
     """Start a run (or continue it, if a run of that name has the same config)."""
+    from evo import config as cfgmod
+    from evo.run import opening
 
-    def go():
-        from evo import config as cfgmod
-        from evo.run import opening
-
-        cfg = cfgmod.load(config) if config is not None else cfgmod.RunConfig(name="default")
-        cfg = cfg.with_overrides(name=name, seed=seed, generations=generations)
-        url = database(db, cfg)
-        # every check (config, data, database, name) before Prefect starts; writes nothing
-        with named(config):
-            opening.start(cfg, database=url, check_only=True)
-        out = _run_flow(config=cfg, name=cfg.name, db_url=flow_db_param(url))
-        print_result(out["name"], url)
-
-    guard(go)
+    cfg = cfgmod.load(config) if config is not None else cfgmod.RunConfig(name="default")
+    cfg = cfg.with_overrides(name=name, seed=seed, generations=generations)
+    url = database(db, cfg)
+    # every check (config, data, database, name) before Prefect starts; writes nothing
+    with named(config):
+        opening.start(cfg, database=url, check_only=True)
+    out = _run_flow(config=cfg, name=cfg.name, db_url=flow_db_param(url))
+    print_result(out["name"], url)
 
 
-@app.command()
+@command()
 def resume(
     name: str = typer.Argument(..., help="Run name."),
     db: Optional[str] = db_option(),
@@ -70,20 +66,16 @@ def resume(
     ),
 ) -> None:
     """Continue a run from its last committed generation."""
+    from evo.run import opening
 
-    def go():
-        from evo.run import opening
-
-        url = database(db)
-        # unknown run, changed data, a busy run, a bad --generations: fail before Prefect starts
-        opening.reopen(name, database=url, generations=generations, check_only=True)
-        out = _run_flow(config=None, name=name, db_url=flow_db_param(url), generations=generations)
-        print_result(out["name"], url)
-
-    guard(go)
+    url = database(db)
+    # unknown run, changed data, a busy run, a bad --generations: fail before Prefect starts
+    opening.reopen(name, database=url, generations=generations, check_only=True)
+    out = _run_flow(config=None, name=name, db_url=flow_db_param(url), generations=generations)
+    print_result(out["name"], url)
 
 
-@app.command()
+@command()
 def walkforward(
     config: Path = typer.Argument(..., help="TOML config; validation.holdout and validation.walk_forward set the folds."),
     name: Optional[str] = typer.Option(None, "--name", help="Name (its folds are NAME/wf1, NAME/wf2, ...)."),
@@ -92,36 +84,32 @@ def walkforward(
     mode: Optional[str] = typer.Option(None, "--mode", help="rolling or anchored."),
 ) -> None:
     """Walk-forward validation: evolve per fold, score each fold's choice on the next bars, stitch them."""
+    from evo import config as cfgmod
+    from evo.market import windows
+    from evo.run import opening
 
-    def go():
-        from evo import config as cfgmod
-        from evo.market import windows
-        from evo.run import opening
+    cfg = cfgmod.load(config)
+    d = cfg.model_dump(mode="json")
+    if name:
+        d["name"] = name
+    if folds is not None:
+        d["validation"]["walk_forward"]["folds"] = folds
+    if mode is not None:
+        d["validation"]["walk_forward"]["mode"] = mode
+    cfg = cfgmod.validate(d, source=str(config))
+    url = database(db, cfg)
+    with named(config):
+        market = opening.prepare(cfg)
+    windows.folds(market, cfg.validation)  # refuse impossible folds before Prefect starts
+    prefect_env()
+    from prefect import tags
 
-        cfg = cfgmod.load(config)
-        d = cfg.model_dump(mode="json")
-        if name:
-            d["name"] = name
-        if folds is not None:
-            d["validation"]["walk_forward"]["folds"] = folds
-        if mode is not None:
-            d["validation"]["walk_forward"]["mode"] = mode
-        cfg = cfgmod.validate(d, source=str(config))
-        url = database(db, cfg)
-        with named(config):
-            market = opening.prepare(cfg)
-        windows.folds(market, cfg.validation)  # refuse impossible folds before Prefect starts
-        prefect_env()
-        from prefect import tags
+    from evo.flows.heal import TAG
+    from evo.flows.walkforward import walk_forward
 
-        from evo.flows.heal import TAG
-        from evo.flows.walkforward import walk_forward
-
-        with tags(TAG):
-            result = walk_forward(config=cfg, name=cfg.name, db_url=flow_db_param(url) or "")
-        print_walk_forward(cfg.name, result)
-
-    guard(go)
+    with tags(TAG):
+        result = walk_forward(config=cfg, name=cfg.name, db_url=flow_db_param(url) or "")
+    print_walk_forward(cfg.name, result)
 
 
 def print_walk_forward(name: str, r: dict) -> None:

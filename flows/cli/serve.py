@@ -8,10 +8,10 @@ from typing import Optional
 
 import typer
 
-from evo.flows.cli.common import app, database, db_option, flow_db_param, guard, prefect_env, text
+from evo.flows.cli.common import command, database, db_option, flow_db_param, prefect_env, text
 
 
-@app.command()
+@command()
 def serve(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML whose RunConfig is the form's default (default: the embedded default)."),
     name: str = typer.Option("evolve", "--name", help="Deployment name."),
@@ -25,60 +25,56 @@ def serve(
     db: Optional[str] = db_option(),
 ) -> None:
     """Serve the `evolve` flow as a Prefect deployment from this process (Ctrl-C or SIGTERM stops it)."""
+    from evo import config as cfgmod
+    from evo.store import url as urls
 
-    def go():
-        from evo import config as cfgmod
-        from evo.store import url as urls
+    if cron and interval:
+        raise cfgmod.ConfigError("give --cron or --interval, not both")
+    cfg = None
+    if continue_run:
+        try:
+            cfgmod.check_text(continue_run, "--continue-run", cfgmod.NAME_MAX)
+        except ValueError as e:
+            raise cfgmod.ConfigError(str(e)) from None
+        params: dict = {"name": continue_run, "extend_by": by, "reevaluate_on_new_data": reevaluate_on_new_data}
+        description = f"Continues run {continue_run!r} by {by} generation(s) per run."
+    else:
+        cfg = cfgmod.load(config) if config is not None else cfgmod.RunConfig(name="default")
+        params = {"config": cfg.model_dump(mode="json"), "name": cfg.name}
+        description = "Evolve a Pareto set of trading strategies; the form is RunConfig."
+    url = database(db, cfg)
+    if db:
+        db_url = flow_db_param(url)  # a URL with a password goes to the flow runs through the environment
+        if db_url:
+            params["db_url"] = db_url
+    prefect_env()
+    if cron:
+        _check_cron(cron)
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.deployments.runner import EntrypointType
 
-        if cron and interval:
-            raise cfgmod.ConfigError("give --cron or --interval, not both")
-        cfg = None
-        if continue_run:
-            try:
-                cfgmod.check_text(continue_run, "--continue-run", cfgmod.NAME_MAX)
-            except ValueError as e:
-                raise cfgmod.ConfigError(str(e)) from None
-            params: dict = {"name": continue_run, "extend_by": by, "reevaluate_on_new_data": reevaluate_on_new_data}
-            description = f"Continues run {continue_run!r} by {by} generation(s) per run."
-        else:
-            cfg = cfgmod.load(config) if config is not None else cfgmod.RunConfig(name="default")
-            params = {"config": cfg.model_dump(mode="json"), "name": cfg.name}
-            description = "Evolve a Pareto set of trading strategies; the form is RunConfig."
-        url = database(db, cfg)
-        if db:
-            db_url = flow_db_param(url)  # a URL with a password goes to the flow runs through the environment
-            if db_url:
-                params["db_url"] = db_url
-        prefect_env()
-        if cron:
-            _check_cron(cron)
-        from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-        from prefect.deployments.runner import EntrypointType
+    from evo.flows import heal as healing
+    from evo.flows.evolve import evolve
 
-        from evo.flows import heal as healing
-        from evo.flows.evolve import evolve
-
-        if heal:
-            try:
-                done = healing.install()
-                typer.echo("automations: " + ", ".join(f"{n!r} {what}" for n, what in done))
-            except Exception as e:  # e.g. the ephemeral API has no automations service
-                typer.echo(f"warning: automations not installed ({type(e).__name__}); crashed runs will not heal",
-                           err=True)
-        typer.echo(f"serving deployment evolve/{text(name)} (database {urls.mask(url)})")
-        _serve(
-            evolve,
-            name=name,
-            cron=cron,
-            interval=interval,
-            parameters=params,
-            description=description,
-            tags=[healing.TAG, healing.HEAL_TAG] if heal else [healing.TAG],
-            concurrency_limit=ConcurrencyLimitConfig(limit=limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
-            entrypoint_type=EntrypointType.MODULE_PATH,
-        )
-
-    guard(go)
+    if heal:
+        try:
+            done = healing.install()
+            typer.echo("automations: " + ", ".join(f"{n!r} {what}" for n, what in done))
+        except Exception as e:  # e.g. the ephemeral API has no automations service
+            typer.echo(f"warning: automations not installed ({type(e).__name__}); crashed runs will not heal",
+                       err=True)
+    typer.echo(f"serving deployment evolve/{text(name)} (database {urls.mask(url)})")
+    _serve(
+        evolve,
+        name=name,
+        cron=cron,
+        interval=interval,
+        parameters=params,
+        description=description,
+        tags=[healing.TAG, healing.HEAL_TAG] if heal else [healing.TAG],
+        concurrency_limit=ConcurrencyLimitConfig(limit=limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
 
 
 def _check_cron(expr: str) -> None:
@@ -121,21 +117,19 @@ def _serve(flow, name: str, **deployment) -> None:
     typer.echo("stopped", err=True)
 
 
-@app.command("heal")
+@command("heal")
 def heal_command() -> None:
     """Install (or update) the two automations that heal crashed runs on the Prefect server at
     PREFECT_API_URL: runs without a heartbeat for 90 s become Crashed; Crashed runs of evo deployments
     are rescheduled and resume. `evo serve` does this itself; run it once for `prefect deploy` setups."""
 
-    def go():
-        from evo.store import url as urls
+    from evo.store import url as urls
 
-        if not os.environ.get("PREFECT_API_URL"):
-            raise urls.URLError("set PREFECT_API_URL to the Prefect server whose runs should heal")
-        prefect_env(reaper=False)
-        from evo.flows import heal as healing
+    if not os.environ.get("PREFECT_API_URL"):
+        raise urls.URLError("set PREFECT_API_URL to the Prefect server whose runs should heal")
+    prefect_env(reaper=False)
+    from evo.flows import heal as healing
 
-        for n, what in healing.install():
-            typer.echo(f"{n}: {what}")
+    for n, what in healing.install():
+        typer.echo(f"{n}: {what}")
 
-    guard(go)

@@ -6,7 +6,6 @@ the figures (so scripts did run), and no payload may have executed.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evo.config.settings import settings
 from tests.conftest import small_config
 from tests.user_families import PAYLOAD, PAYLOAD_IMG
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if os.environ.get("EVO_REQUIRE_BROWSER") == "1":
+        if settings().require_browser:
             pytest.fail("EVO_REQUIRE_BROWSER=1 but chromium is not installed (apt-get install chromium)")
         pytest.skip("chromium is not installed (CI installs it: apt-get install chromium)")
     return path

@@ -132,6 +132,32 @@ def test_bad_server_niceness(tmp_path, nice):
     assert _no_runs(url)
 
 
+def test_a_database_folder_without_write_permission(tmp_path):
+    """Refused in one line, exit 2, nothing created. Root may write anywhere, so as root the command runs
+    as `nobody` (setpriv), in a folder that user may enter but not write."""
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    base = Path(tempfile.mkdtemp(prefix="evo-perm-"))  # a folder `nobody` can reach
+    try:
+        base.chmod(0o755)
+        locked = base / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        prefix = []
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv (util-linux) to drop privileges")
+            prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        res = evo(["run", "--db", f"sqlite:///{locked}/evo.db"], base, timeout=120, _prefix=prefix)
+        _assert_one_line_error(res, ["no permission to write in the folder", str(locked)])
+        assert list(locked.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_unreachable_database_and_its_password_stays_hidden(tmp_path):
     path = write_config(tmp_path / "c.toml", small_config())
     res = evo(["run", str(path), "--db", "postgresql://evo:s3cr3t-pw@127.0.0.1:1/nowhere"], tmp_path, timeout=120)

@@ -9,7 +9,6 @@ each config runs one generation of the flow's own loop (`drive` with plain calls
 from __future__ import annotations
 
 import math
-import os
 import typing
 import uuid
 
@@ -19,6 +18,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from evo.config import ConfigError, RunConfig
+from evo.config.settings import settings as evo_settings
 from evo.market import DataError
 from evo.search.objectives import METRICS
 
@@ -140,8 +140,8 @@ configs = st.builds(
 )
 
 
-@settings(max_examples=int(os.environ.get("EVO_PROPERTY_EXAMPLES", 150)), deadline=None,
-          derandomize=not os.environ.get("EVO_PROPERTY_EXAMPLES"),
+@settings(max_examples=evo_settings().property_examples or 150, deadline=None,
+          derandomize=not evo_settings().property_examples,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 @given(configs)
 def test_a_config_that_passes_every_check_runs_one_generation(tmp_path, d):

@@ -198,6 +198,10 @@ CLI = [
     ("show on no database", ["show", "ghost", "--db", "sqlite:///{tmp}/typo.db"], ["no evo database at", "typo.db"]),
     ("runs on no database", ["runs", "--db", "sqlite:///{tmp}/typo.db"], ["no evo database at"]),
     ("report on no database", ["report", "ghost", "--db", "sqlite:///{tmp}/typo.db"], ["no evo database at"]),
+    ("--db under a file", ["run", QUICK, "--db", "sqlite:///{notoml}/evo.db"], ["notoml.toml is a file, not a folder"]),
+    ("--db in a missing folder", ["run", QUICK, "--db", "sqlite:///{tmp}/nowhere/evo.db"], ["the folder", "nowhere does not exist"]),
+    ("--db that is a folder", ["run", QUICK, "--db", "sqlite:///{folder}"], ["is a folder, not a SQLite file"]),
+    ("bad EVO_ variable", ["runs", "--env", "EVO_LEASE_SECONDS=-5"], ["EVO_LEASE_SECONDS", "greater than 0", "'-5'"]),
     ("serve with a bad cron", ["serve", "--cron", "every hour", "--db", "sqlite:///{tmp}/evo.db"], ["--cron", "not a cron"]),
     ("serve with cron and interval", ["serve", "--cron", "0 * * * *", "--interval", "60"], ["--cron or --interval"]),
     ("serve continuing a bad name", ["serve", "--continue-run", "a\x1bb"], ["--continue-run", "U+001B"]),
@@ -207,7 +211,7 @@ CLI = [
 
 
 @pytest.mark.parametrize("case, args, expect", CLI, ids=[c[0] for c in CLI])
-def test_bad_command_line_is_refused(cli, tmp_path, case, args, expect):
+def test_bad_command_line_is_refused(cli, tmp_path, monkeypatch, case, args, expect):
     (tmp_path / "folder").mkdir()
     (tmp_path / "notoml.toml").write_text("this is = = not toml")
     subst = {"{tmp}": str(tmp_path), "{notoml}": str(tmp_path / "notoml.toml"), "{folder}": str(tmp_path / "folder")}
@@ -216,6 +220,11 @@ def test_bad_command_line_is_refused(cli, tmp_path, case, args, expect):
         for k, v in subst.items():
             a = a.replace(k, v)
         argv.append(a)
+    if "--env" in argv:  # an environment variable, not an option
+        i = argv.index("--env")
+        key, value = argv.pop(i + 1).split("=", 1)
+        argv.pop(i)
+        monkeypatch.setenv(key, value)
     before = sorted(p.name for p in tmp_path.iterdir())
     _one_line(*cli(*argv), expect)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created: no database, no file
@@ -262,7 +271,3 @@ def test_bad_market_data_is_refused(cli, tmp_path, case, body, expect):
     (tmp_path / "c.toml").write_text(tomli_w.dumps(cfg))
     _one_line(*cli("run", str(tmp_path / "c.toml"), "--db", f"sqlite:///{tmp_path}/evo.db"), expect)
     assert not (tmp_path / "evo.db").exists()
-
-
-def test_the_battery_has_at_least_sixty_kinds():
-    assert len(CONFIG) + len(CLI) + len(DATA) + 2 + 2 >= 60

@@ -15,7 +15,7 @@ import uuid
 import psutil
 import pytest
 
-from evo.flows.cli.common import SERVER_NICE
+from evo.config.settings import Settings
 from tests.conftest import small_config
 from tests.helpers import EVO, MARK, evo_env, marked_processes, wait_until_gone, write_config
 
@@ -58,7 +58,7 @@ def test_sigkill_of_run_or_walkforward_leaves_no_process(tmp_path, command):
                    if "uvicorn" in " ".join(psutil.Process(p).cmdline())]
         assert len(servers) == 1
         # niced, so that its work waits for a core the evaluation does not use; no event persister (no UI)
-        assert servers[0].nice() == SERVER_NICE == 10
+        assert servers[0].nice() == Settings.model_fields["server_nice"].default == 10
         assert servers[0].environ()["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED"].lower() == "false"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)

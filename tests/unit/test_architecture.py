@@ -60,3 +60,23 @@ def test_sql_lives_in_the_store():
                 continue
             bad = {n for n in names if n.split(".")[0] in ("sqlalchemy", "psycopg", "sqlite3", "alembic")}
             assert not bad, f"{path} imports {sorted(bad)}"
+
+
+def test_every_environment_variable_is_a_declared_setting():
+    """An EVO_* name in any string of the code or the tests is a field of evo.config.settings.Settings (or a
+    prefix the tests clear), so no variable is read ad hoc."""
+    import re
+
+    from evo.config.settings import variables
+
+    declared = {v for v, _, _ in variables()}
+    prefixes = {"EVO_", "EVO_FAULT_", "EVO_TEST_HOLD", "EVO_TEST_BARRIER"}  # cleared wholesale by tests/conftest.py
+    undeclared = set()
+    for folder in ("evo", "flows", "tasks", "tests"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    for name in re.findall(r"\bEVO_[A-Z_]*", node.value):
+                        if name not in declared and name not in prefixes:
+                            undeclared.add(f"{path.relative_to(ROOT)}: {name}")
+    assert not undeclared, sorted(undeclared)

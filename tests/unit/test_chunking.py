@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from evo.config.errors import BudgetError
+
 from evo.config import EvaluationConfig
 from evo.run.chunking import MB, MemoryReading, budget_bytes, plan, plan_for, strategy_bytes
 
@@ -33,7 +35,7 @@ def test_plan_uses_every_worker_but_no_more_chunks_than_needed():
 
 
 def test_plan_refuses_when_one_strategy_does_not_fit():
-    with pytest.raises(MemoryError, match="memory_budget_mb"):
+    with pytest.raises(BudgetError, match="memory_budget_mb"):
         plan(5, per_item=10 * MB, budget=15 * MB, parallel=2)
 
 
@@ -62,7 +64,7 @@ def test_fast_engine_pays_a_fixed_cache_and_almost_nothing_per_strategy():
     assert small.bytes_per_strategy < 1024
     more_rows = plan_for(1000, n_bars=100_000, n_assets=1, settings=s, cache_rows=200)
     assert more_rows.fixed_bytes - small.fixed_bytes == 150 * 100_000 * 8
-    with pytest.raises(MemoryError, match="memory_budget_mb"):
+    with pytest.raises(BudgetError, match="memory_budget_mb"):
         plan_for(1000, n_bars=100_000, n_assets=1, settings=EvaluationConfig(engine="fast", memory_budget_mb=100),
                  cache_rows=200)
 

@@ -134,10 +134,6 @@ def test_config_error_lists_every_offending_field():
     assert msg.count("field '") == 3
 
 
-def test_config_error_is_value_error():
-    assert issubclass(ConfigError, ValueError)
-
-
 def test_valid_bounds_accepted():
     cfg = validate({"strategy": {"bounds": {"rsi_window": [7, 21], "vol_mult": [0.5, 1.5]}}})
     assert cfg.strategy.bounds == {"rsi_window": (7.0, 21.0), "vol_mult": (0.5, 1.5)}
@@ -407,3 +403,17 @@ def test_trading_names_are_the_families():
     from evo.strategies.base import TRADING_GENES as GENES
 
     assert tuple(GENES) == TRADING_GENES
+
+
+def test_the_readme_lists_every_environment_variable():
+    """The README's table of EVO_* variables is the settings model's, row for row."""
+    import re
+    from pathlib import Path
+
+    from evo.config.settings import variables
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("<!-- settings:", 1)[1].split("<!-- /settings -->", 1)[0]
+    rows = [r for r in table.splitlines() if r.startswith("| `")]
+    listed = [re.match(r"\| `([A-Z_]+)` \| `?([^|`]*)`? \| (.*) \|$", r).groups() for r in rows]
+    assert listed == [(v, d, doc) for v, d, doc in variables()]

@@ -353,10 +353,6 @@ def test_valid_csv_text_helper_loads(tmp_path):
     np.testing.assert_array_equal(m.close[:, 0], np.full(6, 11.0))
 
 
-def test_data_error_is_value_error():
-    assert issubclass(DataError, ValueError)
-
-
 # ---------------------------------------------------------------------------------------------
 # check_length
 

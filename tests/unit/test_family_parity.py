@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evo.config.errors import FamilyError
+
 from evo import strategies
 from evo.engine import indicators
 from evo.config import DataConfig, EvaluationConfig, SyntheticData
@@ -115,7 +117,7 @@ def test_broken_user_family_is_refused_naming_it_and_the_differing_bar():
     import ast
     import re
 
-    with pytest.raises(ImportError) as info:
+    with pytest.raises(FamilyError) as info:
         strategies.get(BROKEN_USER_FAMILY)
     msg = str(info.value)
     assert BROKEN_USER_FAMILY in msg and "\n" not in msg
@@ -140,7 +142,7 @@ def test_broken_user_family_is_refused_naming_it_and_the_differing_bar():
     assert np.flatnonzero(got != ref)[0] == bar
     assert (str(got[bar]), str(ref[bar])) == (m.group(4), m.group(5))
     # not cached: asking again checks (and refuses) again
-    with pytest.raises(ImportError, match="BrokenSmaCross"):
+    with pytest.raises(FamilyError, match="BrokenSmaCross"):
         strategies.get(BROKEN_USER_FAMILY)
 
 
@@ -173,7 +175,7 @@ def test_config_refuses_a_broken_user_family():
 def test_unloadable_user_family_gives_a_one_line_error(spec, expected):
     from evo.config import ConfigError, validate
 
-    with pytest.raises(ImportError) as info:
+    with pytest.raises(FamilyError) as info:
         strategies.get(spec)
     msg = str(info.value)
     assert expected in msg and spec in msg and "\n" not in msg
@@ -185,7 +187,7 @@ def test_unloadable_user_family_gives_a_one_line_error(spec, expected):
 
 
 def test_unknown_builtin_family_is_a_key_error():
-    with pytest.raises(KeyError, match="composite"):
+    with pytest.raises(FamilyError, match="composite"):
         strategies.get("no_such_family")
 
 

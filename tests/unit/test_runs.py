@@ -227,7 +227,7 @@ def test_no_function_takes_more_than_eight_positional_parameters():
                 if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     continue
                 decorators = {ast.unparse(d).split("(")[0] for d in node.decorator_list}
-                if decorators & {"app.command", "flow", "task", "njit", "numba.njit"}:
+                if decorators & {"command", "flow", "task", "njit", "numba.njit"}:
                     continue
                 params = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
                 if len(params) > 8:

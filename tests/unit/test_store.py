@@ -7,6 +7,8 @@ import json
 import math
 
 import pytest
+
+from evo.config.errors import EvoError, UserError
 from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -423,8 +425,9 @@ def test_retry_different_checkpoint_errors(store):
     run = make_run(store)
     persist(store, run.id)
     before = store.count_rows()
-    with pytest.raises(StoreError, match="different"):
+    with pytest.raises(EvoError, match="different") as info:
         persist(store, run.id, checkpoint={"generation": 1, "rng": [9, 9, 9]})
+    assert not isinstance(info.value, UserError)  # a bug, never "your input": exit 1 with its type
     assert store.count_rows() == before
     assert store.last_generation(run.id).checkpoint == CHECKPOINT
 

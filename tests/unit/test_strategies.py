@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from evo.config.errors import FamilyError
+
 from evo import strategies
 from evo.config import SyntheticData
 from evo.market.synthetic import synthetic_frames
@@ -18,7 +20,7 @@ def ohlcv():
 
 
 def test_get_unknown_family_names_the_known_ones():
-    with pytest.raises(KeyError, match="rsi_pullback"):
+    with pytest.raises(FamilyError, match="rsi_pullback"):
         strategies.get("nope")
 
 
