@@ -47,6 +47,7 @@ def serve(
         db_url = flow_db_param(url)  # a URL with a password goes to the flow runs through the environment
         if db_url:
             params["db_url"] = db_url
+    _stop_on_sigterm()
     prefect_env()
     if cron:
         _check_cron(cron)
@@ -88,6 +89,17 @@ def _check_cron(expr: str) -> None:
         CronSchedule(cron=expr)
     except ValidationError:
         raise ConfigError(f"--cron {expr!r} is not a cron expression like '0 * * * *'") from None
+
+
+def _stop_on_sigterm() -> None:
+    """Until the runner installs its own handler, SIGTERM stops `evo serve` as Ctrl-C does (exit 130, the
+    watcher ends what it started) instead of killing it mid-start."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _serve(flow, name: str, **deployment) -> None:

@@ -195,11 +195,11 @@ def _check_serve(cmd, cwd, env, api):
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while "serving deployment" not in (cwd / "serve.log").read_text():
+        while "polling for its scheduled runs" not in (cwd / "serve.log").read_text():
             assert proc.poll() is None, (cwd / "serve.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "evo serve did not start"
             time.sleep(0.5)
-        time.sleep(2)
+        time.sleep(1)
         proc.send_signal(signal.SIGTERM)  # what systemd or `kill` sends
         code = proc.wait(timeout=60)
     finally:
