@@ -105,17 +105,23 @@ def small_config(**over):
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory):
-    """A real Prefect server for tests that run `evo` in subprocesses (started once, always torn down)."""
-    from tests.prefect_server import PrefectServer
+def prefect_server():
+    """One real Prefect server for the whole test session, shared by every pytest-xdist worker: started by
+    the first test that needs it, stopped (and its PostgreSQL database dropped) when the session ends."""
+    from tests.prefect_server import shared_server
 
-    with contextlib.ExitStack() as stack:
-        database_url = None
-        if PG_URL:  # Prefect's SQLite backend locks under load (prefect #18934): use PostgreSQL where we can
-            from sqlalchemy.engine import make_url
+    return shared_server()
 
-            url = stack.enter_context(fresh_postgres_database())
-            database_url = make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-        server = PrefectServer(tmp_path_factory.mktemp("prefect-server"), database_url).start()
-        stack.callback(server.stop)
-        yield server
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist): it owns the shared server
+        from tests.prefect_server import SHARED_DIR, shared_folder
+
+        os.environ[SHARED_DIR] = str(shared_folder())
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        from tests.prefect_server import stop_shared
+
+        stop_shared()

@@ -132,13 +132,22 @@ def _migrated_prefect_db() -> Path:
     return home / "prefect.db"
 
 
-def evo_env(tmp_path: Path, api_url: str | None = None, **extra: str) -> dict:
-    """Environment of an `evo` subprocess: its own Prefect home; a given Prefect API or the ephemeral one
-    (whose database starts as a copy of an already migrated empty one)."""
+#: `api_url` of `evo_env` and `evo`: the session's shared Prefect server (tests/prefect_server.py)
+SHARED = "shared"
+
+
+def evo_env(tmp_path: Path, api_url: str | None = SHARED, **extra: str) -> dict:
+    """Environment of an `evo` subprocess: its own Prefect home, and the session's shared Prefect server
+    (SHARED, the default), a given Prefect API, or None: the local API server the command starts itself
+    (its database a copy of an already migrated empty one), as a user without a server runs it."""
     import shutil
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVO_") or k == "EVO_LEASE_SECONDS"}
     env.pop("PREFECT_API_URL", None)
+    if api_url == SHARED:
+        from tests.prefect_server import shared_server
+
+        api_url = shared_server().api_url
     home = tmp_path / "prefect-home"
     if not api_url and not (home / "prefect.db").exists():
         home.mkdir(parents=True, exist_ok=True)
@@ -150,9 +159,10 @@ def evo_env(tmp_path: Path, api_url: str | None = None, **extra: str) -> dict:
     return env
 
 
-def evo(args: list[str], tmp_path: Path, timeout: float = 300, api_url: str | None = None,
+def evo(args: list[str], tmp_path: Path, timeout: float = 300, api_url: str | None = SHARED,
         _prefix: list[str] = (), **env) -> subprocess.CompletedProcess:
-    """`evo ARGS` as a subprocess from `tmp_path` (`_prefix`: a command it runs under, such as setpriv)."""
+    """`evo ARGS` as a subprocess from `tmp_path` (`_prefix`: a command it runs under, such as setpriv); the
+    Prefect API as `evo_env`'s."""
     return subprocess.run(
         [*_prefix, EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, api_url, **env), capture_output=True,
         text=True, timeout=timeout,

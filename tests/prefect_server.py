@@ -157,3 +157,89 @@ ERROR_LINES = ("Traceback", "ERROR", "Can't evaluate bulk DML")
 def errors_in(log: Path) -> list[str]:
     """Lines of a log that report an error."""
     return [ln for ln in log.read_text().splitlines() if any(e in ln for e in ERROR_LINES)]
+
+
+# ---------------------------------------------------------------------------------------------
+# one server for the whole session
+
+#: where the session's shared server is described (set by the controller for every worker)
+SHARED_DIR = "EVO_TEST_SHARED_DIR"
+
+
+def shared_folder() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="evo-test-shared-"))
+
+
+def shared_server() -> PrefectServer:
+    """The session's shared Prefect server (PostgreSQL-backed when EVO_TEST_POSTGRES_URL is set), started by
+    whichever worker asks first; the others wait on a lock and find it described in server.json."""
+    import fcntl
+    import json
+
+    from evo.config.settings import settings
+
+    folder = Path(settings().test_shared_dir or shared_folder())
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = folder / "server.json"
+        if state.exists():
+            d = json.loads(state.read_text())
+            server = PrefectServer(Path(d["home"]), d.get("database_url"))
+            server.port, server.api_url = d["port"], d["api_url"]
+            return server
+        database_url = admin = None
+        pg = settings().test_postgres_url
+        if pg:  # Prefect's SQLite backend locks under load (prefect #18934): use PostgreSQL where we can
+            admin, database_url = _new_postgres_database(pg)
+        server = PrefectServer(folder / "home", database_url).start()
+        state.write_text(json.dumps({"home": str(server.home), "port": server.port, "api_url": server.api_url,
+                                     "pid": server.proc.pid, "database_url": database_url, "admin": admin}))
+        return server
+
+
+def _new_postgres_database(pg_url: str) -> tuple[str, str]:
+    """(admin DSN, asyncpg URL) of a new, empty PostgreSQL database for the shared server."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from evo.store.url import normalize
+
+    admin = make_url(normalize(pg_url))
+    name = f"evo_t_prefect_{uuid.uuid4().hex[:10]}"
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.set(drivername="postgresql+asyncpg", database=name).render_as_string(hide_password=False)
+    return dsn + f"#{name}", url
+
+
+def stop_shared() -> None:
+    """Stop the session's shared server, if one was started, and drop its database."""
+    import json
+    import shutil
+
+    from evo.config.settings import settings
+
+    folder = settings().test_shared_dir
+    if not folder or not (Path(folder) / "server.json").exists():
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    d = json.loads((Path(folder) / "server.json").read_text())
+    try:
+        os.killpg(d["pid"], signal.SIGTERM)
+        for _ in range(100):
+            os.kill(d["pid"], 0)
+            time.sleep(0.2)
+        os.killpg(d["pid"], signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if d.get("admin"):
+        import psycopg
+
+        dsn, name = d["admin"].rsplit("#", 1)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    shutil.rmtree(folder, ignore_errors=True)

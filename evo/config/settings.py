@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         "drops its own database).")
     require_postgres: bool = Field(False, description="Test suite: fail, never skip, when PostgreSQL is not reachable.")
     require_browser: bool = Field(False, description="Test suite: fail, never skip, when Chromium is not installed.")
+    test_shared_dir: Path | None = Field(
+        None, description="Test suite: set by the test session for its workers: where its one shared Prefect "
+        "server is described.")
     test_mark: str | None = Field(
         None, description="Test suite: a mark the tests put in the environment of what they start, to find "
         "every process left behind.")

@@ -37,12 +37,11 @@ def _warmup() -> int:
 def _server_process():
     """The ephemeral API server's process, if this process started one."""
     import psutil
-    from prefect.server.api.server import SubprocessASGIServer
 
-    for inst in SubprocessASGIServer._instances.values():
-        if inst.server_process is not None:
-            return psutil.Process(inst.server_process.pid)
-    return None
+    from evo.flows import ephemeral
+
+    pid = ephemeral.server_pid()
+    return psutil.Process(pid) if pid is not None else None
 
 
 def _cpu(p) -> float:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from evo.flows.cli.common import command, console, prefect_env
+from evo.flows.cli.common import api_ready, command, console, prefect_env
 
 
 @command()
@@ -38,6 +38,7 @@ def bench(
         prefect_env()
         from evo.flows.bench.orchestration import orchestration_benchmark, run_benchmark
 
+        api_ready()
         results["orchestration"] = orchestration_benchmark(
             pop_size=n, generations=generations, n_bars=bars, repeats=min(repeats, 3)
         )

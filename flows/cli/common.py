@@ -109,79 +109,31 @@ def prefect_env(reaper: bool = True) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Prefect gives its ephemeral API 20 s to start (its first start also migrates its database);
-    # on a busy 2-core machine that was seen to run out, failing a run that had not begun
+    # the local API's first start also migrates its database; on a busy 2-core machine 20 s (Prefect's
+    # default) was seen to run out, failing a run that had not begun
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # heartbeats every 30 s: the "crash unresponsive evo runs" automation (`evo heal`) waits 90 s
     from evo.flows.heal import HEARTBEAT_SECONDS
 
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     if not os.environ.get("PREFECT_API_URL"):
-        # Prefect's ephemeral API records task runs one event at a time by default; in batches its CPU per
-        # generation halved here (96 -> 47 ms at 4 task runs), CPU that competes with the evaluation
-        for k, v in EPHEMERAL_SERVER.items():
-            os.environ.setdefault(k, v)
-        _ephemeral_server_outside_the_working_folder()
+        from evo.flows import ephemeral
+
+        ephemeral.start(server_nice())
 
 
-#: settings of the ephemeral API server evo starts (a user's own setting wins)
-EPHEMERAL_SERVER = {
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "200",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "200",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "2",
-    # the event persister writes every event (3 per task run) to the events table, which only the UI's
-    # event feed reads, and the ephemeral API has no UI; off, the server's CPU per generation fell from
-    # ~50 to ~36 ms here. Flow runs, task runs, logs and artifacts are recorded as before.
-    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
-}
+def api_ready() -> None:
+    """Wait for the local Prefect API `prefect_env` started (if it started one): call it right before the
+    first flow runs, so that the server starts while the command imports Prefect and the flows."""
+    from evo.flows import ephemeral
+
+    ephemeral.ready(float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")))
+
 
 def server_nice() -> int:
     from evo.config.settings import settings
 
     return settings().server_nice
-
-
-def _ephemeral_server_outside_the_working_folder() -> None:
-    """Prefect's ephemeral API server, started in Prefect's home instead of the working folder.
-
-    The server loads its plugins through prefect.utilities.importtools, which puts the working folder
-    first on sys.path: a numpy.py or pandas.py there would be imported by the server and stop it. The
-    instance registered here is the one Prefect's client asks for (SubprocessASGIServer keeps one per
-    port); it runs Prefect's own command, from another folder.
-    """
-    import subprocess
-    import sys
-
-    import prefect
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import get_current_settings
-
-    nice = server_nice()
-
-    class _Server(SubprocessASGIServer):
-        def _run_uvicorn_command(self) -> subprocess.Popen:
-            home = get_current_settings().home
-            home.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.Popen(
-                args=[sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
-                      "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-                      "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
-                env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-                     "PREFECT__SERVER_FINAL": "1",
-                     **get_current_settings().to_environment_variables(exclude_unset=True)},
-                cwd=home,
-            )
-            if nice:
-                import psutil
-
-                try:
-                    psutil.Process(proc.pid).nice(nice)
-                except psutil.Error:  # it died at once: Prefect's start-up check reports that
-                    pass
-            return proc
-
-    if None not in SubprocessASGIServer._instances:
-        _Server()
 
 
 def console():

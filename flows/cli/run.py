@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from evo.flows.cli.common import command, console, database, db_option, flow_db_param, prefect_env, text
+from evo.flows.cli.common import api_ready, command, console, database, db_option, flow_db_param, prefect_env, text
 
 
 @contextlib.contextmanager
@@ -31,6 +31,7 @@ def _run_flow(**params) -> dict:
     from evo.flows.evolve import evolve
     from evo.flows.heal import TAG
 
+    api_ready()
     with tags(TAG):  # heartbeats of a tagged run are watched by the `evo heal` automation
         return evolve(**{k: v for k, v in params.items() if v is not None})
 
@@ -108,6 +109,7 @@ def walkforward(
     from evo.flows.walkforward import walk_forward
 
     with tags(TAG):
+        api_ready()
         result = walk_forward(config=cfg, name=cfg.name, db_url=flow_db_param(url) or "")
     print_walk_forward(cfg.name, result)
 

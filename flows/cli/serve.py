@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from evo.flows.cli.common import command, database, db_option, flow_db_param, prefect_env, text
+from evo.flows.cli.common import api_ready, command, database, db_option, flow_db_param, prefect_env, text
 
 
 @command()
@@ -57,6 +57,7 @@ def serve(
     from evo.flows import heal as healing
     from evo.flows.evolve import evolve
 
+    api_ready()
     if heal:
         try:
             done = healing.install()

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def _start(args, tmp_path, **env):
     mark = uuid.uuid4().hex
     log = (tmp_path / f"{args[0]}.log").open("w")
-    proc = subprocess.Popen([EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, **{MARK: mark}, **env),
+    proc = subprocess.Popen([EVO, *args], cwd=tmp_path, env=evo_env(tmp_path, None, **{MARK: mark}, **env),
                             stdout=log, stderr=subprocess.STDOUT)
     return proc, mark, log
 

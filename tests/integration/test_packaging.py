@@ -45,7 +45,7 @@ def test_a_working_folder_with_tasks_rich_and_pandas_modules_shadows_nothing(tmp
     for mod in ("tasks", "rich", "pandas", "flows", "migrations", "numpy"):
         (tmp_path / f"{mod}.py").write_text(f"raise SystemExit('the working folder\\'s {mod}.py was imported')\n")
     cfg = write_config(tmp_path / "c.toml", small_config(algorithm={"pop_size": 6, "generations": 1}))
-    res = evo(["run", str(cfg), "--db", f"sqlite:///{tmp_path}/evo.db"], tmp_path)
+    res = evo(["run", str(cfg), "--db", f"sqlite:///{tmp_path}/evo.db"], tmp_path, api_url=None)  # its own local API
     assert res.returncode == 0, res.stdout + res.stderr
     assert "was imported" not in res.stdout + res.stderr
     show = evo(["show", "t", "--db", f"sqlite:///{tmp_path}/evo.db"], tmp_path)
