@@ -167,9 +167,9 @@ def _mark_failed(store, ctx, owner: str, log) -> None:
 def one_generation(ctx, state: generation.Resume, number: int, owner: str, orch: Plain,
                    new_data: bool = False) -> generation.Resume:
     """vary (or, on new market data, the survivors again), evaluate the unseen offspring chunk by chunk,
-    select, persist: the card's tasks, exchanging one Generation record."""
+    select, persist: one task each, exchanging one Generation record."""
     gen = orch.call(tasks.vary, ctx, state, number, new_data)
-    gen = generation.merged(gen, orch.map(tasks.evaluate, ctx, generation.chunks(gen), number))
+    gen = generation.merged(gen, orch.map(tasks.evaluate, ctx, generation.chunks(ctx, gen), number))
     gen = orch.call(tasks.select, ctx, gen)
     orch.call(tasks.persist, ctx, gen, owner, orch.flow_run_id())
     return generation.advanced(gen, state)

@@ -1,29 +1,33 @@
-"""Persistence: SQLAlchemy tables (models.py), the one module that talks SQL (store.py), database URLs (url.py)."""
+"""Persistence: SQLAlchemy tables (models.py), the store (store.py and the modules it is made of: runs,
+generations, evaluations, results), typed records (records.py), database URLs (url.py)."""
 
-from evo.store.store import (
-    GenerationRecord,
-    LeaseLost,
+from evo.store.evaluations import EvaluationRows
+from evo.store.records import (
+    ChunkStats,
     Evaluated,
-    OffspringRows,
+    GenerationRecord,
+    GenerationStats,
+    LeaseLost,
+    Member,
     RunBusy,
     RunRecord,
-    Store,
     StoreError,
-    SurvivorRows,
-    open_store,
 )
+from evo.store.store import Store, open_store
 from evo.store.url import URLError
 
 __all__ = [
-    "GenerationRecord",
-    "LeaseLost",
+    "ChunkStats",
+    "EvaluationRows",
     "Evaluated",
-    "OffspringRows",
+    "GenerationRecord",
+    "GenerationStats",
+    "LeaseLost",
+    "Member",
     "RunBusy",
     "RunRecord",
     "Store",
     "StoreError",
-    "SurvivorRows",
     "URLError",
     "open_store",
 ]

@@ -63,9 +63,9 @@ def test_the_demo_keeps_one_genome_per_behaviour(tmp_path):
     Pareto set shows them as one row with their count."""
     s_on, surv_on, _, _ = _demo(tmp_path, True)
     s_off, surv_off, store, run = _demo(tmp_path, False)
-    ranked_on = [m["trades"] for m in surv_on if m["rank"] == 0]
+    ranked_on = [m.trades for m in surv_on if m.rank == 0]
     assert len(ranked_on) == len(set(ranked_on)) and None not in ranked_on
-    ranked_off = [m["trades"] for m in surv_off if m["rank"] == 0]
+    ranked_off = [m.trades for m in surv_off if m.rank == 0]
     assert len(ranked_off) > len(set(ranked_off)), "the default run was expected to hold copies on its front"
     # one row per behaviour, the genomes counted
     for s in (s_on, s_off):
