@@ -143,9 +143,9 @@ def fewer_collections(threshold: int = 50_000):
 
     A generation allocates hundreds of thousands of short-lived objects (rows, JSON, lists); at the
     default threshold (700) the collector ran hundreds of times per generation, and its full passes
-    scan every live object, which grows with the population: persist took 510 ms at population 10,000
-    instead of 290 (and grew faster than n log n). Nothing the loop makes is cyclic garbage that must go
-    sooner; the thresholds are restored after the run.
+    scan every live object, which grows with the population, so persist grew faster than n log n.
+    Nothing the loop makes is cyclic garbage that must go sooner; the thresholds are restored after
+    the run.
     """
     old = gc.get_threshold()
     gc.set_threshold(threshold, old[1], old[2])

@@ -54,8 +54,8 @@ class Plain:
 
 #: seconds between versions of the per-generation stats table artifact
 TABLE_EVERY = 30.0
-#: seconds between updates of the progress artifact: each is a round trip to the API, which cost a
-#: fast generation (population 1000, daily bars) about 14 ms when done every generation
+#: seconds between updates of the progress artifact: each is a round trip to the API, a noticeable
+#: part of a fast generation when done every generation
 PROGRESS_EVERY = 5.0
 
 
