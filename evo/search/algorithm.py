@@ -171,9 +171,12 @@ def pareto_mask(state: Population) -> np.ndarray:
 def encode_floats(a: np.ndarray) -> list:
     """A float array as nested lists, non-finite values as evo.config.codec writes them."""
     a = np.asarray(a, dtype=np.float64)
-    if np.isfinite(a).all():
+    bad = ~np.isfinite(a)
+    if not bad.any():
         return a.tolist()
-    return codec.encode(a.tolist())
+    out = a.astype(object)
+    out[bad] = [codec.encode(v) for v in a[bad].tolist()]
+    return out.tolist()
 
 
 def decode_floats(v: Any, ncols: int | None = None) -> np.ndarray:

@@ -44,14 +44,14 @@ class Population:
         X = np.asarray(X, dtype=np.float64)
         n = len(X)
         out = {
-            "hash": _objects([None] * n),
-            "trades": _objects([None] * n),
+            "hash": np.full(n, None, dtype=object),
+            "trades": np.full(n, None, dtype=object),
             "F": np.empty((n, 0)),
             "G": np.empty((n, 0)),
             "rank": np.full(n, np.nan),
             "crowding": np.full(n, np.nan),
             "metrics": np.full((n, N_METRICS), np.nan),
-            "per_asset": _objects([None] * n),
+            "per_asset": np.full(n, None, dtype=object),
             "evaluated": np.zeros(n, dtype=bool),
         }
         for k, v in given.items():
@@ -84,12 +84,12 @@ FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Population))
 _OBJECT_FIELDS = frozenset({"hash", "trades", "per_asset"})
 
 
-def _objects(values) -> np.ndarray:
-    """A 1-d object array holding each value as it is (np.array would turn equal-shaped arrays into
-    one block)."""
+def _objects(values, nested: bool) -> np.ndarray:
+    """A 1-d object array holding each value as it is: `nested` values (arrays) one by one, as np.array
+    would turn equal-shaped arrays into one block."""
     values = list(values)
     out = np.empty(len(values), dtype=object)
-    if any(isinstance(v, (np.ndarray, list, tuple)) for v in values):
+    if nested:
         for i, v in enumerate(values):
             out[i] = v
     else:
@@ -99,7 +99,7 @@ def _objects(values) -> np.ndarray:
 
 def _column(name: str, v, n: int) -> np.ndarray:
     if name in _OBJECT_FIELDS:
-        v = v if isinstance(v, np.ndarray) and v.dtype == object and v.ndim == 1 else _objects(v)
+        v = v if isinstance(v, np.ndarray) and v.dtype == object and v.ndim == 1 else _objects(v, nested=name == "per_asset")
     elif name == "evaluated":
         v = np.asarray(v, dtype=bool)
     else:

@@ -23,7 +23,8 @@ def objectives_json(F: np.ndarray) -> list[str]:
     formatted in bulk: a generation has thousands."""
     F = np.asarray(F, dtype=np.float64)
     finite = np.isfinite(F).all(axis=1).tolist()
-    return [codec.row_json(r, ok) for r, ok in zip(F.tolist(), finite)]
+    # finite rows are formatted here, as json.dumps would (floats as their repr): a call per row costs
+    return ["[" + ",".join(map(repr, r)) + "]" if ok else codec.row_json(r, False) for r, ok in zip(F.tolist(), finite)]
 
 
 def nullable(a: np.ndarray) -> list:
@@ -162,7 +163,7 @@ class GenerationsMixin:
         for part in chunks(list(hashes), IN_CHUNK):
             sql = (f"SELECT genome_hash, id FROM individuals WHERE family = {m} "
                    f"AND genome_hash IN ({', '.join([m] * len(part))})")
-            out.update((r.genome_hash, r.id) for r in conn.exec_driver_sql(sql, (family, *part)))
+            out.update((r.genome_hash, r.id) for r in conn.exec_driver_sql(sql, (family, *part)).all())
         return out
 
     # -- reading -----------------------------------------------------------------------------------

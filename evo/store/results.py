@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+import struct
 
-import numpy as np
 from sqlalchemy import delete, func, insert, select
 
 from evo.config.metrics import METRICS
@@ -73,14 +73,17 @@ class ResultsMixin:
             .distinct()
         )
         seen: dict = {}
+        offset: dict[int, int | None] = {}  # byte offset of the metric in each set's blobs
         with self.engine.connect() as conn:
-            for r in conn.execute(q):
+            for r in conn.execute(q).all():
                 ident = (r.key_id, r.trades) if r.trades is not None else (r.key_id, "individual", r.individual)
                 if ident in seen:
                     continue
-                names = self.metric_set(conn, r.metric_set_id).names
-                seen[ident] = (float(np.frombuffer(bytes(r.metrics), dtype="<f8")[names.index(metric)])
-                               if metric in names else math.nan)
+                if r.metric_set_id not in offset:
+                    names = self.metric_set(conn, r.metric_set_id).names
+                    offset[r.metric_set_id] = 8 * names.index(metric) if metric in names else None
+                at = offset[r.metric_set_id]
+                seen[ident] = math.nan if at is None else struct.unpack_from("<d", r.metrics, at)[0]
         return list(seen.values())
 
     # -- validation --------------------------------------------------------------------------------
