@@ -144,9 +144,9 @@ def fewer_collections(threshold: int = 50_000):
 
     A generation allocates hundreds of thousands of short-lived objects (rows, JSON, lists); at the
     default threshold (700) the collector ran hundreds of times per generation, and its full passes
-    scan every live object, which grows with the population: persist took 510 ms at population 10,000
-    instead of 290 (and grew faster than n log n). Nothing the loop makes is cyclic garbage that must go
-    sooner; the thresholds are restored after the run.
+    scan every live object, which grows with the population, so persist grew faster than n log n.
+    Nothing the loop makes is cyclic garbage that must go sooner; the thresholds are restored after
+    the run.
     """
     old = gc.get_threshold()
     gc.set_threshold(threshold, old[1], old[2])
@@ -168,9 +168,9 @@ def _mark_failed(store, ctx, owner: str, log) -> None:
 def one_generation(ctx, state: generation.Resume, number: int, owner: str, orch: Plain,
                    new_data: bool = False) -> generation.Resume:
     """vary (or, on new market data, the survivors again), evaluate the unseen offspring chunk by chunk,
-    select, persist: the card's tasks, exchanging one Generation record."""
+    select, persist: one task each, exchanging one Generation record."""
     gen = orch.call(tasks.vary, ctx, state, number, new_data)
-    gen = generation.merged(gen, orch.map(tasks.evaluate, ctx, generation.chunks(gen), number))
+    gen = generation.merged(gen, orch.map(tasks.evaluate, ctx, generation.chunks(ctx, gen), number))
     gen = orch.call(tasks.select, ctx, gen)
     orch.call(tasks.persist, ctx, gen, owner, orch.flow_run_id())
     return generation.advanced(gen, state)

@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 
 from prefect.utilities.annotations import quote
 
+from evo.store import GenerationStats
 
 
 class Plain:
@@ -44,7 +45,7 @@ class Plain:
     def started(self, ctx, store, done: int) -> None:
         pass
 
-    def generation_done(self, ctx, store, stats: dict) -> None:
+    def generation_done(self, ctx, store, stats: GenerationStats) -> None:
         pass
 
     def finished(self, ctx, store) -> None:
@@ -53,8 +54,8 @@ class Plain:
 
 #: seconds between versions of the per-generation stats table artifact
 TABLE_EVERY = 30.0
-#: seconds between updates of the progress artifact: each is a round trip to the API, which cost a
-#: fast generation (population 1000, daily bars) about 14 ms when done every generation
+#: seconds between updates of the progress artifact: each is a round trip to the API, a noticeable
+#: part of a fast generation when done every generation
 PROGRESS_EVERY = 5.0
 
 
@@ -117,12 +118,12 @@ class Orchestrated(Plain):
             description=f"run {ctx.name}: generations committed out of {ctx.target}",
         )
 
-    def generation_done(self, ctx, store, stats: dict) -> None:
+    def generation_done(self, ctx, store, stats: GenerationStats) -> None:
         from prefect.artifacts import update_progress_artifact
 
         if self._progress_id is not None and (time.monotonic() - self._progress_posted >= PROGRESS_EVERY
-                                              or stats["generation"] == ctx.target):
-            update_progress_artifact(self._progress_id, 100.0 * stats["generation"] / ctx.target)
+                                              or stats.generation == ctx.target):
+            update_progress_artifact(self._progress_id, 100.0 * stats.generation / ctx.target)
             self._progress_posted = time.monotonic()
         # a new version of the stats table at most every TABLE_EVERY seconds (and at the end):
         # fast runs would otherwise post a version per generation
@@ -133,7 +134,7 @@ class Orchestrated(Plain):
         from prefect.artifacts import create_table_artifact
 
         create_table_artifact(
-            table=[stats_row(s) for _, s in store.generation_stats(ctx.run_id)],
+            table=[stats_row(s) for s in store.generation_stats(ctx.run_id)],
             key=artifact_key(ctx.name, "generations"),
             description=f"run {ctx.name}: per-generation stats",
         )
@@ -154,20 +155,20 @@ class Orchestrated(Plain):
         )
 
 
-def stats_row(s: dict) -> dict:
+def stats_row(s: GenerationStats) -> dict:
     """One generation's stats as a flat table row."""
     row = {
-        "generation": s["generation"],
-        "hypervolume": round(s["hypervolume"], 6),
-        **{f"best {k}": (None if v is None else round(v, 6)) for k, v in s["best"].items()},
-        "feasible": s["n_feasible"],
-        "evaluated": s["evaluated"],
-        "cache hits": s["cache_hits"],
-        "eval seconds": round(s["eval_seconds"], 3),
-        "peak RSS MB": round(s["peak_rss"] / 2**20, 1),
-        "chunk sizes": " ".join(str(x) for x in s["chunks"]["sizes"]),
+        "generation": s.generation,
+        "hypervolume": round(s.hypervolume, 6),
+        **{f"best {k}": (None if v is None else round(v, 6)) for k, v in s.best.items()},
+        "feasible": s.n_feasible,
+        "evaluated": s.evaluated,
+        "cache hits": s.cache_hits,
+        "eval seconds": round(s.eval_seconds, 3),
+        "peak RSS MB": round(s.peak_rss / 2**20, 1),
+        "chunk sizes": " ".join(str(x) for x in s.chunks.sizes),
     }
-    if s.get("reevaluated"):
+    if s.reevaluated:
         row["note"] = "survivors re-evaluated on new data"
     return row
 

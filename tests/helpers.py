@@ -41,34 +41,47 @@ def as_json(v):
 
 
 def dump_run(url: str, name: str) -> dict:
-    """Every committed generation of a run: checkpoint and members, in a comparable form."""
+    """Every committed generation of a run: checkpoint and members (rank, crowding, objectives, and the
+    metrics of the member's evaluation under its generation's key, by name), in a comparable form."""
+    import numpy as np
+
     eng = create_engine(url)
     with eng.connect() as c:
         run_id = c.execute(text("SELECT id FROM runs WHERE name = :n"), {"n": name}).scalar_one()
         gens = c.execute(
             text("SELECT number, checkpoint FROM generations WHERE run_id = :r ORDER BY number"), {"r": run_id}
-        ).all()
+        ).mappings().all()
+        sets = {r["id"]: json.loads(r["names"]) for r in c.execute(text("SELECT id, names FROM metric_sets")).mappings()}
         mem = c.execute(
             text(
                 "SELECT m.generation, m.role, i.genome_hash, m.rank, m.crowding, m.objectives, "
-                "e.total_return, e.sharpe_ratio, e.sortino_ratio, e.max_drawdown, e.n_trades, e.win_rate, e.exposure "
+                "e.metric_set_id, e.metrics, e.trades "
                 "FROM members m JOIN individuals i ON i.id = m.individual_id "
                 "JOIN generations g ON g.run_id = m.run_id AND g.number = m.generation "
-                "LEFT JOIN evaluations e ON e.individual_id = m.individual_id AND e.evaluation_key = g.evaluation_key "
+                "LEFT JOIN evaluation_keys k ON k.key = g.evaluation_key "
+                "LEFT JOIN evaluations e ON e.individual_id = m.individual_id AND e.key_id = k.id "
                 "WHERE m.run_id = :r"
             ),
             {"r": run_id},
-        ).all()
+        ).mappings().all()
     eng.dispose()
 
     def norm(v):
         return json.loads(v) if isinstance(v, str) else v
 
+    def metrics(r) -> tuple:
+        """(name, value) pairs in name order; NaN as None so that equal rows compare equal."""
+        if r["metrics"] is None:
+            return ()
+        values = np.frombuffer(bytes(r["metrics"]), dtype="<f8").tolist()
+        return tuple(sorted((n, None if v != v else v) for n, v in zip(sets[r["metric_set_id"]], values)))
+
     return {
-        "generations": [(n, norm(ck)) for n, ck in gens],
+        "generations": [(g["number"], norm(g["checkpoint"])) for g in gens],
         "members": sorted(
-            (g, role, h, rank, crowd, json.dumps(norm(obj)), *[None if x is None else float(x) for x in metrics])
-            for g, role, h, rank, crowd, obj, *metrics in mem
+            (r["generation"], r["role"], r["genome_hash"], r["rank"], r["crowding"], json.dumps(norm(r["objectives"])),
+             r["trades"], metrics(r))
+            for r in mem
         ),
     }
 
@@ -97,8 +110,8 @@ def integrity_problems(url: str) -> list[str]:
         "offspring without evaluation": (
             "SELECT m.run_id, m.individual_id FROM members m JOIN generations g ON g.run_id = m.run_id "
             "AND g.number = m.generation WHERE m.role = 'offspring' "
-            "AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.individual_id = m.individual_id "
-            "AND e.evaluation_key = g.evaluation_key)"
+            "AND NOT EXISTS (SELECT 1 FROM evaluations e JOIN evaluation_keys k ON k.id = e.key_id "
+            "WHERE e.individual_id = m.individual_id AND k.key = g.evaluation_key)"
         ),
         "individual never a member": (
             "SELECT i.id FROM individuals i WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.individual_id = i.id)"

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from evo.search.algorithm import PopState
+from evo.search.population import Population as EvoPopulation
 from evo.config import AlgorithmConfig
 from evo.strategies.base import GeneSpace
 
@@ -81,7 +81,7 @@ class PymooOptimizer:
                               eliminate_duplicates=self.algo.eliminate_duplicates)
         return init.do(self.problem, len(X), algorithm=self.algo, random_state=rng).get("X")
 
-    def vary(self, survivors: PopState, rng: np.random.Generator) -> np.ndarray:
+    def vary(self, survivors: EvoPopulation, rng: np.random.Generator) -> np.ndarray:
         """Offspring genomes of the survivors, unique among themselves and the survivors."""
         self._bind(rng)
         pop = self._population(survivors.X, survivors.F, survivors.G, survivors.rank, survivors.crowding)
@@ -91,13 +91,13 @@ class PymooOptimizer:
         return off.get("X").reshape(-1, self.space.n_var)
 
     def select(
-        self, survivors: PopState | None, X: np.ndarray, F: np.ndarray, G: np.ndarray, rng: np.random.Generator
-    ) -> PopState:
+        self, survivors: EvoPopulation | None, offspring: EvoPopulation, rng: np.random.Generator
+    ) -> EvoPopulation:
         """Environmental selection of survivors + evaluated offspring."""
         from pymoo.core.population import Population
 
         self._bind(rng)
-        off = self._population(X, F, G)
+        off = self._population(offspring.X, offspring.F, offspring.G)
         if survivors is None:
             merged, n_survive = off, len(off)
         else:
@@ -106,8 +106,8 @@ class PymooOptimizer:
         surv = self.algo.survival.do(self.problem, merged, n_survive=n_survive, algorithm=self.algo, random_state=rng)
         rank = np.array([np.nan if r is None else float(r) for r in surv.get("rank")], dtype=np.float64)
         crowd = np.array([np.nan if c is None else float(c) for c in surv.get("crowding")], dtype=np.float64)
-        return PopState(
-            X=surv.get("X").astype(np.float64),
+        return EvoPopulation.of(
+            surv.get("X").astype(np.float64),
             F=surv.get("F").astype(np.float64),
             G=surv.get("G").astype(np.float64),
             rank=rank,

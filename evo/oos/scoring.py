@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import numpy as np
 
+from evo.config import codec
 from evo.config.metrics import METRICS, SLOT
 from evo.oos import verdict
 from evo.oos import walkforward as wf
 from evo.run import process
 from evo.run.context import RunContext, evaluation_key, oos_evaluation_key
-from evo.run.generation import Offspring, evaluate, lookup, merge
+from evo.run.generation import evaluate, lookup, merge
 from evo.search.algorithm import decode_checkpoint, pareto_mask
+from evo.search.population import Population
+from evo.store import EvaluationRows
 
 
-def score(ctx: RunContext, off: Offspring, window: tuple[int, int], key: str) -> tuple[np.ndarray, list, np.ndarray]:
-    """(metrics, per-asset metrics, which are new) of genomes on a window: from the store where they exist
-    under `key`, else evaluated; new ones are stored under `key`."""
-    cached = lookup(ctx, off, key)
-    unseen = [i for i, h in enumerate(off.hashes) if h not in cached.metrics]
-    results = [evaluate(ctx, [off.params[i] for i in unseen], window)] if unseen else []
-    metrics, per_asset, new, trades = merge(off, cached, unseen, results)
-    process.store_for(ctx).save_evaluations(
-        ctx.config.strategy.family,
-        [(off.hashes[i], off.params[i], key, metrics[i].tolist(), per_asset[i], trades[i])
-         for i in range(len(off)) if new[i]],
-    )
-    return metrics, per_asset, new
+def score(ctx: RunContext, pop: Population, window: tuple[int, int], key: str) -> Population:
+    """`pop` (genes and hashes) with its metrics on a window: from the store where it holds them under
+    `key`, else evaluated (`evaluated` marks those) and stored under `key`."""
+    pop = lookup(ctx, pop, key)
+    space = process.space_for(ctx)
+    unseen = np.flatnonzero(pop.evaluated)
+    pop = merge(pop, [evaluate(ctx, space.decode(pop.X[unseen]), window)] if len(unseen) else [])
+    new = pop[pop.evaluated]
+    process.store_for(ctx).save_evaluations(ctx.config.strategy.family, key, EvaluationRows(
+        new.hash.tolist(), space.genes_json(new.X), METRICS, new.metrics, new.per_asset.tolist(), new.trades.tolist()))
+    return pop
+
+
+def genomes(ctx: RunContext, X: np.ndarray) -> Population:
+    """Genomes as a population: genes and hashes."""
+    return Population.of(X, hash=process.space_for(ctx).hashes(X) if len(X) else [])
 
 
 def asset_returns(ctx: RunContext, x: np.ndarray, window: tuple[int, int]) -> np.ndarray:
@@ -46,9 +52,9 @@ def asset_returns(ctx: RunContext, x: np.ndarray, window: tuple[int, int]) -> np
     )
 
 
-def _finite(row) -> list:
-    """JSON has no NaN or infinity."""
-    return [None if not np.isfinite(v) else float(v) for v in row]
+def _plain(row: np.ndarray) -> dict:
+    """One row of metrics by name, as JSON for people (evo.config.codec: NaN as null)."""
+    return codec.encode(dict(zip(METRICS, row.tolist())), nan=None)
 
 
 def validate(ctx: RunContext, number: int) -> dict:
@@ -64,11 +70,11 @@ def validate(ctx: RunContext, number: int) -> dict:
     if rec is None:
         raise RuntimeError(f"run {ctx.name!r} has no generation {number} to validate")
     state = decode_checkpoint(rec.checkpoint, process.space_for(ctx).n_var, ctx.n_obj, ctx.n_constr).pop
-    off = Offspring.of(state.X[pareto_mask(state)], process.space_for(ctx))
+    off = genomes(ctx, state.X[pareto_mask(state)])
     market = process.market_for(ctx)
-    is_metrics, _, _ = score(ctx, off, ctx.window, rec.evaluation_key)
+    is_metrics = score(ctx, off, ctx.window, rec.evaluation_key).metrics
     oos_key = oos_evaluation_key(ctx)
-    oos_metrics = score(ctx, off, ctx.oos_window, oos_key)[0] if oos_key is not None and len(off) else None
+    oos_metrics = score(ctx, off, ctx.oos_window, oos_key).metrics if oos_key is not None and len(off) else None
     sharpe = SLOT["sharpe_ratio"]
     trials = np.array(store.trial_metrics(ctx.run_id, "sharpe_ratio"))
     if len(off) == 0 or not np.isfinite(is_metrics[:, sharpe]).any():
@@ -79,7 +85,7 @@ def validate(ctx: RunContext, number: int) -> dict:
         best = int(np.nanargmax(is_metrics[:, sharpe]))
         rets = asset_returns(ctx, off.X[best], ctx.window)  # the candidate's in-sample return series
         v = verdict.verdict(rets, float(is_metrics[best, sharpe]), trials, fast.ann_factor(market.freq),
-                               ctx.config.validation.edge_probability, off.hashes[best])
+                               ctx.config.validation.edge_probability, off.hash[best])
         result = v.as_dict()
     result.update(
         generation=number,
@@ -88,9 +94,9 @@ def validate(ctx: RunContext, number: int) -> dict:
         holdout_start=None if ctx.oos_window is None else str(market.index[ctx.oos_window[0]]),
         pareto=[
             {
-                "genome_hash": off.hashes[i],
-                "in_sample": dict(zip(METRICS, _finite(is_metrics[i]))),
-                "out_of_sample": None if oos_metrics is None else dict(zip(METRICS, _finite(oos_metrics[i]))),
+                "genome_hash": off.hash[i],
+                "in_sample": _plain(is_metrics[i]),
+                "out_of_sample": None if oos_metrics is None else _plain(oos_metrics[i]),
             }
             for i in range(len(off))
         ],
@@ -103,8 +109,8 @@ def fold_test(ctx: RunContext, fold, chosen: dict) -> tuple[dict, np.ndarray]:
     """The fold's chosen strategy on its test window: (its row of the walk-forward result, its returns)."""
     market = process.market_for(ctx)
     x = process.space_for(ctx).encode([chosen["genes"]])[0]
-    off = Offspring(X=x[None, :], params=[chosen["genes"]], hashes=[chosen["genome_hash"]])
-    test_metrics, _, _ = score(ctx, off, fold.test, evaluation_key(ctx.config, ctx.fingerprint, fold.test))
+    off = Population.of(x[None, :], hash=[chosen["genome_hash"]])
+    test_metrics = score(ctx, off, fold.test, evaluation_key(ctx.config, ctx.fingerprint, fold.test)).metrics
     row = {
         "fold": fold.number,
         "run": ctx.name,

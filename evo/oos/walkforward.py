@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from evo.config import RunConfig, validate
+from evo.config import RunConfig, codec, validate
 from evo.market import Market
 from evo.config.metrics import METRICS
 from evo.market.windows import Fold, folds
@@ -74,4 +74,5 @@ def stitch(fold_returns: list[np.ndarray], ann_factor: float) -> dict:
 
 
 def metrics_dict(row) -> dict:
-    return {m: (None if v is None or not np.isfinite(v) else float(v)) for m, v in zip(METRICS, row)}
+    """One row of metrics by name, as JSON for people (evo.config.codec: NaN as null)."""
+    return codec.encode({m: (math.nan if v is None else float(v)) for m, v in zip(METRICS, row)}, nan=None)

@@ -11,9 +11,6 @@ from evo.config import RunConfig
 from evo.market import Market, windows
 
 
-#: bump when a metric's definition changes: old cached evaluations stop matching
-METRICS_VERSION = 1
-
 
 @dataclass(frozen=True)
 class RunContext:
@@ -50,7 +47,9 @@ def evaluation_key(config: RunConfig, fingerprint: str, window: tuple[int, int])
         "fees": ev.fees,
         "slippage": ev.slippage,
         "reducer": ev.reducer,
-        "metrics_version": METRICS_VERSION,
+        # fixed: every key ever stored has it, and which metrics an evaluation holds is stored with it
+        # (an evaluation lacking a metric is computed again), so a new metric needs no new key
+        "metrics_version": 1,
     }
     if ev.ohlc_stops:  # absent: close-only stops, what every key before the switch meant (those stay valid)
         key["ohlc_stops"] = True

@@ -15,7 +15,7 @@ from evo.config.settings import settings
 from evo.run.context import RunContext
 from evo.store import RunBusy, RunRecord, Store
 from evo.store import url as urls
-from evo.store.store import busy_message
+from evo.store.runs import busy_message
 
 log = logging.getLogger("evo")
 

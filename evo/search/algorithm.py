@@ -12,7 +12,7 @@ each step is a pure function of plain data: (population state, rng state) in,
 
 vary and select run on arrays (evo.search.nsga), drawing the same random numbers in the
 same order as pymoo's operators, so a run is pymoo's run bit for bit without
-pymoo's per-individual objects and O(n^2) duplicate search (issue 13).
+pymoo's per-individual objects and O(n^2) duplicate search.
 
 The state after `select` is all NSGA-II carries between generations: the
 survivors' X, F, G, rank and crowding, the Generator's `bit_generator.state`,
@@ -21,38 +21,26 @@ n_gen and n_eval. Restoring it gives a bit-identical continuation.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from evo.config import AlgorithmConfig, codec
 from evo.search import nsga
-from evo.config import AlgorithmConfig
 from evo.search.nsga.duplicate import unique_rows
+from evo.search.population import Population
 from evo.strategies.base import GeneSpace
 
 CHECKPOINT_VERSION = 1
 
 
 @dataclass
-class PopState:
-    """The survivors of a generation. rank/crowding are NaN where pymoo never set them
-    (infeasible individuals are ordered by constraint violation, not ranked)."""
-
-    X: np.ndarray
-    F: np.ndarray
-    G: np.ndarray
-    rank: np.ndarray
-    crowding: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.X)
-
-
-@dataclass
 class Checkpoint:
-    pop: PopState
+    """What NSGA-II carries between generations: the survivors' X, F, G, rank and crowding (the
+    population's other fields are the store's to give back), the random state, n_gen and n_eval."""
+
+    pop: Population
     rng_state: dict
     n_gen: int
     n_eval: int
@@ -128,7 +116,7 @@ class Optimizer:
         X = self.space.repair(X)
         return X[unique_rows(X)]
 
-    def vary(self, survivors: PopState, rng: np.random.Generator) -> np.ndarray:
+    def vary(self, survivors: Population, rng: np.random.Generator) -> np.ndarray:
         """Offspring genomes of the survivors, unique among themselves and the survivors."""
         return nsga.mate(
             np.asarray(survivors.X, dtype=np.float64),
@@ -143,28 +131,24 @@ class Optimizer:
             rng=rng,
         ).reshape(-1, self.space.n_var)
 
-    def select(
-        self, survivors: PopState | None, X: np.ndarray, F: np.ndarray, G: np.ndarray, rng: np.random.Generator,
-        copies: np.ndarray | None = None,
-    ) -> PopState:
-        """Environmental selection of survivors + evaluated offspring.
+    def select(self, parents: Population | None, offspring: Population, rng: np.random.Generator,
+               copies: np.ndarray | None = None) -> Population:
+        """Environmental selection of parents + evaluated offspring (their F and G set): the survivors,
+        every field of each carried along, with rank and crowding set.
 
-        `copies` marks, over survivors then offspring, the individuals that only repeat an earlier one's
+        `copies` marks, over parents then offspring, the individuals that only repeat an earlier one's
         behaviour (the same trades): NSGA-II ranks the others, and copies fill the population only when
         too few others remain, after all of them (ranked below the last front, crowding 0). None: every
         individual competes (pymoo's NSGA-II).
         """
-        X, F, G = (np.asarray(a, dtype=np.float64) for a in (X, F, G))
-        if survivors is None:
-            n_survive = len(X)
+        if parents is None:
+            pop, n_survive = offspring, len(offspring)
         else:
-            X = np.concatenate([survivors.X, X])
-            F = np.concatenate([survivors.F, F])
-            G = np.concatenate([survivors.G, G])
-            n_survive = self.cfg.pop_size
+            pop, n_survive = Population.merge(parents, offspring), self.cfg.pop_size
+        F, G = pop.F, pop.G
         if copies is None or not copies.any():
             s = nsga.survive(F, G, n_survive, rng, constrained=self.n_constr > 0)
-            return PopState(X=X[s.index], F=F[s.index], G=G[s.index], rank=s.rank, crowding=s.crowding)
+            return pop[s.index].set(rank=s.rank, crowding=s.crowding)
         distinct = np.flatnonzero(~copies)
         s = nsga.survive(F[distinct], G[distinct], min(n_survive, len(distinct)), rng, constrained=self.n_constr > 0)
         fill = np.flatnonzero(copies)[: max(0, n_survive - len(distinct))]
@@ -172,10 +156,10 @@ class Optimizer:
         last = np.nanmax(s.rank) if np.isfinite(s.rank).any() else -1.0
         rank = np.concatenate([s.rank, np.full(len(fill), last + 1.0)])
         crowding = np.concatenate([s.crowding, np.zeros(len(fill))])
-        return PopState(X=X[index], F=F[index], G=G[index], rank=rank, crowding=crowding)
+        return pop[index].set(rank=rank, crowding=crowding)
 
 
-def pareto_mask(state: PopState) -> np.ndarray:
+def pareto_mask(state: Population) -> np.ndarray:
     """Survivors on the first front (feasible, rank 0)."""
     return (state.rank == 0) & (state.G <= 0).all(axis=1)
 
@@ -185,19 +169,19 @@ def pareto_mask(state: PopState) -> np.ndarray:
 
 
 def encode_floats(a: np.ndarray) -> list:
-    """A float array as nested lists, non-finite values as the strings 'inf', '-inf', 'nan'."""
+    """A float array as nested lists, non-finite values as evo.config.codec writes them."""
     a = np.asarray(a, dtype=np.float64)
     bad = ~np.isfinite(a)
     if not bad.any():
         return a.tolist()
     out = a.astype(object)
-    out[bad] = [repr(float(v)) for v in a[bad]]
+    out[bad] = [codec.encode(v) for v in a[bad].tolist()]
     return out.tolist()
 
 
 def decode_floats(v: Any, ncols: int | None = None) -> np.ndarray:
     a = np.array(v, dtype=object)
-    out = np.vectorize(float, otypes=[np.float64])(a) if a.size else np.empty(0)
+    out = np.vectorize(codec.decode, otypes=[np.float64])(a) if a.size else np.empty(0)
     if ncols == 0:  # a problem without constraints: one empty row per individual
         return np.empty((len(v), 0))
     if ncols is not None:
@@ -239,8 +223,8 @@ def decode_checkpoint(d: dict, n_var: int, n_obj: int, n_constr: int) -> Checkpo
         "uinteger": int(r["uinteger"]),
     }
     p = d["pop"]
-    pop = PopState(
-        X=decode_floats(p["X"], n_var),
+    pop = Population.of(
+        decode_floats(p["X"], n_var),
         F=decode_floats(p["F"], n_obj),
         G=decode_floats(p["G"], n_constr),
         rank=decode_floats(p["rank"]),

@@ -1,26 +1,33 @@
-"""Persistence: SQLAlchemy tables (models.py), the one module that talks SQL (store.py), database URLs (url.py)."""
+"""Persistence: SQLAlchemy tables (models.py), the store (store.py and the modules it is made of: runs,
+generations, evaluations, results), typed records (records.py), database URLs (url.py)."""
 
-from evo.config.errors import LeaseLost, RunBusy, StoreError, URLError
-from evo.store.store import (
+from evo.store.evaluations import EvaluationRows
+from evo.store.records import (
+    ChunkStats,
     Evaluated,
     GenerationRecord,
-    OffspringRows,
+    GenerationStats,
+    LeaseLost,
+    Member,
+    RunBusy,
     RunRecord,
-    Store,
-    SurvivorRows,
-    open_store,
+    StoreError,
 )
+from evo.store.store import Store, open_store
+from evo.config.errors import URLError
 
 __all__ = [
-    "GenerationRecord",
-    "LeaseLost",
+    "ChunkStats",
+    "EvaluationRows",
     "Evaluated",
-    "OffspringRows",
+    "GenerationRecord",
+    "GenerationStats",
+    "LeaseLost",
+    "Member",
     "RunBusy",
     "RunRecord",
     "Store",
     "StoreError",
-    "SurvivorRows",
     "URLError",
     "open_store",
 ]

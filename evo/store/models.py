@@ -11,13 +11,12 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     UniqueConstraint,
 )
-
-from evo.config.metrics import METRICS
 
 metadata = MetaData(
     naming_convention={
@@ -72,19 +71,37 @@ individuals = Table(
     UniqueConstraint("family", "genome_hash", name="uq_individuals_family_hash"),
 )
 
+evaluation_keys = Table(
+    "evaluation_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # hash of what an evaluation depends on besides the genome (evo.run.context.evaluation_key)
+    Column("key", String(64), nullable=False, unique=True),
+)
+
+metric_sets = Table(
+    "metric_sets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # the metric names of an evaluation's blobs, in blob order, as a JSON list (written once per set)
+    Column("names", String(4000), nullable=False, unique=True),
+)
+
 evaluations = Table(
     "evaluations",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("individual_id", Integer, ForeignKey("individuals.id"), nullable=False),
-    Column("evaluation_key", String(64), nullable=False),
-    # NaN is stored as NULL (SQLite cannot hold NaN)
-    *[Column(m, Double) for m in METRICS],
-    Column("per_asset", JSON),
+    Column("key_id", Integer, ForeignKey("evaluation_keys.id"), nullable=False),
+    Column("metric_set_id", Integer, ForeignKey("metric_sets.id"), nullable=False),
+    # float64 little-endian, one value per name of the metric set: exact for NaN and infinities
+    Column("metrics", LargeBinary, nullable=False),
+    # the same per symbol, symbol after symbol (NULL: a one-symbol market)
+    Column("per_asset", LargeBinary),
     Column("created_at", DateTime(timezone=True), nullable=False),
     # the trade fingerprint: equal for evaluations whose orders are equal (NULL: stored before it existed)
     Column("trades", BigInteger),
-    UniqueConstraint("individual_id", "evaluation_key", name="uq_evaluations_individual_key"),
+    UniqueConstraint("individual_id", "key_id", name="uq_evaluations_individual_key"),
 )
 
 members = Table(

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from evo.store import GenerationStats
 
-def progress_line(target: int, stats: dict) -> str:
-    best = "  ".join(
-        f"{m}={v:.4g}" if v is not None else f"{m}=n/a" for m, v in stats["best"].items()
-    )
-    rate = stats["evaluated"] / stats["eval_seconds"] if stats["eval_seconds"] > 0 else 0.0
+
+def progress_line(target: int, stats: GenerationStats) -> str:
+    best = "  ".join(f"{m}={v:.4g}" if v is not None else f"{m}=n/a" for m, v in stats.best.items())
+    rate = stats.evaluated / stats.eval_seconds if stats.eval_seconds > 0 else 0.0
     return (
-        f"generation {stats['generation']}/{target}  best {best}  hv={stats['hypervolume']:.4g}  "
-        f"feasible {stats['n_feasible']}  evaluated {stats['evaluated']} (+{stats['cache_hits']} cached) "
-        f"in {len(stats['chunks']['sizes'])} chunk(s)  {rate:.0f} strategies/s  {stats['seconds']:.2f}s"
+        f"generation {stats.generation}/{target}  best {best}  hv={stats.hypervolume:.4g}  "
+        f"feasible {stats.n_feasible}  evaluated {stats.evaluated} (+{stats.cache_hits} cached) "
+        f"in {len(stats.chunks.sizes)} chunk(s)  {rate:.0f} strategies/s  {stats.seconds:.2f}s"
     )
 
 

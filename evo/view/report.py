@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from evo.config.metrics import METRICS
+from evo.store import GenerationStats
 
 #: how many Pareto strategies get equity curves and detailed stats (the best by the first objective)
 CHOSEN = 3
@@ -81,15 +82,15 @@ def _pareto_figure(s: dict):
     return fig
 
 
-def _generations_figure(stats: list[dict], objectives: list[dict]):
+def _generations_figure(stats: list[GenerationStats], objectives: list[dict]):
     from plotly.subplots import make_subplots
 
-    gens = [st["generation"] for st in stats]
+    gens = [st.generation for st in stats]
     fig = make_subplots(rows=1 + len(objectives), cols=1, shared_xaxes=True,
                         subplot_titles=["hypervolume"] + [f"best {o['metric']} ({o['direction']})" for o in objectives])
-    fig.add_scatter(x=gens, y=[st["hypervolume"] for st in stats], mode="lines+markers", name="hypervolume", row=1, col=1)
+    fig.add_scatter(x=gens, y=[st.hypervolume for st in stats], mode="lines+markers", name="hypervolume", row=1, col=1)
     for i, o in enumerate(objectives, start=2):
-        fig.add_scatter(x=gens, y=[(st.get("best") or {}).get(o["metric"]) for st in stats], mode="lines+markers",
+        fig.add_scatter(x=gens, y=[st.best.get(o["metric"]) for st in stats], mode="lines+markers",
                         name=o["metric"], row=i, col=1)
     fig.update_layout(title="Per generation", height=260 * (1 + len(objectives)), showlegend=False)
     fig.update_xaxes(title_text="generation", row=1 + len(objectives), col=1)
@@ -167,7 +168,7 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
     s = summary.describe(store, name)
     if not s["pareto"]:
         raise ValueError(f"run {name!r} has no Pareto set to report (no generation, or no feasible strategy)")
-    stats = [st for _, st in store.generation_stats(ctx.run_id)]
+    stats = store.generation_stats(ctx.run_id)
     market = get_market(ctx.config.data, ctx.fingerprint)
     family = strategies.get(ctx.config.strategy.family, ctx.config.strategy.trading)
 

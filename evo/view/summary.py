@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
+from evo.config import codec
 from evo.config.metrics import TABLE
 from evo.store import Store, open_store
 from evo.view.text import markdown as md
@@ -11,17 +10,8 @@ from evo.view.text import markup
 
 
 def _clean(v):
-    """JSON has no NaN or infinity: NaN becomes null, infinities stay readable strings."""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return None
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_clean(x) for x in v]
-    return v
+    """JSON for people and scripts: NaN as null, infinities as 'inf'/'-inf' (evo.config.codec)."""
+    return codec.encode(v, nan=None)
 
 
 def _store(database: str) -> Store:
@@ -59,17 +49,17 @@ def pareto(store: Store, run_id: int, number: int, objectives: list[dict]) -> li
     out: list[dict] = []
     by_trades: dict[int, dict] = {}
     for m in store.members_of(run_id, number, "survivor"):
-        if m["rank"] != 0:
+        if m.rank != 0:
             continue
-        t = m.get("trades")
+        t = m.trades
         if t is not None and t in by_trades:
             by_trades[t]["genomes"] += 1
             continue
         e = {
-            "genome_hash": m["genome_hash"],
-            "genes": m["genes"],
-            "metrics": m["metrics"],
-            "objectives": decode_floats(m["objectives"]).tolist(),
+            "genome_hash": m.genome_hash,
+            "genes": m.genes,
+            "metrics": m.metrics,
+            "objectives": decode_floats(m.objectives).tolist(),
             "trades": None if t is None else f"{t & (2**64 - 1):016x}",
             "genomes": 1,
         }
@@ -106,9 +96,9 @@ def describe(store: Store, name: str) -> dict:
             if oos.get(e["genome_hash"]) is not None:
                 e["oos_metrics"] = oos[e["genome_hash"]]
         verdict = {k: v for k, v in result.items() if k != "pareto"}
-    stats = [st for _, st in store.generation_stats(run.id)]
-    hits = sum(st.get("cache_hits", 0) for st in stats)
-    total = sum(st.get("n_offspring", 0) for st in stats)
+    stats = store.generation_stats(run.id)
+    hits = sum(st.cache_hits for st in stats)
+    total = sum(st.n_offspring for st in stats)
     return _clean(
         {
             "name": run.name,
@@ -121,7 +111,7 @@ def describe(store: Store, name: str) -> dict:
             "database": store.masked_url,
             "objectives": objectives,
             "constraints": run.config.get("constraints", []),
-            "last_generation": last.stats if last else None,
+            "last_generation": last.stats.to_json() if last else None,
             "cache": {"hits": hits, "evaluated": total - hits, "hit_rate": hits / total if total else 0.0},
             "verdict": verdict,
             "walk_forward": (store.latest_validation(run.id, "walk_forward") or (0, None))[1],

@@ -62,7 +62,7 @@ def _loop(url: str, name: str) -> tuple[float, float]:
     store.dispose()
     stamps = [g.created_at.timestamp() for g in gens]
     return (statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:])),
-            statistics.median(g.stats["eval_seconds"] for g in gens[1:]))
+            statistics.median(g.stats.eval_seconds for g in gens[1:]))
 
 
 def orchestration_benchmark(pop_size: int = 1000, generations: int = 20, n_bars: int = 87_600, repeats: int = 3) -> dict:

@@ -12,6 +12,7 @@ from evo.flows.cli.common import api_ready, command, console, prefect_env
 
 @command()
 def bench(
+    *,  # typer passes options by name
     engine: bool = typer.Option(True, "--engine/--no-engine", help="Evaluation throughput (fast engine, seeds' vectorbt pattern, bare kernel)."),
     signals: bool = typer.Option(True, "--signals/--no-signals", help="Full fitness long only against every simulation option (shorts, percent sizes, OHLC and trailing stops)."),
     portfolio: bool = typer.Option(True, "--portfolio/--no-portfolio", help="One shared-cash portfolio over 10 symbols against 10 separate backtests."),

@@ -13,6 +13,7 @@ from evo.flows.cli.common import api_ready, command, database, db_option, flow_d
 
 @command()
 def serve(
+    *,  # typer passes options by name
     config: Optional[Path] = typer.Option(None, "--config", help="TOML whose RunConfig is the form's default (default: the embedded default)."),
     name: str = typer.Option("evolve", "--name", help="Deployment name."),
     cron: Optional[str] = typer.Option(None, "--cron", help="Schedule: a cron expression, e.g. '0 * * * *'."),

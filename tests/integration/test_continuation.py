@@ -63,7 +63,8 @@ def test_new_market_data_is_refused_unless_survivors_are_reevaluated(tmp_path, d
     off3 = {r[0] for r in rows(db_url, "SELECT i.genome_hash FROM members m JOIN individuals i ON i.id = m.individual_id "
                                          "WHERE m.generation = 3 AND m.role = 'offspring'")}
     assert off3 == surv2
-    n_new = rows(db_url, "SELECT COUNT(*) FROM evaluations WHERE evaluation_key = :k", k=new_key)[0][0]
+    n_new = rows(db_url, "SELECT COUNT(*) FROM evaluations e JOIN evaluation_keys k ON k.id = e.key_id "
+                         "WHERE k.key = :k", k=new_key)[0][0]
     assert n_new >= len(surv2)
     assert integrity_problems(db_url) == []
     # a further tick on unchanged data just continues

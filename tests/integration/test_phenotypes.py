@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from evo.search.population import Population
 from evo.search.algorithm import Optimizer, new_rng
 from evo.config import AlgorithmConfig, validate
 from evo.run.generation import copies_of
@@ -31,14 +32,15 @@ def test_copies_compete_only_when_too_few_others_remain():
     F = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [2.0, 2.0], [3.0, 3.0], [0.5, 0.5]])  # 2 copies 0
     G = np.zeros((6, 1))
     copies = np.array([False, False, True, False, False, False])
-    s = opt.select(None, X, F, G, new_rng(3), copies)
+    pop = Population.of(X, F=F, G=G, hash=[f"h{i}" for i in range(6)])
+    s = opt.select(None, pop, new_rng(3), copies)
     # generation 1 keeps everyone: the copy last, below the last front, with crowding 0
-    assert len(s) == 6 and np.array_equal(s.X[-1], X[2])
+    assert len(s) == 6 and np.array_equal(s.X[-1], X[2]) and s.hash[-1] == "h2"  # its identity comes along
     assert s.rank[-1] == np.nanmax(s.rank[:-1]) + 1 and s.crowding[-1] == 0
     # a later generation: four places for five distinct genomes and a copy; the copy is not kept
-    parents = opt.select(None, X[:2], F[:2], G[:2], new_rng(3))
-    s = opt.select(parents, X[2:], F[2:], G[2:], new_rng(4), np.array([False, False, True, False, False, False]))
-    assert len(s) == 4 and not any(np.array_equal(x, X[2]) for x in s.X)
+    parents = opt.select(None, pop[:2], new_rng(3))
+    s = opt.select(parents, pop[2:], new_rng(4), np.array([False, False, True, False, False, False]))
+    assert len(s) == 4 and not any(np.array_equal(x, X[2]) for x in s.X) and "h2" not in s.hash.tolist()
 
 
 def _demo(tmp_path, distinct: bool):
@@ -63,9 +65,9 @@ def test_the_demo_keeps_one_genome_per_behaviour(tmp_path):
     Pareto set shows them as one row with their count."""
     s_on, surv_on, _, _ = _demo(tmp_path, True)
     s_off, surv_off, store, run = _demo(tmp_path, False)
-    ranked_on = [m["trades"] for m in surv_on if m["rank"] == 0]
+    ranked_on = [m.trades for m in surv_on if m.rank == 0]
     assert len(ranked_on) == len(set(ranked_on)) and None not in ranked_on
-    ranked_off = [m["trades"] for m in surv_off if m["rank"] == 0]
+    ranked_off = [m.trades for m in surv_off if m.rank == 0]
     assert len(ranked_off) > len(set(ranked_off)), "the default run was expected to hold copies on its front"
     # one row per behaviour, the genomes counted
     for s in (s_on, s_off):

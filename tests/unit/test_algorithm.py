@@ -1,5 +1,5 @@
 """The NSGA-II steps against pymoo's own NSGA2 (ask/tell) and against the pymoo-backed Optimizer
-the project ran before issue 13, bit for bit; and the checkpoint round trip."""
+the project ran before, bit for bit; and the checkpoint round trip."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from evo.search.algorithm import (
 )
 from evo.config import AlgorithmConfig, Constraint, Objective
 from evo.search.objectives import METRICS, to_FG
+from evo.search.population import Population
 from evo.strategies.base import Family, Gene, GeneSpace
 from tests.pymoo_reference import PymooOptimizer, nsga2_ask_tell
 from tests.unit.test_nsga import assert_bits_equal
@@ -98,7 +99,7 @@ def stepwise_with_checkpoints(space, cfg: AlgorithmConfig, seed: int, n_gen: int
         gen = new_rng(seed) if rng is None else rng_from_state(rng)
         X = opt.initial(gen) if survivors is None else opt.vary(survivors, gen)
         F, G = fitness(X)
-        state = opt.select(survivors, X, F, G, gen)
+        state = opt.select(survivors, Population.of(X, F=F, G=G), gen)
         ck = Checkpoint(pop=state, rng_state=rng_state(gen), n_gen=g, n_eval=0)
         text = json.dumps(encode_checkpoint(ck))
         ck2 = decode_checkpoint(json.loads(text), space.n_var, n_obj, n_constr)
@@ -210,10 +211,8 @@ def test_checkpoint_round_trip_is_exact_for_non_finite_values():
     rng = new_rng(3)
     rng.random(5)  # advance the state
     X = rng.random((4, 3))
-    from evo.search.algorithm import PopState
-
-    pop = PopState(
-        X=X,
+    pop = Population.of(
+        X,
         F=np.array([[0.1, np.inf], [1 / 3, -2.5], [np.inf, np.inf], [1e-300, 7.0]]),
         G=np.array([[0.0, 0.0], [-1.0, 0.0], [np.inf, 1.0], [0.0, 0.0]]),
         rank=np.array([0.0, 1.0, np.nan, 0.0]),
@@ -231,9 +230,7 @@ def test_checkpoint_round_trip_is_exact_for_non_finite_values():
 
 def test_checkpoint_refuses_unknown_version():
     rng = new_rng(0)
-    from evo.search.algorithm import PopState
-
-    pop = PopState(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1), np.zeros(1))
+    pop = Population.of(np.zeros((1, 1)), F=np.zeros((1, 1)), G=np.zeros((1, 1)), rank=np.zeros(1), crowding=np.zeros(1))
     d = encode_checkpoint(Checkpoint(pop, rng_state(rng), 1, 1))
     d["version"] = 99
     with pytest.raises(ValueError, match="version"):
@@ -247,7 +244,7 @@ def test_vary_produces_unique_repaired_offspring_distinct_from_survivors():
     gen = new_rng(1)
     X0 = opt.initial(gen)
     F, G = toy_fitness(X0, space)
-    state = opt.select(None, X0, F, G, gen)
+    state = opt.select(None, Population.of(X0, F=F, G=G), gen)
     off = opt.vary(state, gen)
     assert len(off) == 16
     np.testing.assert_array_equal(space.repair(off), off)  # already on the gene grid

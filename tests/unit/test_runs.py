@@ -44,7 +44,7 @@ def test_ohlc_stops_enter_the_evaluation_key_and_the_old_keys_stay_valid():
     ev = old.evaluation
     before = {"data": "f" * 64, "window": [0, 1000], "freq": old.data.freq, "engine": ev.engine,
               "init_cash": ev.init_cash, "fees": ev.fees, "slippage": ev.slippage, "reducer": ev.reducer,
-              "metrics_version": context.METRICS_VERSION}
+              "metrics_version": 1}
     assert context.evaluation_key(old, "f" * 64, (0, 1000)) == hashlib.sha256(
         json.dumps(before, sort_keys=True).encode()).hexdigest()
     assert context.evaluation_key(new, "f" * 64, (0, 1000)) != context.evaluation_key(old, "f" * 64, (0, 1000))

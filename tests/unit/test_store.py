@@ -17,11 +17,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from evo.store import OffspringRows, Store, StoreError, SurvivorRows
+from evo.search.population import Population
+from evo.store import GenerationStats, Store, StoreError
 from evo.store.models import generations, members
 
-TABLES = {"runs", "generations", "individuals", "evaluations", "members"}
-HEAD = "0005"
+TABLES = {"runs", "generations", "individuals", "evaluations", "members", "evaluation_keys", "metric_sets"}
+HEAD = "0006"
 DATA_TABLES = ("generations", "individuals", "evaluations", "members")
 FAMILY = "sma_cross"
 KEY = "evalkey-1"
@@ -74,24 +75,27 @@ class SurvivorRow(NamedTuple):
     objectives: list
 
 
-def columns(offspring, survivors) -> tuple[OffspringRows, SurvivorRows]:
+def columns(offspring, survivors) -> dict:
+    """The test's rows as what persist_generation takes: offspring and survivors as populations."""
     def matrix(rows, width):
         return np.array(rows, dtype=np.float64).reshape(-1, width)
 
     k = len((offspring or survivors)[0].objectives) if (offspring or survivors) else 0
-    off = OffspringRows(
-        [o.genome_hash for o in offspring], [json.dumps(o.genes) for o in offspring],
-        matrix([o.metrics for o in offspring], len(METRICS)), [o.per_asset for o in offspring],
-        matrix([o.objectives for o in offspring], k), np.array([o.new_evaluation for o in offspring], dtype=bool),
-        [None] * len(offspring),
+    off = Population.of(
+        np.zeros((len(offspring), 1)), hash=[o.genome_hash for o in offspring],
+        metrics=matrix([o.metrics for o in offspring], len(METRICS)),
+        per_asset=[None if o.per_asset is None else np.asarray(o.per_asset, dtype=np.float64) for o in offspring],
+        F=matrix([o.objectives for o in offspring], k),
+        evaluated=np.array([o.new_evaluation for o in offspring], dtype=bool),
     )
-    surv = SurvivorRows(
-        [s.genome_hash for s in survivors],
-        np.array([np.nan if s.rank is None else s.rank for s in survivors], dtype=np.float64),
-        np.array([np.nan if s.crowding is None else s.crowding for s in survivors], dtype=np.float64),
-        matrix([s.objectives for s in survivors], k),
+    surv = Population.of(
+        np.zeros((len(survivors), 1)), hash=[s.genome_hash for s in survivors],
+        rank=np.array([np.nan if s.rank is None else s.rank for s in survivors], dtype=np.float64),
+        crowding=np.array([np.nan if s.crowding is None else s.crowding for s in survivors], dtype=np.float64),
+        F=matrix([s.objectives for s in survivors], k),
     )
-    return off, surv
+    return {"offspring": off, "survivors": surv, "genes_json": [json.dumps(o.genes) for o in offspring],
+            "objective_signs": np.ones(k)}
 
 
 def metrics_row(base: float, nan_at: int | None = None) -> list[float]:
@@ -132,7 +136,7 @@ SURVIVORS = [
     SurvivorRow(genome_hash="h3", rank=0, crowding=float("inf"), objectives=[3.5, -0.75]),
 ]
 CHECKPOINT = {"generation": 1, "rng": [1, 2, 3], "pop": ["h1", "h3"]}
-STATS = {"hv": 0.42, "n_eval": 3, "front": [[1.5, -0.25]]}
+STATS = GenerationStats(generation=1, hypervolume=0.42, best={"sharpe_ratio": 2.5}, n_offspring=3, evaluated=3)
 
 
 def persist(store: Store, run_id: int, number: int = 1, **over):
@@ -147,7 +151,7 @@ def persist(store: Store, run_id: int, number: int = 1, **over):
         stats=STATS,
     )
     kw.update(over)
-    kw["offspring"], kw["survivors"] = columns(kw["offspring"], kw["survivors"])
+    kw.update(columns(kw.pop("offspring"), kw.pop("survivors")))
     return store.persist_generation(**kw)
 
 
@@ -312,78 +316,118 @@ def test_persist_generation_writes_everything(store):
     assert gen.flow_run_id is None
     assert store.generation(run.id, 1) == gen
     assert store.generation(run.id, 2) is None
-    assert store.generation_stats(run.id) == [(1, STATS)]
+    assert store.generation_stats(run.id) == [STATS]
 
 
 def test_members_of_survivors(store):
     run = make_run(store)
     persist(store, run.id)
     surv = store.members_of(run.id, 1, "survivor")
-    assert [m["genome_hash"] for m in surv] == ["h1", "h3"]
-    by = {m["genome_hash"]: m for m in surv}
+    assert [m.genome_hash for m in surv] == ["h1", "h3"]
+    by = {m.genome_hash: m for m in surv}
 
     h1 = by["h1"]
-    assert h1["genes"] == {"fast": 5, "slow": 20}
-    assert h1["rank"] is None and h1["crowding"] is None
-    assert h1["objectives"] == [1.5, -0.25]
-    assert h1["per_asset"] is None
-    assert set(h1["metrics"]) == set(METRICS)
+    assert h1.genes == {"fast": 5, "slow": 20}
+    assert h1.rank is None and h1.crowding is None
+    assert h1.objectives == [1.5, -0.25]
+    assert h1.per_asset is None
+    assert list(h1.metrics) == list(METRICS)
     for i, m in enumerate(METRICS):
         if m == "sharpe_ratio":
-            assert math.isnan(h1["metrics"][m])
+            assert math.isnan(h1.metrics[m])
         else:
-            assert h1["metrics"][m] == pytest.approx(1.0 + i / 10)
+            assert h1.metrics[m] == 1.0 + i / 10
 
     h3 = by["h3"]
-    assert h3["genes"] == {"fast": 9, "slow": 40}
-    assert h3["rank"] == 0
-    assert h3["crowding"] == float("inf")
-    assert h3["objectives"] == [3.5, -0.75]
-    assert [h3["metrics"][m] for m in METRICS] == pytest.approx(metrics_row(3.0))
+    assert h3.genes == {"fast": 9, "slow": 40}
+    assert h3.rank == 0
+    assert h3.crowding == float("inf")
+    assert h3.objectives == [3.5, -0.75]
+    assert [h3.metrics[m] for m in METRICS] == metrics_row(3.0)
 
     off = store.members_of(run.id, 1, "offspring")
-    assert [m["genome_hash"] for m in off] == ["h1", "h2", "h3"]
-    assert all(m["rank"] is None and m["crowding"] is None for m in off)
+    assert [m.genome_hash for m in off] == ["h1", "h2", "h3"]
+    assert all(m.rank is None and m.crowding is None for m in off)
     assert store.members_of(run.id, 2, "survivor") == []
 
 
-def test_nan_stored_as_null(store):
+def test_metrics_are_stored_exactly_with_their_names(store):
+    """NaN, infinities, -0.0 and the smallest subnormal come back bit for bit, and the row names the
+    metrics its values belong to."""
+    run = make_run(store)
+    odd = [math.nan, math.inf, -math.inf, -0.0, 5e-324, 1 / 3, -1e308] + [2.5] * (len(METRICS) - 7)
+    off = [OffspringRow("odd", {"a": 1}, odd[: len(METRICS)], None, [0.0], True)]
+    persist(store, run.id, offspring=off, survivors=[])
+    got = store.cached_metrics(FAMILY, ["odd"], KEY, METRICS)["odd"].metrics
+    assert np.asarray(odd[: len(METRICS)]).tobytes() == got.tobytes()
+    with store.engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT s.names AS names, e.metrics AS blob FROM evaluations e "
+            "JOIN metric_sets s ON s.id = e.metric_set_id")).mappings().one()
+    assert json.loads(row["names"]) == list(METRICS)
+    assert bytes(row["blob"]) == np.asarray(odd[: len(METRICS)], dtype="<f8").tobytes()
+
+
+def test_the_evaluation_key_is_stored_once(store):
     run = make_run(store)
     persist(store, run.id)
+    persist(store, run.id, 2, checkpoint={"g": 2}, offspring=[
+        OffspringRow("h4", {"fast": 1, "slow": 2}, metrics_row(4.0), None, [0.0, 0.0], True)], survivors=[])
     with store.engine.connect() as conn:
-        v = conn.execute(
-            text(
-                "SELECT e.sharpe_ratio FROM evaluations e JOIN individuals i ON i.id = e.individual_id "
-                "WHERE i.genome_hash = 'h1'"
-            )
-        ).scalar_one()
-    assert v is None
+        keys = conn.execute(text("SELECT key FROM evaluation_keys")).scalars().all()
+        key_ids = conn.execute(text("SELECT DISTINCT key_id FROM evaluations")).scalars().all()
+    assert keys == [KEY] and len(key_ids) == 1 and store.count_rows()["evaluations"] == 4
 
 
 def test_cached_metrics(store):
     run = make_run(store)
     persist(store, run.id)
-    got = store.cached_metrics(FAMILY, ["h1", "h2", "h3", "h1", "unknown"], KEY)
+    got = store.cached_metrics(FAMILY, ["h1", "h2", "h3", "h1", "unknown"], KEY, METRICS)
     assert set(got) == {"h1", "h2", "h3"}
-    m1, pa1, trades1 = got["h1"]
-    assert trades1 is None  # the test writes no fingerprints
-    assert pa1 is None
-    assert len(m1) == len(METRICS)
-    assert math.isnan(m1[METRICS.index("sharpe_ratio")])
-    assert [v for i, v in enumerate(m1) if i != METRICS.index("sharpe_ratio")] == pytest.approx(
+    h1 = got["h1"]
+    assert h1.trades is None  # the test writes no fingerprints
+    assert h1.per_asset is None
+    assert len(h1.metrics) == len(METRICS)
+    assert math.isnan(h1.metrics[METRICS.index("sharpe_ratio")])
+    assert [v for i, v in enumerate(h1.metrics) if i != METRICS.index("sharpe_ratio")] == \
         [v for i, v in enumerate(metrics_row(1.0)) if i != METRICS.index("sharpe_ratio")]
-    )
-    assert got["h2"][0] == pytest.approx(metrics_row(2.0))
-    assert got["h3"][0] == pytest.approx(metrics_row(3.0))
+    assert got["h2"].metrics.tolist() == metrics_row(2.0)
+    assert got["h3"].metrics.tolist() == metrics_row(3.0)
+    # asked in another order, the values follow the names
+    back = list(reversed(METRICS))
+    assert store.cached_metrics(FAMILY, ["h2"], KEY, back)["h2"].metrics.tolist() == metrics_row(2.0)[::-1]
 
-    assert store.cached_metrics(FAMILY, ["h1", "h2", "h3"], "other-key") == {}
-    assert store.cached_metrics("other-family", ["h1", "h2", "h3"], KEY) == {}
-    assert store.cached_metrics(FAMILY, [], KEY) == {}
+    assert store.cached_metrics(FAMILY, ["h1", "h2", "h3"], "other-key", METRICS) == {}
+    assert store.cached_metrics("other-family", ["h1", "h2", "h3"], KEY, METRICS) == {}
+    assert store.cached_metrics(FAMILY, [], KEY, METRICS) == {}
+
+
+def test_an_evaluation_lacking_a_metric_is_not_found_and_is_replaced(store):
+    """An evaluation stored under a set without a metric that is asked for is not read (its metrics are
+    None, never NaN); storing the genome's evaluation again replaces it, with every metric."""
+    run = make_run(store)
+    persist(store, run.id)
+    wanted = [*METRICS, "future_metric"]
+    lacking = store.cached_metrics(FAMILY, ["h2"], KEY, wanted)["h2"]
+    assert lacking.metrics is None and lacking.per_asset is None
+    assert store.cached_metrics(FAMILY, ["h2"], KEY, METRICS)["h2"].metrics is not None
+
+    from evo.store import EvaluationRows
+
+    store.save_evaluations(FAMILY, KEY, EvaluationRows(["h2"], ['{"fast": 7, "slow": 30}'], wanted,
+                                                       np.array([metrics_row(5.0)[: len(METRICS)] + [9.5]]),
+                                                       [None], [77]))
+    again = store.cached_metrics(FAMILY, ["h2"], KEY, wanted)["h2"]
+    assert again.metrics.tolist() == metrics_row(5.0)[: len(METRICS)] + [9.5] and again.trades == 77
+    assert store.count_rows()["evaluations"] == 3  # replaced, not added
+    # members show the metrics of the table by name, whatever else the set holds
+    h2 = [m for m in store.members_of(run.id, 1, "offspring") if m.genome_hash == "h2"][0]
+    assert h2.metrics == dict(zip(METRICS, metrics_row(5.0)))
 
 
 def test_per_asset_roundtrip(store):
     run = make_run(store)
-    pa = [{"asset": "BTC", "sharpe_ratio": 1.25}, {"asset": "ETH", "sharpe_ratio": -0.5}]
+    pa = [[1.25 + i for i in range(len(METRICS))], [-0.5] * (len(METRICS) - 1) + [math.nan]]
     off = [
         OffspringRow(
             genome_hash="pa1", genes={"a": 1}, metrics=metrics_row(4.0), per_asset=pa,
@@ -391,8 +435,13 @@ def test_per_asset_roundtrip(store):
         )
     ]
     persist(store, run.id, offspring=off, survivors=[])
-    assert store.cached_metrics(FAMILY, ["pa1"], KEY)["pa1"][1] == pa
-    assert store.members_of(run.id, 1, "offspring")[0]["per_asset"] == pa
+    got = store.cached_metrics(FAMILY, ["pa1"], KEY, METRICS)["pa1"].per_asset
+    assert got.shape == (2, len(METRICS))
+    np.testing.assert_array_equal(got, np.array(pa))
+    by_name = store.members_of(run.id, 1, "offspring")[0].per_asset
+    assert list(by_name) == list(METRICS)
+    assert by_name["total_return"] == [1.25, -0.5]
+    assert by_name[METRICS[-1]][0] == 1.25 + len(METRICS) - 1 and math.isnan(by_name[METRICS[-1]][1])
 
 
 # -- atomicity ---------------------------------------------------------------------------------------
@@ -456,13 +505,13 @@ def test_cache_across_runs_reuses_individual(store):
     persist(store, r1.id)
     before = store.count_rows()
     r2 = make_run(store, "run-b")
-    cached = store.cached_metrics(FAMILY, ["h2"], KEY)
+    cached = store.cached_metrics(FAMILY, ["h2"], KEY, METRICS)
     off = [
         OffspringRow(
             genome_hash="h2",
             genes={"fast": 7, "slow": 30},
-            metrics=cached["h2"][0],
-            per_asset=cached["h2"][1],
+            metrics=cached["h2"].metrics,
+            per_asset=cached["h2"].per_asset,
             objectives=[2.5, -0.5],
             new_evaluation=False,
         )
@@ -477,10 +526,10 @@ def test_cache_across_runs_reuses_individual(store):
 
     m = store.members_of(r2.id, 1, "survivor")
     assert len(m) == 1
-    assert m[0]["genome_hash"] == "h2"
-    assert [m[0]["metrics"][k] for k in METRICS] == pytest.approx(metrics_row(2.0))
+    assert m[0].genome_hash == "h2"
+    assert [m[0].metrics[k] for k in METRICS] == metrics_row(2.0)
     # run a is untouched
-    assert [x["genome_hash"] for x in store.members_of(r1.id, 1, "survivor")] == ["h1", "h3"]
+    assert [x.genome_hash for x in store.members_of(r1.id, 1, "survivor")] == ["h1", "h3"]
 
 
 def test_survivor_from_earlier_generation(store):
@@ -499,7 +548,7 @@ def test_survivor_from_earlier_generation(store):
     ]
     assert persist(store, run.id, 2, offspring=off, survivors=surv, checkpoint={"g": 2}) is True
     got = store.members_of(run.id, 2, "survivor")
-    assert [(m["genome_hash"], m["rank"], m["crowding"]) for m in got] == [("h2", 0, 0.5), ("h4", 1, 0.25)]
+    assert [(m.genome_hash, m.rank, m.crowding) for m in got] == [("h2", 0, 0.5), ("h4", 1, 0.25)]
     assert store.count_rows()["individuals"] == 4
     assert store.last_generation(run.id).number == 2
 
@@ -698,11 +747,12 @@ class _SkewedClock:
 @pytest.mark.parametrize("days", [1.0, -1.0])
 def test_leases_run_on_the_database_clock(store, monkeypatch, days):
     from evo.store import RunBusy
-    from evo.store import store as store_module
+    from evo.store import runs as runs_module
+    from evo.store import sql as sql_module
 
     run = make_run(store)
-    monkeypatch.setattr(store_module, "dt", _SkewedClock(days))
-    monkeypatch.setattr(store_module, "_now", lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days))
+    monkeypatch.setattr(runs_module, "dt", _SkewedClock(days))
+    monkeypatch.setattr(sql_module, "now_utc", lambda: dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=days))
     store.acquire_lease(run.id, "a", 60)
     # a client whose clock is a day off neither frees a live lease nor keeps a dead one
     with pytest.raises(RunBusy):
@@ -742,11 +792,114 @@ def test_a_retried_persist_of_a_committed_generation_checks_the_lease(store):
 def test_trades_are_stored_and_trials_count_each_behaviour_once(store):
     """Two genomes with the same trade fingerprint are one trial of the deflated Sharpe ratio."""
     run = make_run(store)
-    off, surv = columns(OFFSPRING, SURVIVORS)
-    off.trades = [111, 111, 222]  # h1 and h2 trade alike
-    store.persist_generation(run_id=run.id, number=1, family=FAMILY, evaluation_key=KEY, offspring=off,
-                             survivors=surv, checkpoint=CHECKPOINT, stats=STATS)
-    assert [store.cached_metrics(FAMILY, [h], KEY)[h].trades for h in ("h1", "h2", "h3")] == [111, 111, 222]
-    assert {m["genome_hash"]: m["trades"] for m in store.members_of(run.id, 1, "offspring")} == \
+    rows = columns(OFFSPRING, SURVIVORS)
+    rows["offspring"] = rows["offspring"].set(trades=[111, 111, 222])  # h1 and h2 trade alike
+    store.persist_generation(run_id=run.id, number=1, family=FAMILY, evaluation_key=KEY, checkpoint=CHECKPOINT,
+                             stats=STATS, **rows)
+    assert [store.cached_metrics(FAMILY, [h], KEY, METRICS)[h].trades for h in ("h1", "h2", "h3")] == [111, 111, 222]
+    assert {m.genome_hash: m.trades for m in store.members_of(run.id, 1, "offspring")} == \
         {"h1": 111, "h2": 111, "h3": 222}
     assert len(store.trial_metrics(run.id, "total_return")) == 2
+
+
+# -- 0006: metrics by name -------------------------------------------------------------------------
+OLD_METRICS = ("total_return", "sharpe_ratio", "sortino_ratio", "max_drawdown", "n_trades", "win_rate", "exposure")
+
+
+def test_upgrade_to_0006_keeps_each_evaluation_under_its_seven_metrics(url):
+    """A database at 0005 (a column per metric, the key string on every row) keeps every value: each
+    evaluation holds its seven metrics by name (NULL back as NaN), its per-asset metrics and trades, and
+    counts as lacking any metric added since."""
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    from evo import migrations
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    old = Store(url)
+    with old.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+    cols = ", ".join(OLD_METRICS)
+    with old.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO individuals (family, genome_hash, genes) VALUES "
+            "('fam', 'ha', '{\"fast\": 5}'), ('fam', 'hb', '{\"fast\": 6}')"))
+        ids = dict(conn.execute(text("SELECT genome_hash, id FROM individuals")).all())
+        conn.execute(text(
+            f"INSERT INTO evaluations (individual_id, evaluation_key, {cols}, per_asset, created_at, trades) VALUES "
+            f"(:a, :k, 0.5, NULL, 1.25, -0.2, 12, 0.75, 0.4, NULL, CURRENT_TIMESTAMP, -9000000000000000000), "
+            f"(:b, :k, -1, 2.5, 3.5, -0.5, 3, 0.25, 0.125, :pa, CURRENT_TIMESTAMP, NULL), "
+            f"(:b, :other, 7, 7, 7, 7, 7, 7, 7, NULL, CURRENT_TIMESTAMP, NULL)"),
+            {"a": ids["ha"], "b": ids["hb"], "k": "k" * 64, "other": "o" * 64, "pa": json.dumps([[1, 2, 3, 4, 5, 6, 7], [8, None, 10, 11, 12, 13, 14]])})
+    old.dispose()
+    s = Store(url)
+    s.migrate()
+    try:
+        assert s.schema_revision() == HEAD
+        got = s.cached_metrics("fam", ["ha", "hb"], "k" * 64, OLD_METRICS)
+        a, b = got["ha"], got["hb"]
+        assert a.metrics[0] == 0.5 and math.isnan(a.metrics[1]) and a.metrics[2:].tolist() == [1.25, -0.2, 12, 0.75, 0.4]
+        assert a.trades == -9000000000000000000 and a.per_asset is None
+        assert b.metrics.tolist() == [-1, 2.5, 3.5, -0.5, 3, 0.25, 0.125] and b.trades is None
+        np.testing.assert_array_equal(b.per_asset, [[1, 2, 3, 4, 5, 6, 7], [8, np.nan, 10, 11, 12, 13, 14]])
+        assert s.cached_metrics("fam", ["hb"], "o" * 64, OLD_METRICS)["hb"].metrics.tolist() == [7.0] * 7
+        # a metric added since: the evaluation is there but lacks it
+        lacking = s.cached_metrics("fam", ["ha"], "k" * 64, [*OLD_METRICS, "calmar_ratio"])["ha"]
+        assert lacking.metrics is None and lacking.trades == -9000000000000000000
+        with s.engine.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM evaluation_keys")).scalar_one() == 2
+            assert conn.execute(text("SELECT names FROM metric_sets")).scalars().all() == [json.dumps(list(OLD_METRICS))]
+            uq = {u["name"]: u["column_names"] for u in inspect(conn).get_unique_constraints("evaluations")}
+        assert uq == {"uq_evaluations_individual_key": ["individual_id", "key_id"]}
+        # the database takes new evaluations under the same key: a store resolves the migrated key row
+        from evo.store import EvaluationRows
+
+        s.save_evaluations("fam", "k" * 64, EvaluationRows(["hc"], ['{"fast": 7}'], METRICS,
+                                                           np.array([metrics_row(1.0)]), [None], [None]))
+        assert s.cached_metrics("fam", ["hc"], "k" * 64, METRICS)["hc"].metrics.tolist() == metrics_row(1.0)
+    finally:
+        s.dispose()
+
+
+def test_downgrade_from_0006_gives_the_columns_back(url):
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    from evo import migrations
+    from evo.store import EvaluationRows
+
+    s = Store(url)
+    s.migrate()
+    s.save_evaluations("fam", KEY, EvaluationRows(["ha"], ['{"a": 1}'], METRICS, np.array([metrics_row(1.0, 1)]),
+                                                  [None], [5]))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    with s.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    with s.engine.connect() as conn:
+        row = conn.execute(text(f"SELECT evaluation_key, trades, {', '.join(OLD_METRICS)} FROM evaluations")).mappings().one()
+    s.dispose()
+    assert row["evaluation_key"] == KEY and row["trades"] == 5 and row["sharpe_ratio"] is None
+    assert [row[m] for m in OLD_METRICS if m != "sharpe_ratio"] == \
+        [v for m, v in zip(METRICS, metrics_row(1.0)) if m in OLD_METRICS and m != "sharpe_ratio"]
+
+
+def test_generation_stats_read_rows_of_any_age():
+    """Stats stored before a field existed read it as its default; fields this code does not know are
+    kept and written back as they were."""
+    old = {"generation": 3, "hypervolume": 0.5, "best": {"sharpe_ratio": 1.5}, "n_feasible": 4, "n_offspring": 8,
+           "evaluated": 6, "cache_hits": 2, "eval_seconds": 0.25, "chunks": {"sizes": [6]}, "peak_rss": 10,
+           "seconds": 1.0, "future": [1, 2]}
+    st = GenerationStats.from_json(old)
+    assert (st.generation, st.pareto_size, st.chunks.sizes, st.chunks.workers, st.reevaluated) == (3, 0, [6], [], False)
+    assert st.extra == {"future": [1, 2]} and st.to_json()["future"] == [1, 2]
+    new = GenerationStats(generation=2, reevaluated=True, data_fingerprint="f" * 64)
+    assert GenerationStats.from_json(json.loads(json.dumps(new.to_json()))) == new
+    assert "reevaluated" not in GenerationStats(generation=1).to_json()
