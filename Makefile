@@ -6,7 +6,11 @@ VENV ?= $(HERE).venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
+
+# compiles every numba kernel once, in one process, before the test workers start (they would all compile
+# the same kernels at once on a clean clone)
+WARM ?= $(BIN)/python -m tests.warm
 
 $(STAMP): $(HERE)pyproject.toml $(HERE)constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +27,11 @@ demo: install
 
 # three workers on two cores: a third of the suite waits (servers starting, a heartbeat timing out)
 test: install
-	cd $(HERE) && $(BIN)/python -m tests.warm && $(BIN)/python -m pytest -n 3 --dist worksteal
+	cd $(HERE) && $(WARM) && $(BIN)/python -m pytest -n 3 --dist worksteal $(PYTEST_ARGS)
+
+# the inner loop: everything but the tests marked slow (subprocesses, Prefect servers, long parity runs)
+test-fast: install
+	cd $(HERE) && $(WARM) && $(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(HERE)*.egg-info $(HERE).pytest_cache

@@ -113,6 +113,16 @@ def prefect_server():
     return shared_server()
 
 
+#: fixtures that start a Prefect API: a test using one is slow (it belongs to `make test`, not `make test-fast`)
+SERVER_FIXTURES = {"prefect_harness", "prefect_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config):
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist): it owns the shared server
         from tests.prefect_server import SHARED_DIR, shared_folder

@@ -63,6 +63,7 @@ print(json.dumps({"seconds": seconds, "kernels": kernels}))
 """
 
 
+@pytest.mark.slow
 def test_second_process_evaluates_in_under_two_seconds():
     """cache=True: the kernels compile once; a new process loads them from the cache."""
     subprocess.run([sys.executable, "-c", _WARM], check=True, capture_output=True, timeout=300)  # fills the cache

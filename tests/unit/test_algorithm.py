@@ -124,7 +124,8 @@ PROBLEMS = {
 }
 
 
-@pytest.mark.parametrize("pop_size, seeds", [(24, (0, 7)), (1000, (3,))], ids=["pop24", "pop1000"])
+@pytest.mark.parametrize("pop_size, seeds", [(24, (0, 7)), pytest.param(1000, (3,), marks=pytest.mark.slow)],
+                         ids=["pop24", "pop1000"])
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 def test_twenty_generations_equal_pymoo_nsga2_bit_for_bit(problem, pop_size, seeds):
     """The acceptance test of issue 13: survivors (X, F, rank, crowding, in order) and offspring of

@@ -324,7 +324,8 @@ def vbt_grouped(market, fam, p, settings, window):
 
 
 @pytest.mark.parametrize("name", ["rsi_pullback", "trend", "composite"])
-@pytest.mark.parametrize("market_name", list(PORTFOLIO_MARKETS))
+@pytest.mark.parametrize("market_name", [pytest.param(m, marks=pytest.mark.slow) if "synthetic" in m else m
+                                         for m in PORTFOLIO_MARKETS])
 def test_portfolio_reducer_equals_vectorbts_grouped_portfolio(market_name, name):
     """reducer 'portfolio' through evo.engine.evaluate, both engines, against vectorbt's own grouped
     portfolio of each genome (one from_signals per genome)."""

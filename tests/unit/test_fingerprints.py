@@ -75,6 +75,7 @@ def test_genomes_with_identical_trades_share_a_fingerprint(market):
         assert sum(len(o) > 4 for o in orders[:6]) >= 4
 
 
+@pytest.mark.slow
 def test_fingerprints_are_equal_exactly_when_the_orders_are(market):
     """A population in which some genomes trade alike and most do not: fingerprint equality is order
     equality, pair by pair, on each symbol."""
