@@ -11,8 +11,9 @@ from evo.config import RunConfig
 from evo.market import Market, windows
 
 
-#: bump when a metric's definition changes: old cached evaluations stop matching
-METRICS_VERSION = 1
+#: bump when a metric's definition changes or metrics are added: old cached evaluations stop matching
+#: (one stored before a metric existed lacks it, and a run may optimise it)
+METRICS_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from evo.store import OffspringRows, Store, StoreError, SurvivorRows
 from evo.store.models import generations, members
 
 TABLES = {"runs", "generations", "individuals", "evaluations", "members"}
-HEAD = "0005"
+HEAD = "0006"
 DATA_TABLES = ("generations", "individuals", "evaluations", "members")
 FAMILY = "sma_cross"
 KEY = "evalkey-1"
