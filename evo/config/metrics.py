@@ -3,7 +3,10 @@
 A metric's position in TABLE is its kernel slot (the column the numba kernels write), its column in
 every metrics matrix, and the order of the store's metric columns (named after it). Everything else
 (the config's MetricName, objective directions, hypervolume references, table labels, the vectorbt
-reference) is derived from the table.
+reference) is derived from the table. The fast engine computes each metric in
+evo.engine.nb.write_metrics_nb, from running sums and the trade log that every evaluation keeps; a
+metric that would need more (a quantile of all the returns, say) would cost every run, whether it
+uses it or not.
 """
 
 from __future__ import annotations

@@ -525,11 +525,9 @@ def read_signals_nb(entry: bool, exit_: bool, short_entry: bool, short_exit: boo
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def column_bar_nb(i: int, close: float, stop_price: float, entry: bool, exit_: bool, short_entry: bool,
-                  short_exit: bool, ls: bool, direction: int) -> ColumnBar:
-    """A column's ColumnBar from its raw signals on bar i (short ones False unless given)."""
-    le, lx, se, sx = read_signals_nb(entry, exit_, short_entry, short_exit, ls, direction)
-    return ColumnBar(i, close, stop_price, le, lx, se, sx)
+def column_bar_nb(i: int, close: float, stop_price: float, sides) -> ColumnBar:
+    """A column's ColumnBar on bar i from its direction-aware signals `sides` (read_signals_nb)."""
+    return ColumnBar(i, close, stop_price, sides[0], sides[1], sides[2], sides[3])
 
 
 # ############# Accounting ############# #
@@ -762,8 +760,8 @@ def bar_nb(acc: Acc, value: float, i: int, exposed: bool):
     drawdown compounds wealth from 100 as vectorbt's default engine does: x / peak - 1 is monotonic in x
     for a fixed peak (correct rounding), so the lowest point of each peak's stretch gives the same
     minimum as dividing on every bar. The value's drawdown records: a value at or above the running
-    high closes the drawdown since that high (bars from the one after the high to this one); the
-    longest is taken when a drawdown closes, and of the one still open at the end (finish_acc_nb)."""
+    high closes the drawdown since that high (bars from the one after the high to this one); the one
+    still running at the end counts to the last bar (finish_acc_nb)."""
     prev = acc.value
     r = 0.0 if value == prev else _return_nb(prev, value)
     n_returns = acc.n_returns
@@ -796,13 +794,13 @@ def bar_nb(acc: Acc, value: float, i: int, exposed: bool):
         trough = wealth
     elif wealth < trough:
         trough = wealth
-    high_value = acc.high_value
-    high_bar = acc.high_bar
-    longest_dd = acc.longest_dd
-    if value >= high_value:
-        longest_dd = max(longest_dd, i - high_bar - 1)
-        high_value = value
-        high_bar = i
+    # selects, not a branch (which way the value goes is a coin flip): the gap to the high's bar only grows
+    # while a drawdown runs, so taking its maximum on every bar gives the drawdowns closed so far and a
+    # lower bound of the running one
+    up = value >= acc.high_value
+    longest_dd = max(acc.longest_dd, i - acc.high_bar - 1)
+    high_value = value if up else acc.high_value
+    high_bar = i if up else acc.high_bar
     return Acc(value, n_returns, return_sum, down_sum, gain_sum, loss_sum, growth, wealth, peak, trough, worst_dd,
                high_value, high_bar, longest_dd, acc.exposed + exposed), r
 
@@ -1040,8 +1038,9 @@ def simulate_column_nb(prices, signals, p, sim, ws):
         # bar i may trade: the stop found above, or its signals
         u = np.uint64(i)
         c = close_w[u]
-        bar = column_bar_nb(i, c, stop_price, entries_w[u], exits_w[u], ls and short_entries_w[u],
-                            ls and short_exits_w[u], ls, direction)
+        sides = read_signals_nb(entries_w[u], exits_w[u], ls and short_entries_w[u], ls and short_exits_w[u], ls,
+                                direction)
+        bar = column_bar_nb(i, c, stop_price, sides)
         flow = trade_bar_nb(st, st, log, bar, p, sim)
         pos = st.position
         if flow != 0.0:  # add_nb(x, 0.0) is x for every x add_nb returns
@@ -1118,8 +1117,8 @@ def simulate_group_nb(prices, signals, p, sim, ws):
                 if np.isnan(stop_price) and not changes_nb(watch_entries, watch_exits, entries_w[uk, ui],
                                                            exits_w[uk, ui], short_entry, short_exit, ls):
                     continue
-            bar = column_bar_nb(i - start, close_w[uk, ui], stop_price, entries_w[uk, ui], exits_w[uk, ui],
-                                short_entry, short_exit, ls, direction)
+            sides = read_signals_nb(entries_w[uk, ui], exits_w[uk, ui], short_entry, short_exit, ls, direction)
+            bar = column_bar_nb(i - start, close_w[uk, ui], stop_price, sides)
             flow += trade_bar_nb(bal, st, ws.trades[uk], bar, p, sim)
             n_open += (st.position != 0) - (pk != 0)
         if n_open == 0 and was_open == 0:

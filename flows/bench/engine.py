@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -423,6 +422,18 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 ["portfolio / separate", f"{r['grouped_over_separate']:.2f}x"],
                 ["portfolio metrics and fingerprints equal the vectorbt engine's", str(r["grouped_equal_vectorbt"])],
             ],
+        ))
+    r = results.get("compare")
+    if r:
+        out.append((
+            f"this checkout against {r['baseline']} (medians of {r['repeats']}, interleaved, each side in its own "
+            "process)",
+            ["case", "strategies x bars", "this s", "baseline s", "throughput this / baseline", "paired",
+             "CPU", "same bits"],
+            [[name, f"{c['strategies']} x {c['bars']}", f"{c['this_seconds']:.3f}", f"{c['baseline_seconds']:.3f}",
+              f"{c['throughput_ratio']:.3f}", f"{c['paired_ratio']:.3f}", f"{c['cpu_ratio']:.3f}",
+              str(c["same_shared_metrics_and_fingerprints"])]
+             for name, c in r["cases"].items()],
         ))
     rows = results.get("rss")
     if rows:
