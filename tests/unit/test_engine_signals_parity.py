@@ -123,6 +123,9 @@ def test_random_options_on_real_prices(symbol, freq, seed):
     rng = np.random.default_rng(1000 * seed + len(symbol))
     kw = random_case(rng, df.index, 40, df if seed % 3 != 2 else None)
     ours, _ = both_engines(df["Close"], kw.pop("entries"), kw.pop("exits"), init_cash=10_000.0, freq=freq, **kw)
+    # every metric of the table was compared on numbers in some column, not only on NaN
+    finite = np.isfinite(ours.to_numpy()).any(axis=0)
+    assert finite.all(), [m for m, f in zip(ours.columns, finite) if not f]
     if len(df) > 1000:
         # the comparison covered strategies that traded, won and lost
         assert (ours["n_trades"] > 3).mean() > 0.7
