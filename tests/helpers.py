@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from evo.config.metrics import METRICS
+
 ROOT = Path(__file__).resolve().parents[1]
 EVO = str(Path(sys.executable).parent / "evo")
 
@@ -41,7 +43,7 @@ def as_json(v):
 
 
 def dump_run(url: str, name: str) -> dict:
-    """Every committed generation of a run: checkpoint and members, in a comparable form."""
+    """Every committed generation of a run: checkpoint and members with every metric, in a comparable form."""
     eng = create_engine(url)
     with eng.connect() as c:
         run_id = c.execute(text("SELECT id FROM runs WHERE name = :n"), {"n": name}).scalar_one()
@@ -51,7 +53,7 @@ def dump_run(url: str, name: str) -> dict:
         mem = c.execute(
             text(
                 "SELECT m.generation, m.role, i.genome_hash, m.rank, m.crowding, m.objectives, "
-                "e.total_return, e.sharpe_ratio, e.sortino_ratio, e.max_drawdown, e.n_trades, e.win_rate, e.exposure "
+                + ", ".join(f"e.{m}" for m in METRICS) + " "
                 "FROM members m JOIN individuals i ON i.id = m.individual_id "
                 "JOIN generations g ON g.run_id = m.run_id AND g.number = m.generation "
                 "LEFT JOIN evaluations e ON e.individual_id = m.individual_id AND e.evaluation_key = g.evaluation_key "
