@@ -60,8 +60,8 @@ def evaluate(market, family, params: Sequence[dict], settings, window=None, dire
     per_asset = np.empty((1 if portfolio else n_assets, n, len(METRICS)))
     fps = np.empty((n_assets, n), dtype=np.int64)
     if n == 0:
-        pass
-    elif settings.engine == "fast":
+        return Evaluation(np.empty((0, len(METRICS))), per_asset, np.empty(0, dtype=np.int64), fps)
+    if settings.engine == "fast":
         from evo.engine import fast
 
         space = family.space()

@@ -21,10 +21,19 @@ Arrays and the NamedTuples/records of evo.engine.enums in, arrays out. The rules
   close prices only, open/high/low are the close.
 
 The accounting, the metric definitions and the order of floating-point operations follow
-vectorbt's default (Rust) engine: the order execution (`buy`, `sell`, `execute_order`), the
-exit-trade records, `cash_flow`, `total_profit`, `returns`, sharpe/sortino, and the drawdown,
-which compounds wealth from 100 bar by bar. So the results agree with vectorbt to the last bit
-in the tests we run, and to ~1e-14 where they do not.
+vectorbt's default (Rust) engine and its record reductions: the order execution (`buy`, `sell`,
+`execute_order`), the exit-trade records and their P&L and returns, `cash_flow`, `total_profit`,
+`returns` and the returns statistics, the drawdown, which compounds wealth from 100 bar by bar, and
+the drawdown records of the value. So the results agree with vectorbt to the last bit in the tests
+we run, and to ~1e-14 where they do not.
+
+One simulation core serves a column and a shared-cash group: `watch_nb` checks one column's stops on
+a bar, `trade_bar_nb` turns its stop or signals into an order and executes it against a balance
+record; `simulate_column_nb` wraps them in loops that skip flat and holding stretches cheaply,
+`simulate_group_nb` visits the group's columns bar by bar. `drive_nb` owns the parallel loop over
+strategies, the per-thread buffers and the batched Sharpe pass; a kernel plugs into it the function
+that gives a strategy's signals (precomputed ones, or a family's signal function, see
+evo/strategies/nb.py).
 
 A metrics row has the slots of evo.engine.enums.Metric (the metric table, evo.config.metrics). Beside it
 each column gets a trade fingerprint: a 64-bit hash of its filled orders (order_hash_nb), chained
@@ -38,26 +47,38 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from evo.config import metrics as _metrics
+from evo.engine import enums as _enums
 from evo.engine.enums import (
     BATCH,
+    FINGERPRINT_SEED,
     N_METRICS,
+    Acc,
+    ColumnBar,
     Direction,
     ExecState,
     Metric,
     OppositeEntryMode,
+    Order,
     OrderResult,
     OrderSide,
     OrderStatus,
-    FINGERPRINT_SEED,
+    Signals,
     SizeType,
+    Stops,
     TradeDirection,
     TradeState,
+    TradeStats,
+    Workspace,
+    batch_dt,
     state_dt,
+    trade_dt,
 )
 from evo.engine.jit import drop_stale_cache
 
-# numba caches this module's kernels keyed on this file only; the enums are compiled in as constants
-drop_stale_cache(__file__, __file__.replace("nb.py", "enums.py"))
+# numba caches this module's kernels keyed on this file only; the enums and the metric slots (from the
+# metric table) are compiled in as constants
+drop_stale_cache(__file__, _enums.__file__, _metrics.__file__)
 
 _REL_TOL = 1e-9  # vectorbt.utils.math_ tolerances
 _ABS_TOL = 1e-12
@@ -239,8 +260,7 @@ def sell_nb(state: ExecState, size: float, price: float, direction: int, fees: f
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def execute_order_nb(state: ExecState, size: float, size_type: int, direction: int, price: float,
-                     val_price: float, fees: float, slippage: float, min_size: float):
+def execute_order_nb(state: ExecState, order: Order, val_price: float, fees: float, min_size: float):
     """vectorbt's execute_order for a signed order size (positive buys, negative sells).
 
     Balances within tolerance of zero are zero from here on, whether the order fills or not."""
@@ -250,9 +270,11 @@ def execute_order_nb(state: ExecState, size: float, size_type: int, direction: i
         0.0 if is_zero_nb(state.debt) else state.debt,
         0.0 if is_zero_nb(state.free_cash) else state.free_cash,
     )
-    if np.isnan(size):
+    if np.isnan(order.size):
         return exec_state, _not_filled_nb(OrderStatus.Ignored)
-    order_size = size
+    order_size = order.size
+    size_type = order.size_type
+    direction = order.direction
     if size_type == SizeType.Value:
         order_size /= val_price
         size_type = SizeType.Amount
@@ -265,8 +287,8 @@ def execute_order_nb(state: ExecState, size: float, size_type: int, direction: i
         percent = abs(order_size)
         order_size = np.sign(order_size) * np.inf
     if order_size > 0:
-        return buy_nb(exec_state, order_size, price, direction, fees, slippage, min_size, percent)
-    return sell_nb(exec_state, -order_size, price, direction, fees, slippage, min_size, percent)
+        return buy_nb(exec_state, order_size, order.price, direction, fees, order.slippage, min_size, percent)
+    return sell_nb(exec_state, -order_size, order.price, direction, fees, order.slippage, min_size, percent)
 
 
 # ############# Trade fingerprints ############# #
@@ -354,6 +376,60 @@ def stop_fill_nb(position: float, sl_level: float, tp_level: float, open_: float
         if low <= tp_level <= high:
             return tp_level
     return np.nan
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def watch_nb(stops: Stops, position: float, open_: float, low: float, high: float):
+    """(the stops after this bar, the fill price of a stop that fires on it or NaN) for a column in a
+    position: a stop comes first and takes the bar; a trailing stop-loss then follows the bar's high (low
+    for a short), its level recomputed from the reference price with vectorbt's operations."""
+    stop_price = stop_fill_nb(position, stops.sl_level, stops.tp_level, open_, low, high)
+    if stops.sl_trail:
+        if position > 0:
+            if high > stops.sl_price:
+                level = stop_level_nb(position, high, stops.sl_stop, True)
+                return Stops(high, stops.sl_stop, True, level, stops.tp_level), stop_price
+        elif low < stops.sl_price:
+            level = stop_level_nb(position, low, stops.sl_stop, True)
+            return Stops(low, stops.sl_stop, True, level, stops.tp_level), stop_price
+    return stops, stop_price
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def stops_of_nb(st) -> Stops:
+    """The stops of a column's state_dt record."""
+    return Stops(st.sl_price, st.sl_stop, st.sl_trail, st.sl_level, st.tp_level)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def keep_trailing_nb(st, stops: Stops) -> None:
+    """What watch_nb changes of a column's stops (a trailing stop-loss), back into its state_dt record."""
+    st.sl_price = stops.sl_price
+    st.sl_level = stops.sl_level
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def opens_nb(entry: bool, exit_: bool, short_entry: bool, ls: bool, direction: int) -> bool:
+    """Whether a flat column's signals could open a position on this bar (most bars cannot)."""
+    if ls:
+        return entry or short_entry
+    return entry or (exit_ and direction == Direction.Both)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def watched_nb(position: float, ls: bool, direction: int):
+    """(whether entries, whether exits can change a position of this sign): with direction both, an
+    entry reverses a short and an exit reverses a long; with short signals, all four count."""
+    entries = ls or (direction == Direction.Both and position < 0)
+    return entries, ls or not entries
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def changes_nb(watch_entries: bool, watch_exits: bool, entry: bool, exit_: bool, short_entry: bool,
+               short_exit: bool, ls: bool) -> bool:
+    """Whether this bar's signals can change a position (watched_nb's flags): else it holds."""
+    return ((watch_exits and (exit_ or (ls and short_exit)))
+            or (watch_entries and (entry or (ls and short_entry))))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -448,59 +524,55 @@ def read_signals_nb(entry: bool, exit_: bool, short_entry: bool, short_exit: boo
     return entry, False, exit_, False
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def column_bar_nb(i: int, close: float, stop_price: float, sides) -> ColumnBar:
+    """A column's ColumnBar on bar i from its direction-aware signals `sides` (read_signals_nb)."""
+    return ColumnBar(i, close, stop_price, sides[0], sides[1], sides[2], sides[3])
+
+
 # ############# Accounting ############# #
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def trade_pnl_nb(size: float, entry_price: float, entry_fees: float, exit_price: float, exit_fees: float,
-                 direction: int) -> float:
-    """vectorbt get_trade_stats_nb's PnL."""
-    val_diff = add_nb(size * exit_price, -(size * entry_price))
+def trade_stats_nb(size: float, entry_price: float, entry_fees: float, exit_price: float, exit_fees: float,
+                   direction: int):
+    """(P&L, return on the entry value) of an exit trade: vectorbt's get_trade_stats_nb."""
+    entry_val = size * entry_price
+    val_diff = add_nb(size * exit_price, -entry_val)
     if val_diff != 0 and direction == TradeDirection.Short:
         val_diff *= -1
-    return val_diff - entry_fees - exit_fees
+    pnl = val_diff - entry_fees - exit_fees
+    return pnl, pnl / entry_val
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def trade_fill_nb(t: TradeState, size: float, price: float, fees: float, side: int):
-    """One filled order into the column's exit trades (vectorbt get_exit_trades_nb):
-    (new trade state, trades closed by it, of which winners)."""
+    """One filled order into the column's exit trades (vectorbt get_exit_trades_nb): (the new trade
+    state, 1 if it closed a trade, that trade's P&L and return, NaN when none closed)."""
     if not t.open:
         t = TradeState(True, TradeDirection.Long if side == OrderSide.Buy else TradeDirection.Short, 0.0, 0.0, 0.0)
     is_entry = (t.direction == TradeDirection.Long) == (side == OrderSide.Buy)
     if is_entry:
-        return TradeState(True, t.direction, t.size_sum + size, t.gross_sum + size * price, t.fees_sum + fees), 0, 0
+        return (TradeState(True, t.direction, t.size_sum + size, t.gross_sum + size * price, t.fees_sum + fees), 0,
+                np.nan, np.nan)
     entry_price = t.gross_sum / t.size_sum
     if is_close_or_less_nb(size, t.size_sum):
         exit_size = t.size_sum if is_close_nb(size, t.size_sum) else size
         entry_fees = (exit_size / t.size_sum) * t.fees_sum
-        pnl = trade_pnl_nb(exit_size, entry_price, entry_fees, price, fees, t.direction)
-        win = 1 if pnl > 0 else 0
+        pnl, ret = trade_stats_nb(exit_size, entry_price, entry_fees, price, fees, t.direction)
         if is_close_nb(size, t.size_sum):
-            return TradeState(False, t.direction, t.size_sum, t.gross_sum, t.fees_sum), 1, win
+            return TradeState(False, t.direction, t.size_sum, t.gross_sum, t.fees_sum), 1, pnl, ret
         # position decreased: the rest keeps its average entry price
         frac = (t.size_sum - size) / t.size_sum
-        return TradeState(True, t.direction, t.size_sum * frac, t.gross_sum * frac, t.fees_sum * frac), 1, win
+        return TradeState(True, t.direction, t.size_sum * frac, t.gross_sum * frac, t.fees_sum * frac), 1, pnl, ret
     # reversed: close the trade with the matching part of the order, open one with the rest
     cl_exit_size = t.size_sum
     cl_exit_fees = cl_exit_size / size * fees
     entry_fees = (cl_exit_size / t.size_sum) * t.fees_sum
-    pnl = trade_pnl_nb(cl_exit_size, entry_price, entry_fees, price, cl_exit_fees, t.direction)
-    win = 1 if pnl > 0 else 0
+    pnl, ret = trade_stats_nb(cl_exit_size, entry_price, entry_fees, price, cl_exit_fees, t.direction)
     rest = size - cl_exit_size
     new_dir = TradeDirection.Short if t.direction == TradeDirection.Long else TradeDirection.Long
-    return TradeState(True, new_dir, rest, rest * price, fees - cl_exit_fees), 1, win
-
-
-@njit(cache=True, error_model="numpy")
-def open_trade_win_nb(t: TradeState, last_close: float):
-    """(1 if the trade is still open, 1 if it wins) valued at the last close without exit fees."""
-    if t.open and is_less_nb(-t.size_sum, 0):
-        entry_price = t.gross_sum / t.size_sum
-        entry_fees = (t.size_sum / t.size_sum) * t.fees_sum
-        pnl = trade_pnl_nb(t.size_sum, entry_price, entry_fees, last_close, 0.0, t.direction)
-        return 1, 1 if pnl > 0 else 0
-    return 0, 0
+    return TradeState(True, new_dir, rest, rest * price, fees - cl_exit_fees), 1, pnl, ret
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -511,13 +583,24 @@ def order_cash_flow_nb(res: OrderResult) -> float:
     return -res.size * res.price - res.fees
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def log_trade_nb(st, log, pnl: float, ret: float) -> None:
+    """Append an exit trade to the column's trade log (trade_dt)."""
+    rec = log[st.n_trades]
+    rec.pnl = pnl
+    rec.ret = ret
+    st.n_trades += 1
+
+
 @njit(cache=True, error_model="numpy")
 def init_state_nb(st, init_cash: float) -> None:
-    """A column's state_dt record before its first bar: the cash, no trade, no stops."""
+    """A column's state_dt record before its first bar: the cash, no position, no trade, no stops."""
     st.cash = init_cash
     st.free_cash = init_cash
     st.debt = 0.0
+    st.position = 0.0
     st.profit_cash = 0.0
+    st.fees_paid = 0.0
     st.n_orders = 0
     st.trade_open = False
     st.trade_direction = 0
@@ -525,7 +608,6 @@ def init_state_nb(st, init_cash: float) -> None:
     st.trade_gross = 0.0
     st.trade_fees = 0.0
     st.n_trades = 0
-    st.n_wins = 0
     st.sl_price = np.nan
     st.sl_stop = np.nan
     st.sl_trail = False
@@ -535,36 +617,37 @@ def init_state_nb(st, init_cash: float) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fees, slippage, min_size, p, bar):
-    """Execute one order of a column and book it: balances (bal: the record holding the cash and free
-    cash, the group's in a shared-cash group; st: the column's state_dt record), its cash flow, the exit
-    trades, the stops (set from the bar's close when a position opens or reverses, cleared when it
-    closes) and the trade fingerprint (`bar`: the bar from the window's first). Records, not arrays: an
-    array argument costs atomic reference counting on every order. Returns (new position, the bar's
-    cash flow)."""
-    new_state, res = execute_order_nb(
-        ExecState(bal.cash, pos, st.debt, bal.free_cash), size, size_type, direction, price, close, fees,
-        slippage, min_size,
-    )
+def process_order_nb(bal, st, log, order: Order, bar: ColumnBar, p, sim) -> float:
+    """Execute one order of a column and book it: balances (bal: the record holding the cash, free cash
+    and fees paid, the group's in a shared-cash group; st: the column's state_dt record), its cash flow,
+    the exit trades (a closed one into the trade log), the stops (set from the bar's close when a
+    position opens or reverses, cleared when it closes) and the trade fingerprint. Records, not
+    arrays: an array argument costs atomic reference counting on every order. Returns the bar's cash
+    flow."""
+    pos = st.position
+    new_state, res = execute_order_nb(ExecState(bal.cash, pos, st.debt, bal.free_cash), order, bar.close,
+                                      sim.fees, sim.min_size)
     bal.cash = new_state.cash
     bal.free_cash = new_state.free_cash
     st.debt = new_state.debt
     new_pos = new_state.position
+    st.position = new_pos
     if res.status != OrderStatus.Filled:
-        return new_pos, 0.0
+        return 0.0
     st.n_orders += 1
-    st.fingerprint = order_hash_nb(st.fingerprint, bar, res.side, res.size)
+    bal.fees_paid += res.fees
+    st.fingerprint = order_hash_nb(st.fingerprint, bar.i, res.side, res.size)
     cf = order_cash_flow_nb(res)
     st.profit_cash = add_nb(st.profit_cash, cf)
     trade = TradeState(st.trade_open, st.trade_direction, st.trade_size, st.trade_gross, st.trade_fees)
-    trade, closed, won = trade_fill_nb(trade, res.size, res.price, res.fees, res.side)
+    trade, closed, pnl, ret = trade_fill_nb(trade, res.size, res.price, res.fees, res.side)
     st.trade_open = trade.open
     st.trade_direction = trade.direction
     st.trade_size = trade.size_sum
     st.trade_gross = trade.gross_sum
     st.trade_fees = trade.fees_sum
-    st.n_trades += closed
-    st.n_wins += won
+    if closed:
+        log_trade_nb(st, log, pnl, ret)
     if new_pos == 0:
         st.sl_price = np.nan
         st.sl_stop = np.nan
@@ -573,60 +656,188 @@ def process_order_nb(bal, st, pos, size, size_type, direction, price, close, fee
         st.tp_level = np.nan
     elif pos == 0 or np.sign(new_pos) != np.sign(pos):
         # opened or reversed: StopEntryPrice.Close sets the levels from this bar's close
-        st.sl_price = close
+        st.sl_price = bar.close
         st.sl_stop = p.sl_stop
         st.sl_trail = p.sl_trail and not np.isnan(p.sl_stop)
-        st.sl_level = stop_level_nb(new_pos, close, p.sl_stop, True)
-        st.tp_level = stop_level_nb(new_pos, close, p.tp_stop, False)
-    return new_pos, add_nb(0.0, cf)
+        st.sl_level = stop_level_nb(new_pos, bar.close, p.sl_stop, True)
+        st.tp_level = stop_level_nb(new_pos, bar.close, p.tp_stop, False)
+    return add_nb(0.0, cf)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def trade_bar_nb(bal, st, log, bar: ColumnBar, p, sim) -> float:
+    """One column on one bar: its stop (which takes the bar: the whole position at the stop's price,
+    without slippage) or its signals through vectorbt's resolution (conflicts, an opposite entry, the
+    size) to an order, executed against `bal` (process_order_nb). Returns the bar's cash flow (0.0
+    without a filled order); the new position is st.position."""
+    pos = st.position
+    if not np.isnan(bar.stop_price):
+        size, size_type, direction = signals_to_size_nb(pos, False, pos > 0, False, pos < 0, p.size, p.size_type,
+                                                        bar.close)
+        price = bar.stop_price
+        slippage = 0.0
+    else:
+        le, lx, se, sx = resolve_signals_nb(pos, bar.long_entry, bar.long_exit, bar.short_entry, bar.short_exit,
+                                            sim.upon_opposite_entry)
+        size, size_type, direction = signals_to_size_nb(pos, le, lx, se, sx, p.size, p.size_type, bar.close)
+        price = bar.close
+        slippage = sim.slippage
+    if size == 0:
+        return 0.0
+    return process_order_nb(bal, st, log, Order(size, size_type, direction, price, slippage), bar, p, sim)
 
 
 @njit(cache=True, error_model="numpy")
-def open_trade_of_nb(st, last_close):
-    """(trades, winners) still open at the end, valued at the last close."""
-    return open_trade_win_nb(
-        TradeState(st.trade_open, st.trade_direction, st.trade_size, st.trade_gross, st.trade_fees), last_close
-    )
+def close_open_trade_nb(st, log, last_close: float) -> None:
+    """Log the trade still open at the end, as vectorbt's last exit-trade record of the column: valued
+    at the last close without exit fees."""
+    if st.trade_open and is_less_nb(-st.trade_size, 0):
+        entry_price = st.trade_gross / st.trade_size
+        entry_fees = (st.trade_size / st.trade_size) * st.trade_fees
+        pnl, ret = trade_stats_nb(st.trade_size, entry_price, entry_fees, last_close, 0.0, st.trade_direction)
+        log_trade_nb(st, log, pnl, ret)
+
+
+@njit(cache=True, error_model="numpy")
+def trade_summary_nb(states, logs) -> TradeStats:
+    """The exit trades of columns (states[k].n_trades in logs[k], closed and open) summed up as vectorbt's
+    record reductions do for the group: numba's nansum, nanmean and nanstd (ddof 1) over the records
+    column by column, each column's trades in order, and nanmax/nanmin of the returns."""
+    count = 0
+    wins = 0
+    losses = 0
+    win_sum = 0.0
+    loss_sum = 0.0
+    pnl_sum = 0.0
+    best = -np.inf
+    worst = np.inf
+    for k in range(logs.shape[0]):
+        log = logs[k]
+        for j in range(states[k].n_trades):
+            pnl = log[j].pnl
+            ret = log[j].ret
+            count += 1
+            pnl_sum += pnl
+            if pnl > 0:
+                wins += 1
+                win_sum += pnl
+            elif pnl < 0:
+                losses += 1
+                loss_sum += pnl
+            if ret > best:
+                best = ret
+            if ret < worst:
+                worst = ret
+    if count == 0:
+        return TradeStats(0, 0, 0, win_sum, loss_sum, np.nan, np.nan, np.nan, np.nan)
+    mean = pnl_sum / count
+    ssd = 0.0
+    for k in range(logs.shape[0]):
+        log = logs[k]
+        for j in range(states[k].n_trades):
+            d = log[j].pnl - mean
+            ssd += d * d
+    # vectorbt's nanstd_1d_nb: sqrt(nanvar * count / (count - ddof)), nanvar = ssd / count
+    std = np.sqrt(ssd / count * count / (count - 1)) if count > 1 else np.nan
+    return TradeStats(count, wins, losses, win_sum, loss_sum, mean, std, best, worst)
 
 
 # ############# Metrics ############# #
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def bar_metrics_nb(r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd):
-    """One bar's return into the one-pass sums, in the order of vectorbt's nanmean loops, and the
-    drawdown, which vectorbt's default (Rust) engine compounds from 100 bar by bar. x / peak - 1 is
-    monotonic in x for a fixed peak (correct rounding), so the lowest point of each peak's stretch
-    gives the same minimum as dividing on every bar."""
+def acc_init_nb(init_cash: float) -> Acc:
+    """The running sums before the first bar: the value is the initial cash, no returns yet."""
+    return Acc(init_cash, 0, 0.0, 0.0, 0.0, 0.0, 1.0, 100.0, np.nan, np.nan, 0.0, -np.inf, -1, 0, 0)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def bar_nb(acc: Acc, value: float, i: int, exposed: bool):
+    """(acc after bar i, which ends with `value`, the bar's return).
+
+    The return is vectorbt's get_return from the last value (an unchanged value returns exactly 0:
+    no division); the sums follow its nanmean/nanstd, downside, Omega and cumulative-product loops. The
+    drawdown compounds wealth from 100 as vectorbt's default engine does: x / peak - 1 is monotonic in x
+    for a fixed peak (correct rounding), so the lowest point of each peak's stretch gives the same
+    minimum as dividing on every bar. The value's drawdown records: a value at or above the running
+    high closes the drawdown since that high (bars from the one after the high to this one); the one
+    still running at the end counts to the last bar (finish_acc_nb)."""
+    prev = acc.value
+    r = 0.0 if value == prev else _return_nb(prev, value)
+    n_returns = acc.n_returns
+    return_sum = acc.return_sum
+    down_sum = acc.down_sum
+    gain_sum = acc.gain_sum
+    loss_sum = acc.loss_sum
+    growth = acc.growth
+    wealth = acc.wealth
     if not np.isnan(r):
-        r_sum += r
-        n_r += 1
-        # r * r for a loss, else + 0.0 (down_sum >= 0: the same bits): no branch on the sign of r
+        return_sum += r
+        n_returns += 1
+        # r * r for a loss, else + 0.0 (the sums are >= 0: the same bits): no branch on the sign of r
         neg = min(r, 0.0)
         down_sum += neg * neg
-        wealth *= r + 1
-    x = wealth
-    if np.isnan(peak) or x > peak:
+        gain_sum += max(r, 0.0)
+        loss_sum -= neg
+        g = r + 1
+        growth *= g
+        wealth *= g
+    peak = acc.peak
+    trough = acc.trough
+    worst_dd = acc.worst_dd
+    if np.isnan(peak) or wealth > peak:
         if not np.isnan(peak):
             dd = trough / peak - 1
             if dd < worst_dd:
                 worst_dd = dd
-        peak = x
-        trough = x
-    elif x < trough:
-        trough = x
-    return r_sum, n_r, down_sum, wealth, peak, trough, worst_dd
+        peak = wealth
+        trough = wealth
+    elif wealth < trough:
+        trough = wealth
+    # selects, not a branch (which way the value goes is a coin flip): the gap to the high's bar only grows
+    # while a drawdown runs, so taking its maximum on every bar gives the drawdowns closed so far and a
+    # lower bound of the running one
+    up = value >= acc.high_value
+    longest_dd = max(acc.longest_dd, i - acc.high_bar - 1)
+    high_value = value if up else acc.high_value
+    high_bar = i if up else acc.high_bar
+    return Acc(value, n_returns, return_sum, down_sum, gain_sum, loss_sum, growth, wealth, peak, trough, worst_dd,
+               high_value, high_bar, longest_dd, acc.exposed + exposed), r
 
 
-@njit(cache=True, error_model="numpy")
-def _sharpe_nb(r: np.ndarray, mean: float, k: int, ann_factor: float) -> float:
-    """vectorbt sharpe_ratio: nanmean / nanstd(ddof=1), inf when std is 0."""
-    ssd = 0.0  # numba's nanvar: a second pass around the mean
-    for v in r:
-        if not np.isnan(v):
-            d = v - mean
-            ssd += d * d
-    return sharpe_of_nb(r.shape[0], mean, k, ssd, ann_factor)
+@njit(cache=True, error_model="numpy", inline="always")
+def flat_nb(acc: Acc, first: int, stop: int) -> Acc:
+    """acc after bars [first, stop) that hold no position and open none: the value stays, each bar
+    returns exactly 0, and of the sums only the count of returns, the first peak and the value's high
+    bar change."""
+    if stop <= first:
+        return acc
+    peak = acc.peak
+    trough = acc.trough
+    if np.isnan(peak):
+        peak = acc.wealth
+        trough = acc.wealth
+    high_value = acc.high_value
+    high_bar = acc.high_bar
+    if acc.value >= high_value:  # no drawdown running: the high moves on (a running one goes on)
+        high_value = acc.value
+        high_bar = stop - 1
+    return Acc(acc.value, acc.n_returns + (stop - first), acc.return_sum, acc.down_sum, acc.gain_sum, acc.loss_sum,
+               acc.growth, acc.wealth, peak, trough, acc.worst_dd, high_value, high_bar, acc.longest_dd, acc.exposed)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def finish_acc_nb(acc: Acc, last: int) -> Acc:
+    """acc after the last bar (`last`): the deepest drawdown includes the last peak's stretch, and the
+    value's longest drawdown the one still running (vectorbt's active drawdown record, end bar included)."""
+    worst_dd = acc.worst_dd
+    if not np.isnan(acc.peak):
+        dd = acc.trough / acc.peak - 1
+        if dd < worst_dd:
+            worst_dd = dd
+    longest_dd = max(acc.longest_dd, last - acc.high_bar)
+    return Acc(acc.value, acc.n_returns, acc.return_sum, acc.down_sum, acc.gain_sum, acc.loss_sum, acc.growth,
+               acc.wealth, acc.peak, acc.trough, worst_dd, acc.high_value, acc.high_bar, longest_dd, acc.exposed)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -644,6 +855,14 @@ def sharpe_of_nb(n: int, mean: float, k: int, ssd: float, ann_factor: float) -> 
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def volatility_of_nb(n: int, k: int, ssd: float, vol_factor: float) -> float:
+    """vectorbt's annualized_volatility (ddof 1, levy_alpha 2) from the same sums as sharpe_of_nb."""
+    if n < 2 or k - 1 <= 0:
+        return np.nan
+    return np.sqrt(ssd / (k - 1)) * vol_factor
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def squared_deviation_nb(v: float, mean: float) -> float:
     """(v - mean)^2, or 0.0 for a NaN return: a sum (>= 0) keeps its bits, as when the return is skipped."""
     d = v - mean
@@ -651,19 +870,33 @@ def squared_deviation_nb(v: float, mean: float) -> float:
 
 
 @njit(cache=True, error_model="numpy")
-def sharpe_batch_nb(returns, n_used, start, means, counts, ann_factor, out, rows):
-    """The Sharpe ratios of a batch: strategy q (< n_used) has its returns in returns[q, start:], its mean
-    and count of returns in means[q], counts[q], and its metrics row in out[rows[q]]. The same sums as
-    _sharpe_nb, bar by bar, four at once."""
+def second_pass_nb(out, returns, mean: float, k: int, sim) -> None:
+    """The metrics that need the mean return first, Sharpe ratio and annualised volatility, of one
+    strategy's returns (the traded bars), with its mean and count of returns."""
+    ssd = 0.0  # numba's nanvar: a second pass around the mean
+    for v in returns:
+        ssd += squared_deviation_nb(v, mean)
+    n = returns.shape[0]
+    out[Metric.sharpe_ratio] = sharpe_of_nb(n, mean, k, ssd, sim.ann_factor)
+    out[Metric.annualized_volatility] = volatility_of_nb(n, k, ssd, sim.vol_factor)
+
+
+@njit(cache=True, error_model="numpy")
+def sharpe_batch_nb(returns, batch, n_used: int, sim, out) -> None:
+    """second_pass_nb for a batch: strategy q (< n_used) has its returns in returns[q, sim.start:] and its
+    mean, count of returns and metrics row in the batch_dt record batch[q]. The same sums, bar by bar,
+    four at once."""
+    start = sim.start
     n = returns.shape[1] - start
+    last = n_used - 1  # a missing strategy repeats the last; its result is dropped
     r0 = returns[0, start:]
-    r1 = returns[min(1, n_used - 1), start:]  # a missing strategy repeats the last; its result is dropped
-    r2 = returns[min(2, n_used - 1), start:]
-    r3 = returns[min(3, n_used - 1), start:]
-    m0 = means[0]
-    m1 = means[min(1, n_used - 1)]
-    m2 = means[min(2, n_used - 1)]
-    m3 = means[min(3, n_used - 1)]
+    r1 = returns[min(1, last), start:]
+    r2 = returns[min(2, last), start:]
+    r3 = returns[min(3, last), start:]
+    m0 = batch[0].mean
+    m1 = batch[min(1, last)].mean
+    m2 = batch[min(2, last)].mean
+    m3 = batch[min(3, last)].mean
     s0 = 0.0
     s1 = 0.0
     s2 = 0.0
@@ -676,36 +909,57 @@ def sharpe_batch_nb(returns, n_used, start, means, counts, ann_factor, out, rows
         s3 += squared_deviation_nb(r3[u], m3)
     sums = (s0, s1, s2, s3)
     for q in range(n_used):
-        out[rows[q], Metric.sharpe_ratio] = sharpe_of_nb(n, means[q], counts[q], sums[q], ann_factor)
+        b = batch[q]
+        row = out[b.row]
+        row[Metric.sharpe_ratio] = sharpe_of_nb(n, b.mean, b.count, sums[q], sim.ann_factor)
+        row[Metric.annualized_volatility] = volatility_of_nb(n, b.count, sums[q], sim.vol_factor)
 
 
 @njit(cache=True, error_model="numpy")
-def _sortino_nb(mean: float, down_sum: float, k: int, n: int, ann_factor: float) -> float:
-    """vectorbt sortino_ratio_1d_nb with required_return 0."""
-    if n < 2:
-        return np.nan
-    avg = mean * ann_factor
-    downside = np.sqrt(down_sum / k if k > 0 else np.nan) * np.sqrt(ann_factor)
-    if downside == 0.0:
-        return np.inf
-    return avg / downside
-
-
-@njit(cache=True, error_model="numpy")
-def write_metrics_nb(out: np.ndarray, returns: np.ndarray, total_return: float, r_sum: float, n_r: int,
-                     down_sum: float, worst_dd: float, n_trades: int, n_wins: int, n_in_market: int,
-                     ann_factor: float, sharpe: bool) -> float:
-    """A metrics row from the per-bar returns (of the traded bars) and the one-pass sums; returns the
-    mean return. sharpe=False leaves the Sharpe ratio (its second pass) to sharpe_batch_nb."""
-    n = returns.shape[0]
-    mean = r_sum / n_r if n_r > 0 else np.nan
+def write_metrics_nb(out, acc: Acc, trades: TradeStats, total_return: float, fees_paid: float, n: int,
+                     sim) -> float:
+    """A metrics row from the running sums of n traded bars and the trade summary, each metric as the metric
+    table defines it (vectorbt's); returns the mean return. Sharpe ratio and annualised volatility need
+    a second pass over the returns (second_pass_nb, sharpe_batch_nb) and are left NaN here."""
+    k = acc.n_returns
+    ann_factor = sim.ann_factor
+    mean = acc.return_sum / k if k > 0 else np.nan
     out[Metric.total_return] = total_return
-    out[Metric.sharpe_ratio] = _sharpe_nb(returns, mean, n_r, ann_factor) if sharpe else np.nan
-    out[Metric.sortino_ratio] = _sortino_nb(mean, down_sum, n_r, n, ann_factor)
-    out[Metric.max_drawdown] = worst_dd
-    out[Metric.n_trades] = n_trades
-    out[Metric.win_rate] = n_wins / n_trades if n_trades > 0 else np.nan
-    out[Metric.exposure] = n_in_market / n
+    out[Metric.sharpe_ratio] = np.nan
+    out[Metric.annualized_volatility] = np.nan
+    # downside risk: sqrt of the mean squared loss, annualised; Sortino: the annualised mean over it
+    downside = np.sqrt(acc.down_sum / k if k > 0 else np.nan) * np.sqrt(ann_factor)
+    out[Metric.downside_risk] = downside
+    if n < 2:
+        out[Metric.sortino_ratio] = np.nan
+    elif downside == 0.0:
+        out[Metric.sortino_ratio] = np.inf
+    else:
+        out[Metric.sortino_ratio] = mean * ann_factor / downside
+    out[Metric.max_drawdown] = acc.worst_dd
+    annualized = acc.growth ** (ann_factor / n) - 1
+    out[Metric.annualized_return] = annualized
+    out[Metric.calmar_ratio] = np.nan if acc.worst_dd == 0.0 else annualized / abs(acc.worst_dd)
+    out[Metric.omega_ratio] = np.inf if acc.loss_sum == 0.0 else acc.gain_sum / acc.loss_sum
+    out[Metric.max_drawdown_duration] = acc.longest_dd if acc.longest_dd > 0 else np.nan
+    out[Metric.exposure] = acc.exposed / n
+    out[Metric.total_fees_paid] = fees_paid
+    # the exit trades (closed, and the open one valued at the last close)
+    count = trades.count
+    out[Metric.n_trades] = count
+    win_rate = trades.wins / count if count > 0 else np.nan
+    out[Metric.win_rate] = win_rate
+    out[Metric.profit_factor] = trades.win_sum / abs(trades.loss_sum)
+    if count > 0:
+        # breakeven trades count, but neither win nor lose; no winner (loser): an average win (loss) of 0
+        avg_win = trades.win_sum / trades.wins if trades.wins > 0 else 0.0
+        avg_loss = trades.loss_sum / trades.losses if trades.losses > 0 else 0.0
+        out[Metric.expectancy] = win_rate * avg_win - trades.losses / count * abs(avg_loss)
+    else:
+        out[Metric.expectancy] = np.nan
+    out[Metric.sqn] = np.sqrt(count) * trades.pnl_mean / trades.pnl_std
+    out[Metric.best_trade] = trades.best
+    out[Metric.worst_trade] = trades.worst
     return mean
 
 
@@ -713,266 +967,132 @@ def write_metrics_nb(out: np.ndarray, returns: np.ndarray, total_return: float, 
 
 
 @njit(cache=True, error_model="numpy")
-def simulate_column_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out,
-                       sharpe=True):
-    """Simulate one strategy over bars [sim.start, len(close)), write its metrics row into `out` and
-    return (its trade fingerprint (uint64: the hash of its filled orders, see order_hash_nb), its mean
-    return, its count of returns): with sharpe=False, what sharpe_batch_nb needs for its Sharpe ratio.
+def simulate_column_nb(prices, signals, p, sim, ws):
+    """Simulate one strategy over bars [sim.start, len(close)) and write its metrics row into ws.out (but
+    for Sharpe ratio and annualised volatility: second_pass_nb) and its trade fingerprint (the hash of its
+    filled orders, see order_hash_nb) into ws.fingerprints[0]; its returns go to ws.returns, its exit
+    trades to ws.trades[0]. Returns (its mean return, its count of returns).
 
-    p: the strategy's record (evo.engine.enums.params_dt); sim: evo.engine.enums.SimSettings.
-    short_entries/short_exits: empty unless given (then entries/exits are the long side).
-    Signals before `start` are ignored: the portfolio starts flat with init_cash at `start` (an
-    out-of-sample window whose indicators were warmed up on the bars before it). `returns` is a
-    scratch buffer of len(close): the only O(T) memory used.
+    prices: evo.engine.enums.Prices of 1-D arrays; signals: Signals of 1-D arrays, short ones empty
+    unless given (then entries/exits are the long side); p: the strategy's params_dt record; sim:
+    SimSettings; ws: a Workspace. Signals before `start` are ignored: the portfolio starts flat with
+    init_cash at `start` (an out-of-sample window whose indicators were warmed up on the bars before it).
     """
-    n = close.shape[0]
+    n = prices.close.shape[0]
     start = sim.start
-    ls = short_entries.shape[0] > 0
+    ls = signals.short_entries.shape[0] > 0
     direction = p.direction
-    uoe = sim.upon_opposite_entry
     # the bars from `start` on
-    open_w = open_[start:]
-    high_w = high[start:]
-    low_w = low[start:]
-    close_w = close[start:]
-    entries_w = entries[start:]
-    exits_w = exits[start:]
-    short_entries_w = short_entries[start:]
-    short_exits_w = short_exits[start:]
-    returns_w = returns[start:]
+    open_w = prices.open[start:]
+    high_w = prices.high[start:]
+    low_w = prices.low[start:]
+    close_w = prices.close[start:]
+    entries_w = signals.entries[start:]
+    exits_w = signals.exits[start:]
+    short_entries_w = signals.short_entries[start:]
+    short_exits_w = signals.short_exits[start:]
+    returns_w = ws.returns[start:]
+    log = ws.trades[0]
     states = np.empty(1, dtype=state_dt)  # the column's balances and what only orders change
     st = states[0]
     init_state_nb(st, sim.init_cash)
     pos = 0.0
-    rec_cash = sim.init_cash  # cash_nb: init + cumulative cash flows, as vectorbt rebuilds it from the orders
-    n_in_market = 0
-    prev_value = sim.init_cash
-    r_sum = 0.0
-    down_sum = 0.0
-    n_r = 0
-    wealth = 100.0
-    peak = np.nan
-    trough = np.nan
-    worst_dd = 0.0
+    cash = sim.init_cash  # cash_nb: init + cumulative cash flows, as vectorbt rebuilds it from the orders
+    acc = acc_init_nb(sim.init_cash)
 
     # Bars are indexed by unsigned ints from 0 in the windows: no negative-index wraparound code.
     m = n - start
     i = 0
     while i < m:
+        stop_price = np.nan
         if pos == 0:
             # flat: until a signal that could open a position (most bars), the value stays and each bar
-            # returns exactly 0; of the metrics only the count of returns and the first peak change
+            # returns exactly 0
             nxt = m
             for j in range(i, m):
                 u = np.uint64(j)
-                if ls:
-                    opens = entries_w[u] or short_entries_w[u]
-                else:
-                    opens = entries_w[u] or (exits_w[u] and direction == Direction.Both)
-                if opens:
+                if opens_nb(entries_w[u], exits_w[u], ls and short_entries_w[u], ls, direction):
                     nxt = j
                     break
                 returns_w[u] = 0.0
-            n_r += nxt - i
-            if nxt > i and np.isnan(peak):
-                peak = wealth
-                trough = wealth
-            i = nxt
-            if i == m:
-                break
-            stop_price = np.nan
+            acc = flat_nb(acc, i, nxt)
         else:
-            # in a position: hold until a stop or a signal that can change it. A stop comes first and
-            # takes the bar (StopLimit: its level, or the open when the bar opens beyond it, without
-            # slippage); a trailing stop-loss then follows the bar's high (low for a short).
-            is_long = pos > 0
-            watch_entries = ls or (direction == Direction.Both and not is_long)  # both: a short reverses
-            watch_exits = ls or not watch_entries  # closes, or reverses a long (both)
-            # the stops in locals for the stretch (the record is written back once, after it)
-            sl_level = st.sl_level
-            tp_level = st.tp_level
-            sl_price = st.sl_price
-            sl_stop = st.sl_stop
-            trail = st.sl_trail
-            stop_price = np.nan
+            # in a position: hold until a stop or a signal that can change it; the stops in a local
+            # record for the stretch (written back once, after it)
+            watch_entries, watch_exits = watched_nb(pos, ls, direction)
+            stops = stops_of_nb(st)
             nxt = m
             for j in range(i, m):
                 u = np.uint64(j)
-                lo = low_w[u]
-                hi = high_w[u]
-                stop_price = stop_fill_nb(pos, sl_level, tp_level, open_w[u], lo, hi)
-                if trail:
-                    # vectorbt recomputes the level from the reference price every bar: same operations
-                    if is_long:
-                        if hi > sl_price:
-                            sl_price = hi
-                            sl_level = stop_level_nb(pos, hi, sl_stop, True)
-                    elif lo < sl_price:
-                        sl_price = lo
-                        sl_level = stop_level_nb(pos, lo, sl_stop, True)
-                if (not np.isnan(stop_price)
-                        or (watch_exits and (exits_w[u] or (ls and short_exits_w[u])))
-                        or (watch_entries and (entries_w[u] or (ls and short_entries_w[u])))):
+                stops, stop_price = watch_nb(stops, pos, open_w[u], low_w[u], high_w[u])
+                if not np.isnan(stop_price) or changes_nb(watch_entries, watch_exits, entries_w[u], exits_w[u],
+                                                          ls and short_entries_w[u], ls and short_exits_w[u], ls):
                     nxt = j
                     break
-                c = close_w[u]
-                value = rec_cash + c * pos
-                # an unchanged value returns exactly 0: skip the division
-                r = 0.0 if value == prev_value else _return_nb(prev_value, value)
+                acc, r = bar_nb(acc, cash + close_w[u] * pos, j, True)
                 returns_w[u] = r
-                prev_value = value
-                r_sum, n_r, down_sum, wealth, peak, trough, worst_dd = bar_metrics_nb(
-                    r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd
-                )
-            n_in_market += nxt - i
-            st.sl_price = sl_price
-            st.sl_level = sl_level
-            i = nxt
-            if i == m:
-                break
-        # bar i may trade: the stop found above, or its signals through vectorbt's resolution
+            keep_trailing_nb(st, stops)
+        i = nxt
+        if i == m:
+            break
+        # bar i may trade: the stop found above, or its signals
         u = np.uint64(i)
         c = close_w[u]
-        price = c
-        slip = sim.slippage
-        if not np.isnan(stop_price):
-            price = stop_price
-            slip = 0.0
-            size, size_type, order_dir = signals_to_size_nb(pos, False, pos > 0, False, pos < 0, p.size,
-                                                            p.size_type, c)
-        else:
-            short_entry = False
-            short_exit = False
-            if ls:
-                short_entry = short_entries_w[u]
-                short_exit = short_exits_w[u]
-            le, lx, se, sx = read_signals_nb(entries_w[u], exits_w[u], short_entry, short_exit, ls, direction)
-            le, lx, se, sx = resolve_signals_nb(pos, le, lx, se, sx, uoe)
-            size, size_type, order_dir = signals_to_size_nb(pos, le, lx, se, sx, p.size, p.size_type, c)
-        if size != 0:
-            pos, flow = process_order_nb(st, st, pos, size, size_type, order_dir, price, c, sim.fees, slip,
-                                         sim.min_size, p, i)
-            if flow != 0.0:  # add_nb(x, 0.0) is x for every x add_nb returns
-                rec_cash = add_nb(rec_cash, flow)
-        if pos != 0:
-            n_in_market += 1
-            value = rec_cash + c * pos
-        else:
-            value = rec_cash + c * 0.0
-        r = 0.0 if value == prev_value else _return_nb(prev_value, value)
+        sides = read_signals_nb(entries_w[u], exits_w[u], ls and short_entries_w[u], ls and short_exits_w[u], ls,
+                                direction)
+        bar = column_bar_nb(i, c, stop_price, sides)
+        flow = trade_bar_nb(st, st, log, bar, p, sim)
+        pos = st.position
+        if flow != 0.0:  # add_nb(x, 0.0) is x for every x add_nb returns
+            cash = add_nb(cash, flow)
+        acc, r = bar_nb(acc, cash + c * pos if pos != 0 else cash + c * 0.0, i, pos != 0)
         returns_w[u] = r
-        prev_value = value
-        r_sum, n_r, down_sum, wealth, peak, trough, worst_dd = bar_metrics_nb(
-            r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd
-        )
         i += 1
-    if not np.isnan(peak):
-        dd = trough / peak - 1
-        if dd < worst_dd:
-            worst_dd = dd
 
-    still_open, won = open_trade_of_nb(st, close[n - 1])
+    acc = finish_acc_nb(acc, m - 1)
+    close_open_trade_nb(st, log, prices.close[n - 1])
     # total_return from total_profit_nb (no orders: exactly 0)
-    total_return = 0.0 if st.n_orders == 0 else (st.profit_cash + pos * close[n - 1]) / sim.init_cash
-    mean = write_metrics_nb(out, returns_w, total_return, r_sum, n_r, down_sum, worst_dd, st.n_trades + still_open,
-                            st.n_wins + won, n_in_market, sim.ann_factor, sharpe)
-    return st.fingerprint, mean, n_r
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def simulate_signals_nb(open_, high, low, close, entries, exits, short_entries, short_exits, params, sim, n_threads):
-    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies,) uint64) of signals shaped
-    (n_strategies, n_bars), one row and one params record per strategy, simulated over bars [sim.start, n_bars).
-
-    short_entries/short_exits: (n_strategies, n_bars), or (0, 0) when not given.
-    Strategies are spread round-robin over `n_threads` (numba.get_num_threads(),
-    passed in because reading it inside a kernel defeats the compile cache); each
-    thread owns one returns buffer, so memory is O(threads x bars), not O(strategies x bars).
-    """
-    n_strat, n_bars = entries.shape
-    out = np.empty((n_strat, N_METRICS))
-    fps = np.empty(n_strat, dtype=np.uint64)
-    n_threads = max(1, min(n_threads, n_strat))
-    buffers = np.empty((n_threads, BATCH, n_bars))
-    means = np.empty((n_threads, BATCH))
-    counts = np.empty((n_threads, BATCH), dtype=np.int64)
-    rows = np.empty((n_threads, BATCH), dtype=np.int64)
-    no_signals = np.empty(0, dtype=np.bool_)
-    ls = short_entries.shape[0] > 0
-    for t in prange(n_threads):
-        q = 0
-        for s in range(t, n_strat, n_threads):
-            if ls:
-                fp, mean, k = simulate_column_nb(open_, high, low, close, entries[s], exits[s], short_entries[s],
-                                                 short_exits[s], params[s], sim, buffers[t, q], out[s], False)
-            else:
-                fp, mean, k = simulate_column_nb(open_, high, low, close, entries[s], exits[s], no_signals,
-                                                 no_signals, params[s], sim, buffers[t, q], out[s], False)
-            fps[s] = fp
-            q = batch_add_nb(buffers[t], q, s, mean, k, means[t], counts[t], rows[t], sim, out)
-        if q > 0:
-            sharpe_batch_nb(buffers[t], q, sim.start, means[t], counts[t], sim.ann_factor, out, rows[t])
-    return out, fps
-
-
-@njit(cache=True, error_model="numpy")
-def batch_add_nb(buffers, q, s, mean, k, means, counts, rows, sim, out):
-    """Strategy s, simulated into buffers[q], joins the batch; a full batch gets its Sharpe ratios.
-    Returns the next free slot."""
-    means[q] = mean
-    counts[q] = k
-    rows[q] = s
-    q += 1
-    if q == BATCH:
-        sharpe_batch_nb(buffers, q, sim.start, means, counts, sim.ann_factor, out, rows)
-        q = 0
-    return q
+    total_return = 0.0 if st.n_orders == 0 else (st.profit_cash + pos * prices.close[n - 1]) / sim.init_cash
+    mean = write_metrics_nb(ws.out, acc, trade_summary_nb(states, ws.trades), total_return, st.fees_paid, m, sim)
+    ws.fingerprints[0] = st.fingerprint
+    return mean, acc.n_returns
 
 
 # ############# One strategy on several assets: one portfolio with shared cash ############# #
 
 
 @njit(cache=True, error_model="numpy")
-def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, short_exits, p, sim, returns, out,
-                      fps, sharpe=True):
+def simulate_group_nb(prices, signals, p, sim, ws):
     """One strategy's signals on n_assets columns as ONE portfolio with shared cash, equal to vectorbt's
     from_signals(..., group_by=True, cash_sharing=True) with the default call sequence: each bar, the
-    columns in order resolve their stop or signal and execute it against the shared cash; the metrics
-    are the group's (its value and returns; all columns' trades; a bar is exposed when any column holds
-    a position). Prices and signals are (n_assets, n_bars), short signals (0, 0) when not given.
-    `returns` is a scratch buffer of n_bars; `fps` (n_assets,) receives each column's trade fingerprint.
-    Returns (the mean return, the count of returns); sharpe=False leaves the Sharpe ratio to sharpe_batch_nb.
+    columns in order resolve their stop or signals and execute them against the shared cash (watch_nb,
+    trade_bar_nb, as simulate_column_nb); the metrics are the group's (its value and returns; all
+    columns' trades; a bar is exposed when any column holds a position; the fees of all orders).
+    prices: Prices of (n_assets, n_bars) arrays; signals: Signals of (n_assets, n_bars) arrays, short
+    ones of last axis 0 when not given. Writes ws.out (but for the second pass, as simulate_column_nb),
+    ws.fingerprints[k] (each column's trade fingerprint), ws.returns and ws.trades[k]; returns (the
+    mean return, the count of returns).
     """
-    n_assets, n = close.shape
+    n_assets, n = prices.close.shape
     start = max(sim.start, 0)  # known >= 0: indices need no negative wraparound
-    ls = short_entries.shape[0] > 0
+    ls = signals.short_entries.shape[-1] > 0
     direction = p.direction
-    uoe = sim.upon_opposite_entry
-    open_w = open_
-    high_w = high
-    low_w = low
-    close_w = close
-    entries_w = entries
-    exits_w = exits
-    short_entries_w = short_entries
-    short_exits_w = short_exits
-    returns_w = returns
+    open_w = prices.open
+    high_w = prices.high
+    low_w = prices.low
+    close_w = prices.close
+    entries_w = signals.entries
+    exits_w = signals.exits
+    short_entries_w = signals.short_entries
+    short_exits_w = signals.short_exits
+    returns_w = ws.returns
     states = np.empty(n_assets + 1, dtype=state_dt)  # the columns' states, and the group's cash last
     for k in range(n_assets + 1):
         init_state_nb(states[k], sim.init_cash)
     bal = states[n_assets]
-    pos = np.zeros(n_assets)
     n_open = 0  # columns with a position
-    rec_cash = sim.init_cash  # cash_grouped_nb
-    n_in_market = 0
-    prev_value = sim.init_cash
-    r_sum = 0.0
-    down_sum = 0.0
-    n_r = 0
-    wealth = 100.0
-    peak = np.nan
-    trough = np.nan
-    worst_dd = 0.0
+    cash = sim.init_cash  # cash_grouped_nb
+    acc = acc_init_nb(sim.init_cash)
 
     for i in range(start, n):
         ui = np.uint64(i)  # unsigned indices: no negative-index wraparound code
@@ -980,134 +1100,137 @@ def simulate_group_nb(open_, high, low, close, entries, exits, short_entries, sh
         was_open = n_open
         for k in range(n_assets):
             uk = np.uint64(k)
-            pk = pos[uk]
+            st = states[uk]
+            pk = st.position
             # as in simulate_column_nb: most columns hold (flat with nothing to open, or in a position
             # without a stop or a signal that can change it) and skip to the next
             stop_price = np.nan
+            short_entry = ls and short_entries_w[uk, ui]
+            short_exit = ls and short_exits_w[uk, ui]
             if pk == 0:
-                if ls:
-                    opens = entries_w[uk, ui] or short_entries_w[uk, ui]
-                else:
-                    opens = entries_w[uk, ui] or (exits_w[uk, ui] and direction == Direction.Both)
-                if not opens:
+                if not opens_nb(entries_w[uk, ui], exits_w[uk, ui], short_entry, ls, direction):
                     continue
             else:
-                st = states[uk]
-                lo = low_w[uk, ui]
-                hi = high_w[uk, ui]
-                stop_price = stop_fill_nb(pk, st.sl_level, st.tp_level, open_w[uk, ui], lo, hi)
-                if st.sl_trail:
-                    if pk > 0:
-                        if hi > st.sl_price:
-                            st.sl_price = hi
-                            st.sl_level = stop_level_nb(pk, hi, st.sl_stop, True)
-                    elif lo < st.sl_price:
-                        st.sl_price = lo
-                        st.sl_level = stop_level_nb(pk, lo, st.sl_stop, True)
-                watch_entries = ls or (direction == Direction.Both and pk < 0)
-                watch_exits = ls or not watch_entries
-                if not (not np.isnan(stop_price)
-                        or (watch_exits and (exits_w[uk, ui] or (ls and short_exits_w[uk, ui])))
-                        or (watch_entries and (entries_w[uk, ui] or (ls and short_entries_w[uk, ui])))):
+                stops, stop_price = watch_nb(stops_of_nb(st), pk, open_w[uk, ui], low_w[uk, ui], high_w[uk, ui])
+                keep_trailing_nb(st, stops)
+                watch_entries, watch_exits = watched_nb(pk, ls, direction)
+                if np.isnan(stop_price) and not changes_nb(watch_entries, watch_exits, entries_w[uk, ui],
+                                                           exits_w[uk, ui], short_entry, short_exit, ls):
                     continue
-            c = close_w[uk, ui]
-            price = c
-            slip = sim.slippage
-            if not np.isnan(stop_price):
-                price = stop_price
-                slip = 0.0
-                size, size_type, order_dir = signals_to_size_nb(pk, False, pk > 0, False, pk < 0, p.size,
-                                                                p.size_type, c)
-            else:
-                short_entry = False
-                short_exit = False
-                if ls:
-                    short_entry = short_entries_w[uk, ui]
-                    short_exit = short_exits_w[uk, ui]
-                le, lx, se, sx = read_signals_nb(entries_w[uk, ui], exits_w[uk, ui], short_entry, short_exit, ls,
-                                                 direction)
-                le, lx, se, sx = resolve_signals_nb(pk, le, lx, se, sx, uoe)
-                size, size_type, order_dir = signals_to_size_nb(pk, le, lx, se, sx, p.size, p.size_type, c)
-            if size != 0:
-                new_pk, cf = process_order_nb(bal, states[uk], pk, size, size_type, order_dir, price, c, sim.fees,
-                                              slip, sim.min_size, p, i - start)
-                pos[uk] = new_pk
-                n_open += (new_pk != 0) - (pk != 0)
-                flow += cf
+            sides = read_signals_nb(entries_w[uk, ui], exits_w[uk, ui], short_entry, short_exit, ls, direction)
+            bar = column_bar_nb(i - start, close_w[uk, ui], stop_price, sides)
+            flow += trade_bar_nb(bal, st, ws.trades[uk], bar, p, sim)
+            n_open += (st.position != 0) - (pk != 0)
         if n_open == 0 and was_open == 0:
             # flat before and after (so no order filled): the value stays, the bar returns exactly 0
             returns_w[ui] = 0.0
-            n_r += 1
-            if np.isnan(peak):
-                peak = wealth
-                trough = wealth
+            acc = flat_nb(acc, i - start, i - start + 1)
             continue
         if flow != 0.0:
-            rec_cash = add_nb(rec_cash, flow)
+            cash = add_nb(cash, flow)
         asset_value = 0.0  # asset_value_grouped_nb: close x position summed in column order
         for k in range(n_assets):
             uk = np.uint64(k)
-            if pos[uk] != 0:
-                asset_value += close_w[uk, ui] * pos[uk]
-        if n_open > 0:
-            n_in_market += 1
-        value = rec_cash + asset_value
-        r = 0.0 if value == prev_value else _return_nb(prev_value, value)
+            pk = states[uk].position
+            if pk != 0:
+                asset_value += close_w[uk, ui] * pk
+        acc, r = bar_nb(acc, cash + asset_value, i - start, n_open > 0)
         returns_w[ui] = r
-        prev_value = value
-        r_sum, n_r, down_sum, wealth, peak, trough, worst_dd = bar_metrics_nb(
-            r, r_sum, n_r, down_sum, wealth, peak, trough, worst_dd
-        )
-    if not np.isnan(peak):
-        dd = trough / peak - 1
-        if dd < worst_dd:
-            worst_dd = dd
 
-    n_trades = 0
-    n_wins = 0
+    acc = finish_acc_nb(acc, n - 1 - start)
     total_profit = 0.0  # total_profit_grouped_nb: the columns' total profits summed in column order
     for k in range(n_assets):
         st = states[k]
-        still_open, won = open_trade_of_nb(st, close[k, n - 1])
-        n_trades += st.n_trades + still_open
-        n_wins += st.n_wins + won
+        close_open_trade_nb(st, ws.trades[k], close_w[k, n - 1])
         if st.n_orders > 0:
-            total_profit += st.profit_cash + pos[k] * close[k, n - 1]
-        fps[k] = st.fingerprint
-    mean = write_metrics_nb(out, returns[start:], total_profit / sim.init_cash, r_sum, n_r, down_sum, worst_dd,
-                            n_trades, n_wins, n_in_market, sim.ann_factor, sharpe)
-    return mean, n_r
+            total_profit += st.profit_cash + st.position * close_w[k, n - 1]
+        ws.fingerprints[k] = st.fingerprint
+    mean = write_metrics_nb(ws.out, acc, trade_summary_nb(states, ws.trades), total_profit / sim.init_cash,
+                            bal.fees_paid, n - start, sim)
+    return mean, acc.n_returns
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def simulate_portfolios_nb(open_, high, low, close, entries, exits, short_entries, short_exits, params, sim,
-                           n_threads):
-    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies, n_assets) uint64) of one
-    shared-cash portfolio per strategy over all assets.
+# ############# Many strategies ############# #
 
-    Prices (n_assets, n_bars); signals (n_strategies, n_assets, n_bars), short ones (0, 0, 0) when
-    not given; one params record per strategy (the same for each of its assets)."""
-    n_strat = entries.shape[0]
-    n_bars = close.shape[1]
+
+@njit(cache=True, error_model="numpy", inline="always")
+def given_signals_nb(signals, s, entries, exits) -> Signals:
+    """Strategy s's rows of precomputed signals (a Signals of arrays with a leading strategy axis); the
+    thread's signal buffers are not used."""
+    return Signals(signals.entries[s], signals.exits[s], signals.short_entries[s], signals.short_exits[s])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def filled_nb(entries, exits) -> Signals:
+    """The Signals of a family's signal function that filled `entries` and `exits`, without short signals."""
+    return Signals(entries, exits, entries[:0], exits[:0])
+
+
+@njit(error_model="numpy", inline="always")
+def drive_nb(simulate_fn, signals_fn, args, prices, params, sim, n_threads):
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies, n_columns) uint64) of one
+    strategy per params record, each simulated by `simulate_fn` (simulate_column_nb or simulate_group_nb)
+    on `prices` with the signals `signals_fn(args, s, entries, exits)` gives for strategy s: a Signals
+    tuple, either filled into the thread's buffers `entries`/`exits` (shaped like one strategy's
+    signals) or taken from `args` (given_signals_nb).
+
+    Strategies are spread round-robin over `n_threads` (numba.get_num_threads(), passed in because
+    reading it inside a kernel defeats the compile cache); each thread owns a batch of returns buffers,
+    signal buffers and a trade log, so memory is O(threads x bars), not O(strategies x bars), and runs
+    the Sharpe pass of a full batch at once (sharpe_batch_nb).
+
+    Inlined into each parallel kernel, so that the functions passed in are called directly: numba's
+    on-disk cache keeps a kernel that takes a function as an argument only this way.
+    """
+    n_strat = params.shape[0]
+    n_bars = prices.close.shape[-1]
+    n_cols = prices.close.size // n_bars
     out = np.empty((n_strat, N_METRICS))
-    fps = np.empty((n_strat, close.shape[0]), dtype=np.uint64)
+    fps = np.empty((n_strat, n_cols), dtype=np.uint64)
     n_threads = max(1, min(n_threads, n_strat))
-    buffers = np.empty((n_threads, BATCH, n_bars))
-    means = np.empty((n_threads, BATCH))
-    counts = np.empty((n_threads, BATCH), dtype=np.int64)
-    rows = np.empty((n_threads, BATCH), dtype=np.int64)
-    no_signals = np.empty((0, 0), dtype=np.bool_)
-    ls = short_entries.shape[0] > 0
+    returns = np.empty((n_threads, BATCH, n_bars))
+    trades = np.empty((n_threads, n_cols, n_bars), dtype=trade_dt)
+    buffers = np.empty((n_threads, 2) + prices.close.shape, dtype=np.bool_)
+    batch = np.empty((n_threads, BATCH), dtype=batch_dt)
     for t in prange(n_threads):
         q = 0
         for s in range(t, n_strat, n_threads):
-            if ls:
-                mean, k = simulate_group_nb(open_, high, low, close, entries[s], exits[s], short_entries[s],
-                                            short_exits[s], params[s], sim, buffers[t, q], out[s], fps[s], False)
-            else:
-                mean, k = simulate_group_nb(open_, high, low, close, entries[s], exits[s], no_signals, no_signals,
-                                            params[s], sim, buffers[t, q], out[s], fps[s], False)
-            q = batch_add_nb(buffers[t], q, s, mean, k, means[t], counts[t], rows[t], sim, out)
+            ws = Workspace(returns[t, q], buffers[t, 0], buffers[t, 1], trades[t], out[s], fps[s])
+            mean, k = simulate_fn(prices, signals_fn(args, s, ws.entries, ws.exits), params[s], sim, ws)
+            b = batch[t, q]
+            b.mean = mean
+            b.count = k
+            b.row = s
+            q += 1
+            if q == BATCH:
+                sharpe_batch_nb(returns[t], batch[t], q, sim, out)
+                q = 0
         if q > 0:
-            sharpe_batch_nb(buffers[t], q, sim.start, means[t], counts[t], sim.ann_factor, out, rows[t])
+            sharpe_batch_nb(returns[t], batch[t], q, sim, out)
     return out, fps
+
+
+@njit(error_model="numpy", inline="always")
+def simulate_columns_nb(signals_fn, args, prices, params, sim, n_threads):
+    """drive_nb over one asset: (metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies,)
+    uint64). For a family's fused kernel: `signals_fn` fills one strategy's signals (evo/strategies/nb.py)."""
+    out, fps = drive_nb(simulate_column_nb, signals_fn, args, prices, params, sim, n_threads)
+    return out, fps[:, 0]
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def simulate_signals_nb(prices, signals, params, sim, n_threads):
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies,) uint64) of signals shaped
+    (n_strategies, n_bars) (short ones (n_strategies, 0) when not given) on one asset's Prices, one
+    params record per strategy, simulated over bars [sim.start, n_bars)."""
+    return simulate_columns_nb(given_signals_nb, signals, prices, params, sim, n_threads)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def simulate_portfolios_nb(prices, signals, params, sim, n_threads):
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies, n_assets) uint64) of one
+    shared-cash portfolio per strategy over all assets.
+
+    Prices of (n_assets, n_bars) arrays; Signals of (n_strategies, n_assets, n_bars) arrays, short ones
+    (n_strategies, 0, 0) when not given; one params record per strategy (the same for each of its assets)."""
+    return drive_nb(simulate_group_nb, given_signals_nb, signals, prices, params, sim, n_threads)

@@ -67,49 +67,38 @@ class EvaluationRows:
 class EvaluationsMixin:
     """Store methods for the evaluation cache (mixed into `Store`)."""
 
-    # ids of immutable dictionary rows (metric sets, evaluation keys), cached once committed
-    _sets_by_id: dict[int, MetricSet]
-    _set_ids: dict[tuple[str, ...], int]
-    _key_ids: dict[str, int]
-
-    def _init_cache(self) -> None:
-        self._sets_by_id, self._set_ids, self._key_ids = {}, {}, {}
+    # The ids of dictionary rows (metric sets, evaluation keys) are read each time, never kept between
+    # calls: a database recreated at the same URL (or migrated down and up) under a long-lived process,
+    # such as `evo serve`, numbers them anew. One small query per generation.
 
     # -- dictionary rows ---------------------------------------------------------------------------
-    def metric_set(self, conn, set_id: int) -> MetricSet:
-        """The metric set with this id (all of them are read the first time one is unknown)."""
-        if set_id not in self._sets_by_id:
-            for r in conn.execute(select(metric_sets.c.id, metric_sets.c.names)):
-                self._sets_by_id[r.id] = MetricSet(r.id, tuple(json.loads(r.names)))
-        return self._sets_by_id[set_id]
+    def metric_set(self, conn, set_id: int, known: dict | None = None) -> MetricSet:
+        """The metric set with this id (`known`: sets already read by the caller, by id)."""
+        if known is not None and set_id in known:
+            return known[set_id]
+        names = conn.execute(select(metric_sets.c.names).where(metric_sets.c.id == set_id)).scalar_one()
+        ms = MetricSet(set_id, tuple(json.loads(names)))
+        if known is not None:
+            known[set_id] = ms
+        return ms
 
-    def _dictionary_id(self, table, column: str, value: str, cache: dict) -> int:
+    def _dictionary_id(self, table, column: str, value: str) -> int:
         """The id of the row holding `value`, inserted first if it is new. It commits on its own: such a
         row states a fact (a key, a list of names) that holds whether or not a generation commits."""
-        if value in cache:
-            return cache[value]
         with self.engine.begin() as conn:
             bulk_insert(conn, table, {column: [value]}, conflict=(column,))
-            cache[value] = conn.execute(select(table.c.id).where(table.c[column] == value)).scalar_one()
-        return cache[value]
+            return conn.execute(select(table.c.id).where(table.c[column] == value)).scalar_one()
 
     def metric_set_id(self, names: Sequence[str]) -> int:
-        names = tuple(names)
-        if names not in self._set_ids:
-            self._set_ids[names] = self._dictionary_id(metric_sets, "names", json.dumps(list(names)), {})
-        return self._set_ids[names]
+        return self._dictionary_id(metric_sets, "names", json.dumps(list(names)))
 
     def key_id(self, key: str) -> int:
-        return self._dictionary_id(evaluation_keys, "key", key, self._key_ids)
+        return self._dictionary_id(evaluation_keys, "key", key)
 
-    def _known_key_id(self, conn, key: str) -> int | None:
+    @staticmethod
+    def _known_key_id(conn, key: str) -> int | None:
         """The key's id, or None when nothing was ever stored under it (and nothing is written)."""
-        if key not in self._key_ids:
-            kid = conn.execute(select(evaluation_keys.c.id).where(evaluation_keys.c.key == key)).scalar()
-            if kid is None:
-                return None
-            self._key_ids[key] = kid
-        return self._key_ids[key]
+        return conn.execute(select(evaluation_keys.c.id).where(evaluation_keys.c.key == key)).scalar()
 
     # -- reading -----------------------------------------------------------------------------------
     def cached_metrics(self, family: str, hashes: Sequence[str], evaluation_key: str,
@@ -143,13 +132,13 @@ class EvaluationsMixin:
         return out
 
     # -- writing -----------------------------------------------------------------------------------
-    def _write_evaluations(self, conn, ids: dict[str, int], key_id: int, rows: EvaluationRows, now) -> None:
+    def _write_evaluations(self, conn, ids: dict[str, int], key_id: int, set_id: int, rows: EvaluationRows,
+                           now) -> None:
         """Insert the evaluations, replacing a stored one of the same genome and key (one that lacked a
         metric, or whatever another run stored meanwhile: an evaluation depends on nothing else). The
-        caller resolved the key's and the metric set's ids before its transaction began."""
+        caller resolved the key's and the metric set's ids just before its transaction began."""
         if not len(rows):
             return
-        set_id = self._set_ids[tuple(rows.names)]
         metrics = np.ascontiguousarray(rows.metrics, dtype=FLOAT)
         bulk_insert(conn, evaluations, {
             "individual_id": [ids[h] for h in rows.hashes],
@@ -166,7 +155,7 @@ class EvaluationsMixin:
         if not len(rows):
             return
         key_id = self.key_id(evaluation_key)
-        self.metric_set_id(rows.names)
+        set_id = self.metric_set_id(rows.names)
         with self.engine.begin() as conn:
             ids = self._ensure_individuals(conn, family, rows.hashes, rows.genes_json)
-            self._write_evaluations(conn, ids, key_id, rows, self.db_now(conn))
+            self._write_evaluations(conn, ids, key_id, set_id, rows, self.db_now(conn))

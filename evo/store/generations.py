@@ -78,7 +78,7 @@ class GenerationsMixin:
         transaction (the fault-injection tests use it).
         """
         key_id = self.key_id(evaluation_key)
-        self.metric_set_id(METRICS)
+        set_id = self.metric_set_id(METRICS)
         try:
             with self.engine.begin() as conn:
                 now = self.db_now(conn)
@@ -89,7 +89,7 @@ class GenerationsMixin:
                 ids = self._ensure_individuals(conn, family, offspring.hash.tolist(), genes_json)
                 stage(on_stage, "individuals")
                 new = offspring[offspring.evaluated]
-                self._write_evaluations(conn, ids, key_id, EvaluationRows(
+                self._write_evaluations(conn, ids, key_id, set_id, EvaluationRows(
                     new.hash.tolist(), (), METRICS, new.metrics, new.per_asset.tolist(), new.trades.tolist()), now)
                 stage(on_stage, "evaluations")
                 self._write_members(conn, run_id, number, ids, family, offspring, survivors, objective_signs)

@@ -17,12 +17,12 @@ from evo.store.sql import now_utc
 class ResultsMixin:
     """Store methods that read results (mixed into `Store`)."""
 
-    def _by_name(self, conn, set_id: int | None, blob, per_asset) -> tuple[dict[str, float], dict | None]:
+    def _by_name(self, conn, set_id: int | None, blob, per_asset, known: dict) -> tuple[dict[str, float], dict | None]:
         """An evaluation's metrics (and per-asset metrics) by name, every metric of the table present:
         NaN where the evaluation lacks one (or there is no evaluation)."""
         if set_id is None:
             return {m: math.nan for m in METRICS}, None
-        names = self.metric_set(conn, set_id).names
+        names = self.metric_set(conn, set_id, known).names
         values = dict(zip(names, unpack(bytes(blob), len(names))[0].tolist()))
         by_name = {m: values.get(m, math.nan) for m in METRICS}
         pa = None
@@ -48,10 +48,10 @@ class ResultsMixin:
                        & (evaluations.c.key_id == key_id))
             .where(members.c.run_id == run_id, members.c.generation == number, members.c.role == role)
         )
-        out = []
+        out, known = [], {}
         with self.engine.connect() as conn:
             for r in conn.execute(q):
-                metrics, per_asset = self._by_name(conn, r.metric_set_id, r.metrics, r.per_asset)
+                metrics, per_asset = self._by_name(conn, r.metric_set_id, r.metrics, r.per_asset, known)
                 out.append(Member(genome_hash=r.genome_hash, genes=r.genes, rank=r.rank, crowding=r.crowding,
                                   objectives=r.objectives, metrics=metrics, per_asset=per_asset, trades=r.trades))
         return out

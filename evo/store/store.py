@@ -34,7 +34,6 @@ class Store(RunsMixin, GenerationsMixin, EvaluationsMixin, ResultsMixin):
     """One database. Opening it (`open_store`) checks that it is evo's before anything is written."""
 
     def __init__(self, url: str):
-        self._init_cache()
         self.url = urls.normalize(url)
         self.masked_url = urls.mask(self.url)
         try:

@@ -307,8 +307,10 @@ class Family:
         then the simulation (evo/strategies/nb.py). Only for a family with `fused = True`; the fast
         engine computes the others' signals block by block with `fast_signals` and simulates each block.
 
-        prices: (open, high, low, close) arrays for the simulation (the stops); params: one
-        evo.engine.enums.params_dt record per genome; sim: evo.engine.enums.SimSettings.
+        prices: evo.engine.enums.Prices, the open, high, low and close arrays for the simulation (the
+        stops); params: one evo.engine.enums.params_dt record per genome; sim: evo.engine.enums.SimSettings.
+        A fused kernel plugs the family's per-strategy signal function into the engine's driver
+        (evo.engine.nb.simulate_columns_nb, see evo/strategies/nb.py).
         """
         if not self.fused:
             raise TypeError(f"family {self.name!r} has no fused kernel (fused = False): use fast_signals")

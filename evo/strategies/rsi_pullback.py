@@ -57,7 +57,7 @@ class RsiPullback(Family):
     def _fast_metrics(self, cache, genes, arrays, prices, params, sim, n_threads) -> np.ndarray:
         from evo.strategies.nb import rsi_pullback_metrics_nb
 
-        return rsi_pullback_metrics_nb(cache.values, cache.rows, genes, arrays["volume"], *prices, params, sim,
+        return rsi_pullback_metrics_nb(cache.values, cache.rows, genes, arrays["volume"], prices, params, sim,
                                        n_threads)
 
     def _repair(self, X: np.ndarray, space: GeneSpace) -> np.ndarray:

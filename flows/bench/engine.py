@@ -10,7 +10,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -81,9 +80,9 @@ def engine_benchmark(
     pattern on a subset of the same genomes, (3) the bare simulation kernel on precomputed signals."""
     import numba
 
-    from evo.engine import indicators
     from evo.config import EvaluationConfig
-    from evo.engine import fast, nb
+    from evo.engine import fast, indicators, nb
+    from evo.engine.enums import Prices, Signals
 
     market = _market(n_bars)
     fam, space, X = _genomes(family, n, seed)  # long only, all in, stops from the close: the seeds' rules
@@ -106,13 +105,14 @@ def engine_benchmark(
     sim = fast.sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage,
                             freq=market.freq)
     close = arrays["close"]
-    no_signals = np.empty((0, 0), dtype=np.bool_)
+    prices = Prices(close, close, close, close)
+    no_signals = np.empty((n, 0), dtype=np.bool_)
     del cache
-    nb.simulate_signals_nb(close, close, close, close, E[:2], XS[:2], no_signals, no_signals, params[:2], sim, 1)
+    nb.simulate_signals_nb(prices, Signals(E[:2], XS[:2], no_signals[:2], no_signals[:2]), params[:2], sim, 1)
     bare_t = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        bare, _ = nb.simulate_signals_nb(close, close, close, close, E, XS, no_signals, no_signals, params, sim,
+        bare, _ = nb.simulate_signals_nb(prices, Signals(E, XS, no_signals, no_signals), params, sim,
                                          numba.get_num_threads())
         bare_t.append(time.perf_counter() - t0)
     del E, XS
@@ -422,6 +422,18 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 ["portfolio / separate", f"{r['grouped_over_separate']:.2f}x"],
                 ["portfolio metrics and fingerprints equal the vectorbt engine's", str(r["grouped_equal_vectorbt"])],
             ],
+        ))
+    r = results.get("compare")
+    if r:
+        out.append((
+            f"this checkout against {r['baseline']} (medians of {r['repeats']}, interleaved, each side in its own "
+            "process)",
+            ["case", "strategies x bars", "this s", "baseline s", "throughput this / baseline", "paired",
+             "CPU", "same bits"],
+            [[name, f"{c['strategies']} x {c['bars']}", f"{c['this_seconds']:.3f}", f"{c['baseline_seconds']:.3f}",
+              f"{c['throughput_ratio']:.3f}", f"{c['paired_ratio']:.3f}", f"{c['cpu_ratio']:.3f}",
+              str(c["same_shared_metrics_and_fingerprints"])]
+             for name, c in r["cases"].items()],
         ))
     rows = results.get("rss")
     if rows:

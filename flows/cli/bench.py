@@ -28,6 +28,7 @@ def bench(
     db: Optional[str] = typer.Option(None, "--db", help="Database for --generation (default: a temporary SQLite file per population; give an empty one)."),
     sizes: list[int] = typer.Option([100, 1000, 10_000], "--population", min=4, max=100_000, help="Populations for --generation (repeat the option)."),
     out: Path = typer.Option(Path("bench-results/bench.json"), "--out", help="Where to write the JSON results."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Only this checkout's fast engine against another's: the Python of that checkout's environment (e.g. a worktree of the commit before a change). Full fitness long only and with every trading feature (--n, --bars) and the portfolio, each side in a process of its own, repeats interleaved."),
 ) -> None:
     """Measure the figures in the README's performance table (medians over repeats, one run)."""
     from rich.table import Table
@@ -35,7 +36,11 @@ def bench(
     from evo.flows.bench import engine as b
 
     results: dict = {}
-    if orchestration:
+    if baseline:
+        from evo.flows.bench.compare import compare_benchmark
+
+        results["compare"] = compare_benchmark(baseline, n=n, n_bars=bars, repeats=repeats)
+    elif orchestration:
         prefect_env()
         from evo.flows.bench.orchestration import orchestration_benchmark, run_benchmark
 

@@ -11,6 +11,8 @@ import time
 import numpy as np
 import pytest
 
+from evo.config.metrics import METRICS
+
 from tests.conftest import small_config
 from tests.helpers import dump_run
 
@@ -34,6 +36,46 @@ def test_fast_and_vectorbt_engines_evolve_the_same_population(tmp_path):
         np.testing.assert_allclose(fa, fb, rtol=1e-9, atol=1e-12)
     pareto = lambda d: sorted(m[2] for m in d["members"] if m[0] == 4 and m[1] == "survivor" and m[3] == 0)  # noqa: E731
     assert pareto(a) == pareto(b) and pareto(a)
+
+
+def test_the_newer_metrics_steer_an_evolution_alike_in_both_engines(tmp_path):
+    """Metrics beyond the first seven are objectives and constraints like the others: with a Calmar ratio,
+    the fees and the longest drawdown as objectives and a profit factor and an SQN as constraints, both
+    engines keep the same survivors with the same objectives, and store the same metrics."""
+    from evo.flows.evolve import drive
+    from evo.flows.orchestration import Plain
+
+    runs = {}
+    for engine in ("fast", "vectorbt"):
+        url = f"sqlite:///{tmp_path}/{engine}.db"
+        config = small_config(
+            evaluation={"engine": engine},
+            objectives=[{"metric": "calmar_ratio", "direction": "max"}, {"metric": "total_fees_paid", "direction": "min"},
+                        {"metric": "max_drawdown_duration", "direction": "min"}],
+            constraints=[{"metric": "profit_factor", "op": ">=", "value": 0.8}, {"metric": "sqn", "op": "<=", "value": 3}],
+        )
+        drive(config, None, None, url, None, False, Plain())
+        runs[engine] = dump_run(url, "t")
+    a, b = runs["fast"], runs["vectorbt"]
+    assert len(a["generations"]) == len(b["generations"]) == 3
+    for (n, ca), (_, cb) in zip(a["generations"], b["generations"]):
+        assert ca["pop"]["X"] == cb["pop"]["X"], f"generation {n}: different survivors"
+        np.testing.assert_allclose(np.array(ca["pop"]["F"], dtype=float), np.array(cb["pop"]["F"], dtype=float),
+                                   rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(np.array(ca["pop"]["G"], dtype=float), np.array(cb["pop"]["G"], dtype=float),
+                                   rtol=1e-9, atol=1e-12)
+    assert [m[:4] for m in a["members"]] == [m[:4] for m in b["members"]]
+    def values(m):  # every metric of the member's evaluation, in the table's order (dump_run: (name, value) pairs)
+        d = dict(m[7])
+        return [np.nan if d.get(k) is None else d[k] for k in METRICS]
+
+    fa = np.array([values(m) for m in a["members"]], dtype=float)
+    fb = np.array([values(m) for m in b["members"]], dtype=float)
+    np.testing.assert_array_equal(np.isnan(fa), np.isnan(fb))
+    np.testing.assert_allclose(fa, fb, rtol=1e-9, atol=1e-12)
+    # the constraints decided something: some genomes were infeasible, some not
+    G = np.array([g for _, ck in a["generations"] for g in ck["pop"]["G"]], dtype=float)
+    assert (G[:, :2] > 0).any() and (G <= 0).all(axis=1).any()
 
 
 _WARM = """

@@ -38,6 +38,7 @@ def assert_parity(ours: pd.DataFrame, ref: np.ndarray) -> None:
         a, b = got[:, j], ref[:, j]
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"{m}: NaN positions differ")
         np.testing.assert_array_equal(np.isposinf(a), np.isposinf(b), err_msg=f"{m}: +inf positions differ")
+        np.testing.assert_array_equal(np.isneginf(a), np.isneginf(b), err_msg=f"{m}: -inf positions differ")
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, equal_nan=True, err_msg=m)
 
 

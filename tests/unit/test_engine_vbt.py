@@ -10,6 +10,7 @@ from evo.config import DataConfig, EvaluationConfig, SyntheticData
 from evo.market import load_market
 from evo.engine import evaluate, reduce_assets
 from evo.search.objectives import METRICS
+from tests.unit.test_metric_edges import VECTORBT
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +45,7 @@ def _one_by_one(market, fam, params, settings, asset):
             sl_stop=p["sl_stop"], tp_stop=p["tp_stop"], freq=market.freq, **ohlc,
             **trading_kwargs(p, settings.init_cash),
         )
-        rows.append([
-            pf.total_return(), pf.sharpe_ratio(), pf.sortino_ratio(), pf.max_drawdown(),
-            pf.trades.count(), pf.trades.win_rate(), pf.position_mask().mean(),
-        ])
+        rows.append([float(f(pf)) for f in VECTORBT.values()])
     return np.array(rows, dtype=float)
 
 

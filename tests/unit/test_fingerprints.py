@@ -15,6 +15,7 @@ from evo import strategies
 from evo.config import DataConfig, EvaluationConfig, SyntheticData
 from evo.market import load_market
 from evo.engine import evaluate, fast, nb
+from evo.engine.enums import Prices, Signals
 
 COSTS = dict(init_cash=10_000.0, fees=0.001, slippage=0.0005)
 
@@ -140,8 +141,8 @@ def test_changing_one_trade_changes_the_fingerprint():
         params = fast.make_params(1, **kw)
         sim = fast.sim_settings(freq="1h", **costs)
         c = close.to_numpy()
-        no = np.empty((0, 0), dtype=np.bool_)
-        _, fp = nb.simulate_signals_nb(c, c, c, c, ee[None], xx[None], no, no, params, sim, 1)
+        no = np.empty((1, 0), dtype=np.bool_)
+        _, fp = nb.simulate_signals_nb(Prices(c, c, c, c), Signals(ee[None], xx[None], no, no), params, sim, 1)
         fps[name] = int(fp[0])
         records[name] = orders_of(vbt.Portfolio.from_signals(close, ee, xx, freq="1h", **costs, **kw), 1)[0]
     base = records["base"]

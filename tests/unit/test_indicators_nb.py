@@ -212,3 +212,37 @@ def test_window_below_one_is_refused():
         nb.ma_nb(np.ones(5), 0, False)
     with pytest.raises(ValueError):
         nb.rolling_max_nb(np.ones(5), 0)
+
+
+#: each indicator kind as vectorbt computes it (the Indicator docstring), from high, low, close and a window
+VECTORBT_KINDS = {
+    "sma": lambda h, lo, c, w: vbt.MA.run(c, window=w, ewm=False).ma,
+    "ema": lambda h, lo, c, w: vbt.MA.run(c, window=w, ewm=True).ma,
+    "mstd": lambda h, lo, c, w: vbt.MSTD.run(c, window=w, ewm=False).mstd,
+    "ema_std": lambda h, lo, c, w: vbt.MSTD.run(c, window=w, ewm=True).mstd,
+    "rsi": lambda h, lo, c, w: vbt.RSI.run(c, window=w, ewm=False).rsi,
+    "ema_rsi": lambda h, lo, c, w: vbt.RSI.run(c, window=w, ewm=True).rsi,
+    "atr": lambda h, lo, c, w: vbt.ATR.run(h, lo, c, window=w).atr,
+    "sma_atr": lambda h, lo, c, w: vbt.ATR.run(h, lo, c, window=w, ewm=False).atr,
+    "max": lambda h, lo, c, w: c.vbt.rolling_max(w),
+    "min": lambda h, lo, c, w: c.vbt.rolling_min(w),
+}
+
+
+def test_the_cache_computes_every_kind_as_vectorbt():
+    """Every kind of evo.engine.enums.IndicatorKind, through the cache (the kind's code in the kernel),
+    equals vectorbt's indicator of that name; an unknown kind is refused when declared."""
+    from evo.engine import indicators
+    from evo.engine.enums import IndicatorKind
+
+    assert set(VECTORBT_KINDS) == set(IndicatorKind._fields)
+    high, low, close = (pd.Series(a) for a in _random_walk(600, seed=5))
+    X = np.array([[5.0], [14.0], [5.0]])
+    arrays = {"high": high.to_numpy(), "low": low.to_numpy(), "close": close.to_numpy()}
+    for kind, ref in VECTORBT_KINDS.items():
+        cache = indicators.build((indicators.Indicator(kind, "w"),), arrays, X, ["w"])
+        assert cache.values.shape[0] == 2  # one row per distinct window
+        for s, w in enumerate((5, 14, 5)):
+            assert_same(cache.values[cache.rows[s, 0]], ref(high, low, close, w))
+    with pytest.raises(ValueError, match="unknown indicator kind 'wma'"):
+        indicators.Indicator("wma", "w")

@@ -8,20 +8,10 @@ from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
-Kind = Literal["sma", "ema", "mstd", "ema_std", "rsi", "ema_rsi", "atr", "sma_atr", "max", "min"]
-#: the series each kind reads
-_INPUTS: dict[str, tuple[str, ...]] = {
-    "sma": ("src",),
-    "ema": ("src",),
-    "mstd": ("src",),
-    "ema_std": ("src",),
-    "rsi": ("src",),
-    "ema_rsi": ("src",),
-    "atr": ("high", "low", "close"),
-    "sma_atr": ("high", "low", "close"),
-    "max": ("src",),
-    "min": ("src",),
-}
+from evo.engine.enums import HLC_KINDS, IndicatorKind
+
+#: an indicator kind's name: a field of evo.engine.enums.IndicatorKind
+Kind = Literal[IndicatorKind._fields]
 
 
 @dataclass(frozen=True)
@@ -37,29 +27,13 @@ class Indicator:
     gene: str
     source: str = "close"
 
+    def __post_init__(self) -> None:
+        if self.kind not in IndicatorKind._fields:
+            raise ValueError(f"unknown indicator kind {self.kind!r}; known: {', '.join(IndicatorKind._fields)}")
+
     def group(self) -> tuple[str, str]:
         # indicators of the same kind on the same series share rows (fast and slow MA, say)
-        return (self.kind, self.source if _INPUTS[self.kind] == ("src",) else "hlc")
-
-
-def compute(kind: str, arrays: Mapping[str, np.ndarray], source: str, window: int) -> np.ndarray:
-    from evo.engine.indicators import nb
-
-    w = int(window)
-    if kind in ("atr", "sma_atr"):
-        return nb.atr_nb(arrays["high"], arrays["low"], arrays["close"], w, kind == "atr")[1]
-    a = arrays[source]
-    if kind in ("sma", "ema"):
-        return nb.ma_nb(a, w, kind == "ema")
-    if kind in ("mstd", "ema_std"):
-        return nb.mstd_nb(a, w, kind == "ema_std", 0)
-    if kind in ("rsi", "ema_rsi"):
-        return nb.rsi_nb(a, w, kind == "ema_rsi")
-    if kind == "max":
-        return nb.rolling_max_nb(a, w)
-    if kind == "min":
-        return nb.rolling_min_nb(a, w)
-    raise ValueError(f"unknown indicator kind {kind!r}")
+        return (self.kind, "hlc" if self.kind in HLC_KINDS else self.source)
 
 
 @dataclass
@@ -68,10 +42,6 @@ class IndicatorCache:
 
     values: np.ndarray  # (n_rows, n_bars), C order: a strategy reads whole rows
     rows: np.ndarray  # (n_strategies, n_indicators) int64
-
-    @property
-    def nbytes(self) -> int:
-        return self.values.nbytes + self.rows.nbytes
 
 
 def distinct_rows(indicators: Sequence[Indicator], X: np.ndarray, names: Sequence[str]) -> int:
@@ -106,7 +76,7 @@ def build(
     series = np.stack([np.ascontiguousarray(arrays[s], dtype=np.float64) for s in names_of_series])
     sources = {ind.group(): ind.source for ind in indicators}
     keys = sorted(index, key=index.get)
-    kinds = np.array([nb.KIND_CODES[k[0][0]] for k in keys], dtype=np.int64)
+    kinds = np.array([getattr(IndicatorKind, k[0][0]) for k in keys], dtype=np.int64)
     src = np.array([names_of_series.index(sources[k[0]]) for k in keys], dtype=np.int64)
     windows = np.array([k[1] for k in keys], dtype=np.int64)
     values = np.empty((len(index), n_bars), dtype=np.float64)

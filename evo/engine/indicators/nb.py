@@ -6,6 +6,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from evo.engine import enums as _enums
+from evo.engine.enums import IndicatorKind
+from evo.engine.jit import drop_stale_cache
+
+# numba caches this module's kernels keyed on this file only; the indicator kinds are compiled in as constants
+drop_stale_cache(__file__, _enums.__file__)
+
 # vectorbt.generic.nb._INV_COND_TOL: when a rolling sum of squares shrinks by more than
 # this factor in one step, the running value has lost its precision and is recomputed.
 _INV_COND_TOL = np.finfo(np.float64).eps * 1e3
@@ -406,20 +413,18 @@ def rolling_min_nb(a: np.ndarray, window: int) -> np.ndarray:
 
 # ############# many windows at once ############# #
 
-KIND_CODES = {"sma": 0, "ema": 1, "mstd": 2, "ema_std": 3, "rsi": 4, "ema_rsi": 5, "atr": 6, "sma_atr": 7, "max": 8, "min": 9}
-
-
 @njit(cache=True)
 def _one_nb(kind: int, src: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
-    if kind == 0 or kind == 1:
-        return ma_nb(src, window, kind == 1)
-    if kind == 2 or kind == 3:
-        return mstd_nb(src, window, kind == 3, 0)
-    if kind == 4 or kind == 5:
-        return rsi_nb(src, window, kind == 5)
-    if kind == 6 or kind == 7:
-        return atr_nb(high, low, close, window, kind == 6)[1]
-    if kind == 8:
+    """Indicator `kind` (an IndicatorKind code) of `src`, or of high, low and close (HLC_KINDS)."""
+    if kind == IndicatorKind.sma or kind == IndicatorKind.ema:
+        return ma_nb(src, window, kind == IndicatorKind.ema)
+    if kind == IndicatorKind.mstd or kind == IndicatorKind.ema_std:
+        return mstd_nb(src, window, kind == IndicatorKind.ema_std, 0)
+    if kind == IndicatorKind.rsi or kind == IndicatorKind.ema_rsi:
+        return rsi_nb(src, window, kind == IndicatorKind.ema_rsi)
+    if kind == IndicatorKind.atr or kind == IndicatorKind.sma_atr:
+        return atr_nb(high, low, close, window, kind == IndicatorKind.atr)[1]
+    if kind == IndicatorKind.max:
         return rolling_max_nb(src, window)
     return rolling_min_nb(src, window)
 
