@@ -198,12 +198,20 @@ def fmt(v) -> str:
     return str(v)
 
 
-def _md_table(head: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows] + [""]
-
-
 #: columns per markdown table: wider tables scroll off the Prefect UI's artifact page
 MD_COLUMNS = 9
+
+
+def _md_table(head: list[str], rows: list[list[str]], keep: int = 1) -> list[str]:
+    """Markdown tables of at most MD_COLUMNS columns: the first `keep` columns (the row's id) repeat in
+    each table, the rest are cut into tables side by side in reading order."""
+    out: list[str] = []
+    step = MD_COLUMNS - keep
+    for k in range(keep, max(len(head), keep + 1), step):
+        cols = list(range(keep)) + list(range(k, min(k + step, len(head))))
+        out += ["| " + " | ".join(head[c] for c in cols) + " |", "|" + "---:|" * len(cols)]
+        out += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows] + [""]
+    return out
 
 
 def pareto_markdown(s: dict, report_path: str | None = None) -> str:
@@ -233,10 +241,8 @@ def pareto_markdown(s: dict, report_path: str | None = None) -> str:
     head = ["#", "genomes"] + [f"{METRIC_LABELS[m]} ({o['direction']})" for m, o in zip(obj, s["objectives"])] + \
         [METRIC_LABELS[m] for m in rest]
     lines += _md_table(head, [[n[i], str(e.get("genomes", 1))] + [fmt(e["metrics"][m]) for m in obj + rest]
-                              for i, e in enumerate(front)])
+                              for i, e in enumerate(front)], keep=2)
     genes = list(front[0]["genes"])
     lines += ["## Genes", ""]
-    for k in range(0, len(genes), MD_COLUMNS - 1):
-        part = genes[k:k + MD_COLUMNS - 1]
-        lines += _md_table(["#"] + [md(g) for g in part], [[n[i]] + [fmt(e["genes"][g]) for g in part] for i, e in enumerate(front)])
+    lines += _md_table(["#"] + [md(g) for g in genes], [[n[i]] + [fmt(e["genes"][g]) for g in genes] for i, e in enumerate(front)])
     return "\n".join(lines).rstrip() + "\n"
