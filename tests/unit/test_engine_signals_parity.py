@@ -132,6 +132,7 @@ def test_random_options_on_real_prices(symbol, freq, seed):
         assert 0 < np.nanmean(ours["win_rate"]) < 1
 
 
+@pytest.mark.long
 def test_options_one_at_a_time_on_goog():
     """Each new option alone, on every column, with OHLC prices (the random test mixes them)."""
     df = ohlcv("GOOG")
