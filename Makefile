@@ -25,10 +25,10 @@ demo: install
 	$(BIN)/evo run $(HERE)examples/default.toml
 	$(BIN)/evo report default --out report.html
 
-# four workers on two cores: much of the suite waits (servers starting, a heartbeat timing out, subprocesses
-# importing), so two cores stay busy; the tests marked long start first (tests/conftest.py)
+# three workers on two cores: a third of the suite waits (servers starting, a heartbeat timing out); the
+# tests marked long start first, on different workers (tests/conftest.py), so none of them is the tail
 test: install
-	cd $(HERE) && $(WARM) && $(BIN)/python -m pytest -n 4 --dist worksteal $(PYTEST_ARGS)
+	cd $(HERE) && $(WARM) && $(BIN)/python -m pytest -n 3 --dist worksteal $(PYTEST_ARGS)
 
 # the inner loop: everything but the tests marked slow (subprocesses, Prefect servers, long parity runs)
 test-fast: install
