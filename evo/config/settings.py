@@ -1,7 +1,8 @@
 """Every EVO_* environment variable, declared once and validated (pydantic-settings).
 
-`settings()` reads the environment each time it is called, so a variable set while a process runs
-(the watcher's session token, a test's fault hook) is seen; a value evo cannot use raises
+`settings()` follows the environment as it is when called, so a variable set while a process runs
+(the watcher's session token, a test's fault hook) is seen; it validates again only when an EVO_*
+variable changed (the loop asks several times per generation). A value evo cannot use raises
 `SettingsError` naming the variable. The CLI reads them once before a command does anything, so a
 bad value writes nothing. The README's table of settings is generated from the fields' descriptions
 (tests/unit/test_config.py checks they agree).
@@ -9,6 +10,7 @@ bad value writes nothing. The README's table of settings is generated from the f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -73,12 +75,24 @@ class Settings(BaseSettings):
         "(default: a fixed set of 150).")
 
 
+#: the last EVO_* environment validated, and its settings (frozen, so they can be shared)
+_last: tuple[tuple, Settings | None] = ((), None)
+
+
 def settings() -> Settings:
     """The settings as the environment gives them now; SettingsError names a variable evo cannot use."""
+    global _last
+    # pydantic-settings matches names case-insensitively: so does the key
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k[:len(PREFIX)].upper() == PREFIX))
+    key, known = _last
+    if known is not None and key == env:
+        return known
     try:
-        return Settings()
+        known = Settings()
     except ValidationError as e:
         raise SettingsError("; ".join(_problem(err) for err in e.errors())) from None
+    _last = (env, known)
+    return known
 
 
 #: settings whose values are never shown, not even in an error

@@ -417,3 +417,21 @@ def test_the_readme_lists_every_environment_variable():
     rows = [r for r in table.splitlines() if r.startswith("| `")]
     listed = [re.match(r"\| `([A-Z_]+)` \| `?([^|`]*)`? \| (.*) \|$", r).groups() for r in rows]
     assert listed == [(v, d, doc) for v, d, doc in variables()]
+
+
+def test_settings_follow_the_environment_as_it_changes(monkeypatch):
+    from evo.config.errors import SettingsError
+    from evo.config.settings import settings
+
+    monkeypatch.setenv("EVO_HEAL_ATTEMPTS", "3")
+    assert settings().heal_attempts == 3
+    assert settings() is settings()  # unchanged environment: validated once
+    monkeypatch.setenv("EVO_HEAL_ATTEMPTS", "5")
+    assert settings().heal_attempts == 5
+    monkeypatch.setenv("EVO_HEAL_ATTEMPTS", "many")
+    with pytest.raises(SettingsError, match="EVO_HEAL_ATTEMPTS"):
+        settings()
+    with pytest.raises(SettingsError):  # still refused when asked again
+        settings()
+    monkeypatch.delenv("EVO_HEAL_ATTEMPTS")
+    assert settings().heal_attempts == type(settings()).model_fields["heal_attempts"].default
