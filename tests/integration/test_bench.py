@@ -25,3 +25,20 @@ def test_generation_benchmark_measures_the_steps_of_the_real_loop(tmp_path):
     assert all(v > 0 for v in r["pymoo_ms"].values())
     g = r["growth"]["20-80"]
     assert g["persist"] == pytest.approx(math.log(r["steps"][80]["persist"] / r["steps"][20]["persist"]) / math.log(4))
+
+
+def test_baseline_comparison_runs_both_sides_interleaved_and_compares_their_bits():
+    """`evo bench --baseline PYTHON` with this interpreter on both sides: each case's two workers give the
+    same bits, and the ratios are the medians of the timings it reports."""
+    import statistics
+    import sys
+
+    from evo.flows.bench.compare import MAIN_CASES, compare_benchmark
+
+    r = compare_benchmark(sys.executable, n=16, n_bars=600, repeats=3)
+    assert set(r["cases"]) == set(MAIN_CASES)
+    for case, c in r["cases"].items():
+        assert c["same_shared_metrics_and_fingerprints"], case
+        assert len(c["this_runs"]) == len(c["baseline_runs"]) == 3
+        assert c["throughput_ratio"] == pytest.approx(statistics.median(c["baseline_runs"]) / statistics.median(c["this_runs"]))
+        assert c["strategies"] == 16 and c["bars"] == (20_000 if case == "portfolio" else 600)
