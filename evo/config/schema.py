@@ -235,6 +235,26 @@ class ValidationConfig(_Model):
     edge_probability: float = Field(
         0.95, gt=0.5, lt=1, description="Deflated Sharpe ratio needed for the verdict 'edge'."
     )
+    cscv_blocks: int = Field(
+        16, ge=2, le=20, multiple_of=2,
+        description="Contiguous blocks of the training window for the probability of backtest overfitting "
+        "(CSCV): C(S, S/2) splits, 12,870 at 16.",
+    )
+    pbo_max: float = Field(
+        0.5, gt=0, le=1, description="Highest probability of backtest overfitting the verdict 'edge' accepts."
+    )
+    spa_alpha: float = Field(
+        0.05, gt=0, lt=1, description="Level of Hansen's SPA test against buy-and-hold the verdict 'edge' needs."
+    )
+    bootstrap_block: int = Field(
+        20, ge=1, le=10_000, description="Mean block length in bars of the stationary bootstrap (SPA, Monte Carlo)."
+    )
+    monte_carlo_resamples: int = Field(
+        1000, ge=10, le=100_000, description="Stationary-bootstrap resamples per Pareto member (Monte Carlo) and of the SPA test."
+    )
+    ruin_drawdown: float = Field(
+        0.5, gt=0, le=1, description="Drawdown (a positive fraction) the Monte Carlo counts as ruin."
+    )
     walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
     window: tuple[int, int] | None = Field(
         None, description="Bars [start, stop) evolution trains on, overriding the holdout split "

@@ -6,7 +6,7 @@ import numpy as np
 
 from evo.config import codec
 from evo.config.metrics import METRICS, SLOT
-from evo.oos import verdict
+from evo.oos import bootstrap, cscv, verdict
 from evo.oos import walkforward as wf
 from evo.run import process
 from evo.run.context import RunContext, evaluation_key, oos_evaluation_key
@@ -52,6 +52,88 @@ def asset_returns(ctx: RunContext, x: np.ndarray, window: tuple[int, int]) -> np
     )
 
 
+def buy_and_hold_returns(ctx: RunContext, window: tuple[int, int]) -> np.ndarray:
+    """Per-bar returns of buying at the window's first close and holding: an equal-weight portfolio
+    (rebalanced every bar) over several symbols; the first bar returns 0."""
+    market = process.market_for(ctx)
+    start, stop = window
+    out = []
+    for a in range(market.n_assets):
+        close = np.asarray(market.arrays(a)["close"][start:stop], dtype=np.float64)
+        out.append(np.concatenate([[0.0], close[1:] / close[:-1] - 1]))
+    return np.mean(out, axis=0)
+
+
+def phenotype_sums(ctx: RunContext, X: np.ndarray, window: tuple[int, int], n_blocks: int) -> np.ndarray:
+    """Block sums [len(X), symbols, blocks, 3] of genomes' returns on a window, per symbol (the portfolio
+    reducer: its one series), for CSCV."""
+    from evo.engine import fast
+
+    market = process.market_for(ctx)
+    family = process.family_for(ctx)
+    names = process.space_for(ctx).names
+    settings = ctx.config.evaluation
+    edges = cscv.block_edges(window[1] - window[0], n_blocks)
+    if settings.reducer == "portfolio":
+        arrays = [market.arrays(a) for a in range(market.n_assets)]
+        return np.stack([fast.sums_by_block(fast.portfolio_returns_of(arrays, family, x, names, settings, market.freq,
+                                                                      window), edges) for x in X])[:, None]
+    return np.stack([fast.block_sums_of(market.arrays(a), family, X, names, settings, market.freq, window, edges)
+                     for a in range(market.n_assets)], axis=1)
+
+
+def pbo(ctx: RunContext) -> dict:
+    """The probability of backtest overfitting over every distinct behaviour the run evaluated on its
+    training window (evo.oos.cscv), with what the report draws; null fields with a reason when the run
+    tried fewer than two behaviours or its window is too short for the blocks."""
+    import time
+
+    from evo.engine import fast
+
+    t0 = time.perf_counter()
+    n_blocks = ctx.config.validation.cscv_blocks
+    genes = process.store_for(ctx).trial_genes(ctx.run_id)
+    empty = {"pbo": None, "pbo_degradation": None, "pbo_prob_loss": None}
+    if len(genes) < 2:
+        return {**empty, "pbo_detail": {"reason": f"{len(genes)} distinct behaviour(s) tried: CSCV needs two"}}
+    if ctx.window[1] - ctx.window[0] < 2 * n_blocks:
+        return {**empty, "pbo_detail": {"reason": f"a training window shorter than {2 * n_blocks} bars"}}
+    X = process.space_for(ctx).encode(genes)
+    sums = phenotype_sums(ctx, X, ctx.window, n_blocks)
+    t1 = time.perf_counter()
+    result = cscv.cscv(sums, ctx.config.evaluation.reducer)
+    out = cscv.summary(result, fast.ann_factor(process.market_for(ctx).freq))
+    out["pbo_detail"].update(seconds_returns=t1 - t0, seconds_cscv=time.perf_counter() - t1)
+    return out
+
+
+def reality_check(ctx: RunContext, X: np.ndarray) -> dict:
+    """Hansen's SPA test of the Pareto set's holdout returns against buy-and-hold's (seeded by the run)."""
+    v = ctx.config.validation
+    nulls = {"spa_pvalue": None, "spa_pvalue_lower": None, "spa_pvalue_upper": None}
+    if ctx.oos_window is None or len(X) == 0 or ctx.oos_window[1] - ctx.oos_window[0] < 3:
+        return nulls
+    strategies = np.stack([asset_returns(ctx, x, ctx.oos_window) for x in X], axis=1)
+    return bootstrap.spa(np.nan_to_num(strategies), buy_and_hold_returns(ctx, ctx.oos_window),
+                         block=v.bootstrap_block, reps=v.monte_carlo_resamples,
+                         seed=np.random.default_rng([ctx.config.seed, 1]))
+
+
+def monte_carlo(ctx: RunContext, X: np.ndarray) -> list[dict]:
+    """Monte Carlo risk (evo.oos.bootstrap.monte_carlo) of each Pareto member on the holdout and, for
+    comparison, in sample; member i's resamples are seeded by the run's seed and i."""
+    v = ctx.config.validation
+    out = []
+    for i, x in enumerate(X):
+        row = {}
+        for k, (name, window) in enumerate((("holdout", ctx.oos_window), ("in_sample", ctx.window))):
+            row[name] = None if window is None else bootstrap.monte_carlo(
+                asset_returns(ctx, x, window), block=v.bootstrap_block, reps=v.monte_carlo_resamples,
+                ruin=v.ruin_drawdown, seed=np.random.default_rng([ctx.config.seed, 2, i, k]))
+        out.append(row)
+    return out
+
+
 def _plain(row: np.ndarray) -> dict:
     """One row of metrics by name, as JSON for people (evo.config.codec: NaN as null)."""
     return codec.encode(dict(zip(METRICS, row.tolist())), nan=None)
@@ -87,6 +169,9 @@ def validate(ctx: RunContext, number: int) -> dict:
         v = verdict.verdict(rets, float(is_metrics[best, sharpe]), trials, fast.ann_factor(market.freq),
                                ctx.config.validation.edge_probability, off.hash[best])
         result = v.as_dict()
+    result.update(pbo(ctx))
+    result.update(reality_check(ctx, off.X))
+    risks = monte_carlo(ctx, off.X)
     result.update(
         generation=number,
         window=list(ctx.window),
@@ -97,10 +182,13 @@ def validate(ctx: RunContext, number: int) -> dict:
                 "genome_hash": off.hash[i],
                 "in_sample": _plain(is_metrics[i]),
                 "out_of_sample": None if oos_metrics is None else _plain(oos_metrics[i]),
+                "monte_carlo": risks[i],
             }
             for i in range(len(off))
         ],
     )
+    v = ctx.config.validation
+    result = verdict.judge(result, v.edge_probability, v.pbo_max, v.spa_alpha)
     store.save_validation(ctx.run_id, "holdout", number, result)
     return result
 

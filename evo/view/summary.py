@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from evo.config import codec
 from evo.config.metrics import TABLE
+from evo.oos.verdict import VERDICT_FIELDS
 from evo.store import Store, open_store
 from evo.view.text import markdown as md
 from evo.view.text import markup
@@ -91,11 +92,16 @@ def describe(store: Store, name: str) -> dict:
     verdict = None
     if validation is not None and last is not None and validation[0] == last.number:
         result = validation[1]
-        oos = {p["genome_hash"]: p["out_of_sample"] for p in result.get("pareto", [])}
+        judged = {p["genome_hash"]: p for p in result.get("pareto", [])}
         for e in front:
-            if oos.get(e["genome_hash"]) is not None:
-                e["oos_metrics"] = oos[e["genome_hash"]]
+            p = judged.get(e["genome_hash"], {})
+            if p.get("out_of_sample") is not None:
+                e["oos_metrics"] = p["out_of_sample"]
+            e["monte_carlo"] = p.get("monte_carlo")
+            e["robustness"] = p.get("robustness")
         verdict = {k: v for k, v in result.items() if k != "pareto"}
+        for k in VERDICT_FIELDS:  # a verdict judged before these statistics existed shows them as null
+            verdict.setdefault(k, None)
     stats = store.generation_stats(run.id)
     hits = sum(st.cache_hits for st in stats)
     total = sum(st.n_offspring for st in stats)
