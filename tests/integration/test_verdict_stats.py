@@ -1,0 +1,122 @@
+"""The verdict's statistics on a real run: PBO equals CSCV computed here, from the paper's definition, on
+the vectorbt returns of every behaviour the run tried; SPA and the Monte Carlo figures are stored per run
+and per Pareto member and reproduce; a verdict stored before these statistics still shows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evo.config import validate
+from tests.integration.test_validation import random_walk, write_market
+from tests.unit.test_cscv import paper_cscv
+
+
+def _run(tmp_path, **over):
+    from evo.flows.evolve import drive
+    from evo.flows.orchestration import Plain
+
+    paths = [str(write_market(tmp_path / f"s{k}.csv", random_walk(900, 40 + k), seed=k)) for k in range(2)]
+    d = {"name": "stats", "seed": 5, "data": {"paths": paths},
+         "strategy": {"family": "rsi_pullback", "bounds": {"slow_window": [20, 60]}},
+         "constraints": [{"metric": "n_trades", "op": ">=", "value": 3}],
+         "algorithm": {"pop_size": 12, "generations": 3},
+         "validation": {"cscv_blocks": 8, "monte_carlo_resamples": 200}}
+    for k, v in over.items():
+        d[k] = {**d.get(k, {}), **v}
+    cfg = validate(d)
+    url = f"sqlite:///{tmp_path}/stats.db"
+    drive(cfg, None, None, url, None, False, Plain())
+    return cfg, url
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reducer", ["mean", "worst"])
+def test_pbo_equals_cscv_on_vectorbts_returns_of_every_behaviour_tried(tmp_path, reducer):
+    from evo import strategies
+    from evo.engine import vbt as vbt_engine
+    from evo.market import get_market
+    from evo.run.opening import reopen
+    from evo.view.summary import summary
+    from tests.helpers import rows
+
+    cfg, url = _run(tmp_path, evaluation={"reducer": reducer})
+    v = summary("stats", url)["verdict"]
+    ctx, _ = reopen("stats", database=url)
+    start, stop = ctx.window
+    market = get_market(cfg.data)
+    family = strategies.get("rsi_pullback")
+    genes = [g if isinstance(g, dict) else json.loads(g) for _, g in rows(url, (
+        "select distinct i.id, i.genes from individuals i join members m on m.individual_id = i.id "
+        "where m.role = 'offspring' order by i.id"))]
+    per_symbol, prints = [], []
+    for a in range(market.n_assets):
+        ohlcv = market.frame(a).iloc[:stop]
+        entries, exits = family.reference_signals(ohlcv, genes)
+        pf = vbt_engine.portfolio(ohlcv["close"].iloc[start:], entries.to_numpy()[start:], exits.to_numpy()[start:],
+                                  init_cash=cfg.evaluation.init_cash, fees=cfg.evaluation.fees,
+                                  slippage=cfg.evaluation.slippage, freq=market.freq,
+                                  params=family.sim_params(family.space().encode(genes), family.space().names,
+                                                           cfg.evaluation.init_cash),
+                                  ohlc=ohlcv.iloc[start:])
+        per_symbol.append(pf.returns().to_numpy().T)  # [genomes, bars]
+        prints.append(vbt_engine.fingerprints(pf, len(genes)))
+    returns = np.stack(per_symbol, axis=1)  # [genomes, symbols, bars]
+    # a behaviour is a set of trades (vectorbt's orders on every symbol); the first genome stored stands for it
+    first = {}
+    for i, key in enumerate(zip(*prints)):
+        first.setdefault(key, i)
+    distinct = np.array(sorted(first.values()))
+    pbo, slope, loss, logits = paper_cscv(returns[distinct], 8, reducer)
+    assert v["pbo_detail"]["phenotypes"] == len(distinct)
+    assert v["pbo"] == pytest.approx(pbo, abs=1e-12)
+    assert v["pbo_degradation"] == pytest.approx(slope, abs=1e-12)
+    assert v["pbo_prob_loss"] == pytest.approx(loss, abs=1e-12)
+    assert sum(v["pbo_detail"]["logit_histogram"]["counts"]) == len(logits) == 70
+
+
+def test_spa_and_monte_carlo_are_stored_and_reproduce(tmp_path):
+    from evo.oos import bootstrap
+    from evo.oos.scoring import asset_returns, buy_and_hold_returns
+    from evo.run import process
+    from evo.run.opening import reopen
+    from evo.view.summary import summary
+
+    cfg, url = _run(tmp_path)
+    s = summary("stats", url)
+    v = s["verdict"]
+    assert 0 <= v["spa_pvalue_lower"] <= v["spa_pvalue"] <= v["spa_pvalue_upper"] <= 1
+    ctx, _ = reopen("stats", database=url)
+    X = process.space_for(ctx).encode([e["genes"] for e in s["pareto"]])
+    # the stored p-values are arch's on the Pareto set's holdout returns against equal-weight buy-and-hold
+    strategies = np.stack([asset_returns(ctx, x, ctx.oos_window) for x in X], axis=1)
+    closes = [pd.read_csv(p)["close"].to_numpy()[ctx.oos_window[0]:ctx.oos_window[1]] for p in cfg.data.paths]
+    bh = np.mean([np.concatenate([[0.0], c[1:] / c[:-1] - 1]) for c in closes], axis=0)
+    np.testing.assert_allclose(buy_and_hold_returns(ctx, ctx.oos_window), bh, rtol=1e-12)
+    again = bootstrap.spa(strategies, bh, block=cfg.validation.bootstrap_block,
+                          reps=cfg.validation.monte_carlo_resamples, seed=np.random.default_rng([cfg.seed, 1]))
+    assert again["spa_pvalue"] == v["spa_pvalue"]
+    for i, e in enumerate(s["pareto"]):
+        mc = e["monte_carlo"]["holdout"]
+        assert mc["resamples"] == 200 and 0 <= mc["prob_loss"] <= 1 and mc["max_drawdown_q05"] <= mc["max_drawdown_median"] <= 0
+        assert e["monte_carlo"]["in_sample"]["bars"] == ctx.window[1] - ctx.window[0]
+    assert v["verdict"] == "no evidence of edge" and v["refused_by"]
+
+
+def test_a_verdict_stored_before_these_statistics_still_shows(tmp_path):
+    from evo.store import Store
+    from evo.view.summary import summary
+
+    _, url = _run(tmp_path)
+    store = Store(url)
+    run = store.get_run("stats")
+    number, result = store.latest_validation(run.id, "holdout")
+    old = {k: val for k, val in result.items() if not k.startswith(("pbo", "spa")) and k not in ("refused_by", "not_run")}
+    old["pareto"] = [{k: val for k, val in p.items() if k != "monte_carlo"} for p in old["pareto"]]
+    store.save_validation(run.id, "holdout", number, old)
+    s = summary("stats", url)
+    assert all(s["verdict"][k] is None for k in ("pbo", "pbo_degradation", "pbo_prob_loss", "spa_pvalue"))
+    assert all(e["monte_carlo"] is None and e["robustness"] is None for e in s["pareto"])
