@@ -145,6 +145,11 @@ def test_walk_forward_stitches_the_test_windows(tmp_path, mode, warm):
                        window=tuple(f["test"])).metrics[0]
         got = np.array([decode(f["test_window"][m]) for m in METRICS])  # null is NaN, 'inf' an infinity
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12, equal_nan=True)
+    # each fold reports the PBO of its own evolution (CSCV over what it tried on its training window)
+    for f in r["folds"]:
+        fold_verdict = summary.summary(f"wf/wf{f['fold']}", url)["verdict"]
+        assert 0 <= f["pbo"] <= 1 and f["pbo"] == fold_verdict["pbo"]
+        assert fold_verdict["pbo_detail"]["phenotypes"] >= 2
     st = r["stitched"]
     assert st["bars"] == 1200
     np.testing.assert_allclose(1 + st["total_return"], np.prod([1 + f["test_window"]["total_return"] for f in r["folds"]]),
