@@ -154,6 +154,20 @@ class Constraint(_Model):
     value: float = Field(ge=-1e12, le=1e12)
 
 
+class RobustnessConfig(_Model):
+    """Neighbouring genes of each final Pareto member, evaluated on the training window for the report."""
+
+    neighbours: int = Field(8, ge=0, le=1000, description="Seeded neighbours per Pareto member (0: none).")
+    radius: float = Field(
+        0.05, gt=0, le=1, description="How far a neighbour moves each gene: up to this fraction of the gene's "
+        "range, snapped to its grid."
+    )
+    flip: float = Field(
+        0.1, ge=0, le=1, description="Probability that a neighbour changes a switch or a choice of at most three "
+        "values (sl_trail, direction) to another value."
+    )
+
+
 class AlgorithmConfig(_Model):
     name: Literal["nsga2"] = "nsga2"
     pop_size: int = Field(64, ge=4, le=POP_MAX, description="Survivors per generation.")
@@ -175,6 +189,7 @@ class AlgorithmConfig(_Model):
         "trades are identical (the same bars, directions and sizes), only the first competes; copies only fill "
         "the population when too few others remain (false: pymoo's NSGA-II, where every genome competes).",
     )
+    robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
     seed_population: list[list[float]] | None = Field(
         None, max_length=POP_MAX,
         description="Genomes (in gene order) the first generation starts from; the rest is sampled. "

@@ -6,7 +6,7 @@ import numpy as np
 
 from evo.config import codec
 from evo.config.metrics import METRICS, SLOT
-from evo.oos import bootstrap, cscv, verdict
+from evo.oos import bootstrap, cscv, robustness, verdict
 from evo.oos import walkforward as wf
 from evo.run import process
 from evo.run.context import RunContext, evaluation_key, oos_evaluation_key
@@ -119,19 +119,40 @@ def reality_check(ctx: RunContext, X: np.ndarray) -> dict:
                          seed=np.random.default_rng([ctx.config.seed, 1]))
 
 
-def monte_carlo(ctx: RunContext, X: np.ndarray) -> list[dict]:
+def member_seed(ctx: RunContext, genome_hash: str, purpose: int) -> np.random.Generator:
+    """The generator of one statistic of one member: seeded by the run's seed, the statistic and the
+    genome (not its place in the Pareto set, which the display may order otherwise)."""
+    return np.random.default_rng([ctx.config.seed, purpose, int(genome_hash[:15], 16)])
+
+
+def monte_carlo(ctx: RunContext, X: np.ndarray, hashes) -> list[dict]:
     """Monte Carlo risk (evo.oos.bootstrap.monte_carlo) of each Pareto member on the holdout and, for
-    comparison, in sample; member i's resamples are seeded by the run's seed and i."""
+    comparison, in sample, seeded by member_seed."""
     v = ctx.config.validation
     out = []
-    for i, x in enumerate(X):
+    for x, h in zip(X, hashes):
         row = {}
         for k, (name, window) in enumerate((("holdout", ctx.oos_window), ("in_sample", ctx.window))):
             row[name] = None if window is None else bootstrap.monte_carlo(
                 asset_returns(ctx, x, window), block=v.bootstrap_block, reps=v.monte_carlo_resamples,
-                ruin=v.ruin_drawdown, seed=np.random.default_rng([ctx.config.seed, 2, i, k]))
+                ruin=v.ruin_drawdown, seed=member_seed(ctx, h, 2 + k))
         out.append(row)
     return out
+
+
+def neighbourhood(ctx: RunContext, X: np.ndarray, hashes, key: str) -> list[dict | None]:
+    """Each Pareto member's neighbours (evo.oos.robustness), evaluated on the training window and stored
+    under the training key like any evaluation (the cache serves a neighbour seen before), seeded by
+    member_seed."""
+    r = ctx.config.algorithm.robustness
+    if r.neighbours == 0 or len(X) == 0:
+        return [None] * len(X)
+    space = process.space_for(ctx)
+    near = np.concatenate([robustness.neighbours(space, x, r.neighbours, r.radius, r.flip,
+                                                 member_seed(ctx, h, 4)) for x, h in zip(X, hashes)])
+    metrics = score(ctx, genomes(ctx, near), ctx.window, key).metrics
+    return [robustness.spread(metrics[i * r.neighbours:(i + 1) * r.neighbours], ctx.config.objectives,
+                              ctx.config.constraints) for i in range(len(X))]
 
 
 def _plain(row: np.ndarray) -> dict:
@@ -171,7 +192,8 @@ def validate(ctx: RunContext, number: int) -> dict:
         result = v.as_dict()
     result.update(pbo(ctx))
     result.update(reality_check(ctx, off.X))
-    risks = monte_carlo(ctx, off.X)
+    risks = monte_carlo(ctx, off.X, off.hash)
+    spreads = neighbourhood(ctx, off.X, off.hash, rec.evaluation_key)
     result.update(
         generation=number,
         window=list(ctx.window),
@@ -183,6 +205,7 @@ def validate(ctx: RunContext, number: int) -> dict:
                 "in_sample": _plain(is_metrics[i]),
                 "out_of_sample": None if oos_metrics is None else _plain(oos_metrics[i]),
                 "monte_carlo": risks[i],
+                "robustness": spreads[i],
             }
             for i in range(len(off))
         ],

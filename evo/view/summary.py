@@ -199,6 +199,22 @@ def print_summary(s: dict) -> None:
                 m.add_row(str(i), fmt(h.get("prob_loss")), fmt(h.get("max_drawdown_median")),
                           fmt(h.get("max_drawdown_q05")), fmt(h.get("prob_ruin")), fmt(ins.get("prob_loss")))
             console.print(m)
+        spread = [e for e in s["pareto"] if e.get("robustness")]
+        if spread:
+            obj = [o["metric"] for o in s["objectives"]]
+            r = Table(title=f"neighbouring genes on the training window ({spread[0]['robustness']['neighbours']} per "
+                            "member): median and worst per objective", title_justify="left")
+            r.add_column("#", justify="right", style="dim")
+            r.add_column("feasible", justify="right")
+            for m_ in obj:
+                r.add_column(f"{METRIC_LABELS[m_]} median", justify="right")
+                r.add_column(f"{METRIC_LABELS[m_]} worst", justify="right")
+            for i, e in enumerate(s["pareto"], 1):
+                rb = e.get("robustness") or {}
+                o = rb.get("objectives") or {}
+                r.add_row(str(i), fmt(rb.get("feasible")),
+                          *[fmt((o.get(m_) or {}).get(w)) for m_ in obj for w in ("median", "worst")])
+            console.print(r)
     c = s.get("cache")
     if c and (c["hits"] + c["evaluated"]):
         console.print(f"evaluation cache: {c['hits']} of {c['hits'] + c['evaluated']} offspring reused ({100 * c['hit_rate']:.0f} %)")

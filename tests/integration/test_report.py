@@ -62,9 +62,9 @@ def test_report_is_one_file_with_the_figures_tables_and_verdict(tmp_path, db_url
     page.feed(text)
     s = summary.summary("t", db_url)
 
-    # the verdict's (the CSCV logits, OOS against IS, the bootstrap drawdowns), then the Pareto front, per
+    # the verdict's (the CSCV logits, OOS against IS, the bootstrap drawdowns, the neighbours), then the Pareto front, per
     # generation, equity curves
-    assert page.divs == list(STATS_FIGURE_IDS[:3]) + list(FIGURE_IDS)
+    assert page.divs == list(STATS_FIGURE_IDS) + list(FIGURE_IDS)
     assert "probability of backtest overfitting (PBO, CSCV)" in text and "SPA p-value against buy-and-hold" in text
     assert page.scripts_src == [] and page.inline_scripts >= 4  # plotly.js inlined: no network needed
     assert "Plotly.newPlot" in text and len(text) > 1_000_000

@@ -115,8 +115,37 @@ def test_a_verdict_stored_before_these_statistics_still_shows(tmp_path):
     run = store.get_run("stats")
     number, result = store.latest_validation(run.id, "holdout")
     old = {k: val for k, val in result.items() if not k.startswith(("pbo", "spa")) and k not in ("refused_by", "not_run")}
-    old["pareto"] = [{k: val for k, val in p.items() if k != "monte_carlo"} for p in old["pareto"]]
+    old["pareto"] = [{k: val for k, val in p.items() if k not in ("monte_carlo", "robustness")} for p in old["pareto"]]
     store.save_validation(run.id, "holdout", number, old)
     s = summary("stats", url)
     assert all(s["verdict"][k] is None for k in ("pbo", "pbo_degradation", "pbo_prob_loss", "spa_pvalue"))
     assert all(e["monte_carlo"] is None and e["robustness"] is None for e in s["pareto"])
+
+
+def test_neighbours_are_scored_as_vectorbt_scores_them(tmp_path):
+    from evo import strategies
+    from evo.config import EvaluationConfig
+    from evo.engine import evaluate
+    from evo.market import get_market
+    from evo.oos import robustness
+    from evo.run.opening import reopen
+    from evo.view.summary import summary
+
+    cfg, url = _run(tmp_path, algorithm={"robustness": {"neighbours": 5, "radius": 0.1}})
+    s = summary("stats", url)
+    ctx, _ = reopen("stats", database=url)
+    from evo.run import process
+
+    family = strategies.get("rsi_pullback")
+    space = process.space_for(ctx)  # the run's gene bounds (slow_window 20-60)
+    for e in s["pareto"]:
+        near = robustness.neighbours(space, space.encode([e["genes"]])[0], 5, 0.1, cfg.algorithm.robustness.flip,
+                                     np.random.default_rng([cfg.seed, 4, int(e["genome_hash"][:15], 16)]))
+        ref = evaluate(get_market(cfg.data), family, space.decode(near), EvaluationConfig(engine="vectorbt"),
+                       window=ctx.window).metrics
+        want = robustness.spread(ref, cfg.objectives, cfg.constraints)
+        got = e["robustness"]
+        assert got["neighbours"] == 5 and got["feasible"] == want["feasible"]
+        for m, w in want["objectives"].items():
+            for k in ("median", "worst"):
+                assert got["objectives"][m][k] == pytest.approx(w[k], rel=1e-9, abs=1e-12)
