@@ -107,14 +107,14 @@ def pbo(ctx: RunContext) -> dict:
     return out
 
 
-def reality_check(ctx: RunContext, X: np.ndarray) -> dict:
-    """Hansen's SPA test of the Pareto set's holdout returns against buy-and-hold's (seeded by the run)."""
+def reality_check(ctx: RunContext, holdout_returns: list[np.ndarray] | None) -> dict:
+    """Hansen's SPA test of the Pareto set's holdout returns (asset_returns of each member) against
+    buy-and-hold's, seeded by the run."""
     v = ctx.config.validation
     nulls = {"spa_pvalue": None, "spa_pvalue_lower": None, "spa_pvalue_upper": None}
-    if ctx.oos_window is None or len(X) == 0 or ctx.oos_window[1] - ctx.oos_window[0] < 3:
+    if not holdout_returns or ctx.oos_window[1] - ctx.oos_window[0] < 3:
         return nulls
-    strategies = np.stack([asset_returns(ctx, x, ctx.oos_window) for x in X], axis=1)
-    return bootstrap.spa(np.nan_to_num(strategies), buy_and_hold_returns(ctx, ctx.oos_window),
+    return bootstrap.spa(np.nan_to_num(np.stack(holdout_returns, axis=1)), buy_and_hold_returns(ctx, ctx.oos_window),
                          block=v.bootstrap_block, reps=v.monte_carlo_resamples,
                          seed=np.random.default_rng([ctx.config.seed, 1]))
 
@@ -125,17 +125,19 @@ def member_seed(ctx: RunContext, genome_hash: str, purpose: int) -> np.random.Ge
     return np.random.default_rng([ctx.config.seed, purpose, int(genome_hash[:15], 16)])
 
 
-def monte_carlo(ctx: RunContext, X: np.ndarray, hashes) -> list[dict]:
-    """Monte Carlo risk (evo.oos.bootstrap.monte_carlo) of each Pareto member on the holdout and, for
-    comparison, in sample, seeded by member_seed."""
+def monte_carlo(ctx: RunContext, X: np.ndarray, hashes, holdout_returns: list[np.ndarray] | None) -> list[dict]:
+    """Monte Carlo risk (evo.oos.bootstrap.monte_carlo) of each Pareto member on the holdout (its
+    returns given, None without a holdout) and, for comparison, in sample, seeded by member_seed."""
     v = ctx.config.validation
     out = []
-    for x, h in zip(X, hashes):
+    for i, (x, h) in enumerate(zip(X, hashes)):
         row = {}
-        for k, (name, window) in enumerate((("holdout", ctx.oos_window), ("in_sample", ctx.window))):
-            row[name] = None if window is None else bootstrap.monte_carlo(
-                asset_returns(ctx, x, window), block=v.bootstrap_block, reps=v.monte_carlo_resamples,
-                ruin=v.ruin_drawdown, seed=member_seed(ctx, h, 2 + k))
+        for k, name in enumerate(("holdout", "in_sample")):
+            r = asset_returns(ctx, x, ctx.window) if name == "in_sample" else (
+                None if holdout_returns is None else holdout_returns[i])
+            row[name] = None if r is None else bootstrap.monte_carlo(
+                r, block=v.bootstrap_block, reps=v.monte_carlo_resamples, ruin=v.ruin_drawdown,
+                seed=member_seed(ctx, h, 2 + k))
         out.append(row)
     return out
 
@@ -191,8 +193,9 @@ def validate(ctx: RunContext, number: int) -> dict:
                                ctx.config.validation.edge_probability, off.hash[best])
         result = v.as_dict()
     result.update(pbo(ctx))
-    result.update(reality_check(ctx, off.X))
-    risks = monte_carlo(ctx, off.X, off.hash)
+    holdout_returns = None if ctx.oos_window is None else [asset_returns(ctx, x, ctx.oos_window) for x in off.X]
+    result.update(reality_check(ctx, holdout_returns))
+    risks = monte_carlo(ctx, off.X, off.hash, holdout_returns)
     spreads = neighbourhood(ctx, off.X, off.hash, rec.evaluation_key)
     result.update(
         generation=number,
