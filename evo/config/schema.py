@@ -201,7 +201,8 @@ class EvaluationConfig(_Model):
     engine: Literal["fast", "vectorbt"] = Field(
         "fast", description="fast: fused numba kernels; vectorbt: Portfolio.from_signals (the reference)."
     )
-    init_cash: float = Field(10_000.0, gt=0, le=1e15)
+    # a cash near the smallest float underflows to 0 once a size gene takes a fraction of it
+    init_cash: float = Field(10_000.0, ge=1e-6, le=1e15, description="Initial cash of each backtest.")
     fees: float = Field(0.001, ge=0, lt=1, description="Fraction of each order's value.")
     slippage: float = Field(0.0005, ge=0, lt=1, description="Fraction of price paid on each fill.")
     reducer: Literal["mean", "median", "worst", "portfolio"] = Field(

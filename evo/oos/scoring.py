@@ -142,17 +142,17 @@ def monte_carlo(ctx: RunContext, X: np.ndarray, hashes, holdout_returns: list[np
     return out
 
 
-def neighbourhood(ctx: RunContext, X: np.ndarray, hashes, key: str) -> list[dict | None]:
-    """Each Pareto member's neighbours (evo.oos.robustness), evaluated on the training window and stored
-    under the training key like any evaluation (the cache serves a neighbour seen before), seeded by
-    member_seed."""
+def neighbourhood(ctx: RunContext, X: np.ndarray, hashes) -> list[dict | None]:
+    """Each Pareto member's neighbours (evo.oos.robustness) evaluated on the training window, seeded by
+    member_seed. They are not stored: the store holds the genomes evolution tried, each a member of a
+    generation."""
     r = ctx.config.algorithm.robustness
     if r.neighbours == 0 or len(X) == 0:
         return [None] * len(X)
     space = process.space_for(ctx)
-    near = np.concatenate([robustness.neighbours(space, x, r.neighbours, r.radius, r.flip,
-                                                 member_seed(ctx, h, 4)) for x, h in zip(X, hashes)])
-    metrics = score(ctx, genomes(ctx, near), ctx.window, key).metrics
+    near = np.concatenate([robustness.neighbours(space, x, r.neighbours, r.radius, r.flip, member_seed(ctx, h, 4))
+                           for x, h in zip(X, hashes)])
+    metrics = evaluate(ctx, space.decode(near), ctx.window).metrics
     return [robustness.spread(metrics[i * r.neighbours:(i + 1) * r.neighbours], ctx.config.objectives,
                               ctx.config.constraints) for i in range(len(X))]
 
@@ -196,7 +196,7 @@ def validate(ctx: RunContext, number: int) -> dict:
     holdout_returns = None if ctx.oos_window is None else [asset_returns(ctx, x, ctx.oos_window) for x in off.X]
     result.update(reality_check(ctx, holdout_returns))
     risks = monte_carlo(ctx, off.X, off.hash, holdout_returns)
-    spreads = neighbourhood(ctx, off.X, off.hash, rec.evaluation_key)
+    spreads = neighbourhood(ctx, off.X, off.hash)
     result.update(
         generation=number,
         window=list(ctx.window),
