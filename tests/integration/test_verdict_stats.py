@@ -78,6 +78,50 @@ def test_pbo_equals_cscv_on_vectorbts_returns_of_every_behaviour_tried(tmp_path,
     assert sum(v["pbo_detail"]["logit_histogram"]["counts"]) == len(logits) == 70
 
 
+@pytest.mark.slow
+def test_pbo_of_the_portfolio_reducer_ranks_the_shared_cash_portfolios(tmp_path):
+    """reducer 'portfolio': each behaviour is one shared-cash portfolio over both symbols, its returns
+    vectorbt's grouped returns (from_signals with group_by and cash_sharing)."""
+    from evo import strategies
+    from evo.engine import vbt as vbt_engine
+    from evo.market import get_market
+    from evo.run.opening import reopen
+    from evo.view.summary import summary
+    from tests.helpers import rows
+
+    cfg, url = _run(tmp_path, evaluation={"reducer": "portfolio"})
+    v = summary("stats", url)["verdict"]
+    ctx, _ = reopen("stats", database=url)
+    start, stop = ctx.window
+    frames = [get_market(cfg.data).frame(a) for a in range(2)]
+    family = strategies.get("rsi_pullback")
+    genes = [g if isinstance(g, dict) else json.loads(g) for _, g in rows(url, (
+        "select distinct i.id, i.genes from individuals i join members m on m.individual_id = i.id "
+        "where m.role = 'offspring' order by i.id"))]
+    n = len(genes)
+    signals = [family.reference_signals(f.iloc[:stop], genes) for f in frames]
+    wide = lambda arrays: np.stack(arrays, axis=2)[start:].reshape(stop - start, n * 2)  # noqa: E731
+    index = frames[0].index[start:stop]
+    prices = {f: pd.DataFrame(np.tile(np.column_stack([fr[f].to_numpy()[start:stop] for fr in frames]), n), index=index)
+              for f in ("open", "high", "low", "close")}
+    records = np.repeat(family.sim_params(family.space().encode(genes), family.space().names, cfg.evaluation.init_cash, 2), 2)
+    pf = vbt_engine.portfolio(prices["close"], wide([e.to_numpy() for e, _ in signals]), wide([x.to_numpy() for _, x in signals]),
+                              init_cash=cfg.evaluation.init_cash, fees=cfg.evaluation.fees, slippage=cfg.evaluation.slippage,
+                              freq=frames[0].index.freq or "1h", params=records,
+                              ohlc={f: prices[f] for f in ("open", "high", "low")},
+                              group_by=np.repeat(np.arange(n), 2), cash_sharing=True)
+    returns = pf.returns().to_numpy().T[:, None, :]  # [genomes, 1, bars]
+    prints = vbt_engine.fingerprints(pf, n * 2).reshape(n, 2)
+    first = {}
+    for i, key in enumerate(map(tuple, prints)):
+        first.setdefault(key, i)
+    distinct = np.array(sorted(first.values()))
+    pbo, slope, loss, _ = paper_cscv(returns[distinct], 8)
+    assert v["pbo_detail"]["phenotypes"] == len(distinct)
+    assert v["pbo"] == pytest.approx(pbo, abs=1e-12) and v["pbo_degradation"] == pytest.approx(slope, abs=1e-12)
+    assert v["pbo_prob_loss"] == pytest.approx(loss, abs=1e-12)
+
+
 def test_spa_and_monte_carlo_are_stored_and_reproduce(tmp_path):
     from evo.oos import bootstrap
     from evo.oos.scoring import asset_returns, buy_and_hold_returns
