@@ -86,11 +86,8 @@ def pbo(ctx: RunContext) -> dict:
     """The probability of backtest overfitting over every distinct behaviour the run evaluated on its
     training window (evo.oos.cscv), with what the report draws; null fields with a reason when the run
     tried fewer than two behaviours or its window is too short for the blocks."""
-    import time
-
     from evo.engine import fast
 
-    t0 = time.perf_counter()
     n_blocks = ctx.config.validation.cscv_blocks
     genes = process.store_for(ctx).trial_genes(ctx.run_id)
     empty = {"pbo": None, "pbo_degradation": None, "pbo_prob_loss": None}
@@ -99,12 +96,8 @@ def pbo(ctx: RunContext) -> dict:
     if ctx.window[1] - ctx.window[0] < 2 * n_blocks:
         return {**empty, "pbo_detail": {"reason": f"a training window shorter than {2 * n_blocks} bars"}}
     X = process.space_for(ctx).encode(genes)
-    sums = phenotype_sums(ctx, X, ctx.window, n_blocks)
-    t1 = time.perf_counter()
-    result = cscv.cscv(sums, ctx.config.evaluation.reducer)
-    out = cscv.summary(result, fast.ann_factor(process.market_for(ctx).freq))
-    out["pbo_detail"].update(seconds_returns=t1 - t0, seconds_cscv=time.perf_counter() - t1)
-    return out
+    result = cscv.cscv(phenotype_sums(ctx, X, ctx.window, n_blocks), ctx.config.evaluation.reducer)
+    return cscv.summary(result, fast.ann_factor(process.market_for(ctx).freq))
 
 
 def reality_check(ctx: RunContext, holdout_returns: list[np.ndarray] | None) -> dict:

@@ -148,6 +148,12 @@ def test_spa_and_monte_carlo_are_stored_and_reproduce(tmp_path):
         assert mc["resamples"] == 200 and 0 <= mc["prob_loss"] <= 1 and mc["max_drawdown_q05"] <= mc["max_drawdown_median"] <= 0
         assert e["monte_carlo"]["in_sample"]["bars"] == ctx.window[1] - ctx.window[0]
     assert v["verdict"] == "no evidence of edge" and v["refused_by"]
+    # the whole verdict, resamples and neighbours included, is the same for the same seed
+    (tmp_path / "again").mkdir()
+    _, url2 = _run(tmp_path / "again")
+    s2 = summary("stats", url2)
+    assert s2["verdict"] == v
+    assert [(e["monte_carlo"], e["robustness"]) for e in s2["pareto"]] == [(e["monte_carlo"], e["robustness"]) for e in s["pareto"]]
 
 
 def test_a_verdict_stored_before_these_statistics_still_shows(tmp_path):
