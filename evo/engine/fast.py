@@ -396,8 +396,11 @@ def sums_by_block(returns: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def block_sums_of(arrays: dict, family, X: np.ndarray, names, settings, freq, window, edges: np.ndarray
                   ) -> np.ndarray:
-    """sums_by_block of each genome's per-bar returns over its window ([len(X), blocks, 3]), one
-    simulation per genome and no return series kept: what CSCV needs of every phenotype a run tried."""
+    """sums_by_block of each genome's per-bar returns over its window ([len(X), blocks, 3]), in one
+    parallel kernel that keeps no return series (evo.engine.nb.block_sums_nb): what CSCV needs of every
+    phenotype a run tried."""
+    import numba
+
     from evo.engine import indicators, nb
 
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
@@ -408,17 +411,17 @@ def block_sums_of(arrays: dict, family, X: np.ndarray, names, settings, freq, wi
     arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window)
     n_bars = len(arrays["close"])
     prices = _prices(arrays, ohlc_stops)
-    ws = _workspace(1, n_bars)
-    no_signals = np.empty(0, dtype=np.bool_)
     b = block_size(n_bars, n)
     entries = np.empty((b, n_bars), dtype=np.bool_)
     exits = np.empty_like(entries)
+    no_signals = np.empty((b, 0), dtype=np.bool_)
+    edges = np.asarray(edges, dtype=np.int64)
     with kernel_lock:
         cache = indicators.build(family.indicators, arrays, X, names)
         for first in range(0, n, b):
             idx = np.arange(first, min(n, first + b))
+            k = len(idx)
             _signals_of(family, cache, idx, X, names, arrays, entries, exits)
-            for k, i in enumerate(idx):
-                nb.simulate_column_nb(prices, Signals(entries[k], exits[k], no_signals, no_signals), params[i], sim, ws)
-                out[i] = sums_by_block(ws.returns[sim.start:], edges)
+            out[idx] = nb.block_sums_nb(prices, Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k]),
+                                        params[idx], sim, edges, numba.get_num_threads())
     return out

@@ -172,6 +172,7 @@ def test_a_verdict_stored_before_these_statistics_still_shows(tmp_path):
     assert all(e["monte_carlo"] is None and e["robustness"] is None for e in s["pareto"])
 
 
+@pytest.mark.slow
 def test_neighbours_are_scored_as_vectorbt_scores_them(tmp_path):
     from evo import strategies
     from evo.config import EvaluationConfig
