@@ -154,6 +154,20 @@ class Constraint(_Model):
     value: float = Field(ge=-1e12, le=1e12)
 
 
+class RobustnessConfig(_Model):
+    """Neighbouring genes of each final Pareto member, evaluated on the training window for the report."""
+
+    neighbours: int = Field(8, ge=0, le=1000, description="Seeded neighbours per Pareto member (0: none).")
+    radius: float = Field(
+        0.05, gt=0, le=1, description="How far a neighbour moves each gene: up to this fraction of the gene's "
+        "range, snapped to its grid."
+    )
+    flip: float = Field(
+        0.1, ge=0, le=1, description="Probability that a neighbour changes a switch or a choice of at most three "
+        "values (sl_trail, direction) to another value."
+    )
+
+
 class AlgorithmConfig(_Model):
     name: Literal["nsga2"] = "nsga2"
     pop_size: int = Field(64, ge=4, le=POP_MAX, description="Survivors per generation.")
@@ -175,6 +189,7 @@ class AlgorithmConfig(_Model):
         "trades are identical (the same bars, directions and sizes), only the first competes; copies only fill "
         "the population when too few others remain (false: pymoo's NSGA-II, where every genome competes).",
     )
+    robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
     seed_population: list[list[float]] | None = Field(
         None, max_length=POP_MAX,
         description="Genomes (in gene order) the first generation starts from; the rest is sampled. "
@@ -186,7 +201,8 @@ class EvaluationConfig(_Model):
     engine: Literal["fast", "vectorbt"] = Field(
         "fast", description="fast: fused numba kernels; vectorbt: Portfolio.from_signals (the reference)."
     )
-    init_cash: float = Field(10_000.0, gt=0, le=1e15)
+    # a cash near the smallest float underflows to 0 once a size gene takes a fraction of it
+    init_cash: float = Field(10_000.0, ge=1e-6, le=1e15, description="Initial cash of each backtest.")
     fees: float = Field(0.001, ge=0, lt=1, description="Fraction of each order's value.")
     slippage: float = Field(0.0005, ge=0, lt=1, description="Fraction of price paid on each fill.")
     reducer: Literal["mean", "median", "worst", "portfolio"] = Field(
@@ -234,6 +250,26 @@ class ValidationConfig(_Model):
     )
     edge_probability: float = Field(
         0.95, gt=0.5, lt=1, description="Deflated Sharpe ratio needed for the verdict 'edge'."
+    )
+    cscv_blocks: int = Field(
+        16, ge=2, le=20, multiple_of=2,
+        description="Contiguous blocks of the training window for the probability of backtest overfitting "
+        "(CSCV): C(S, S/2) splits, 12,870 at 16.",
+    )
+    pbo_max: float = Field(
+        0.5, gt=0, le=1, description="Highest probability of backtest overfitting the verdict 'edge' accepts."
+    )
+    spa_alpha: float = Field(
+        0.05, gt=0, lt=1, description="Level of Hansen's SPA test against buy-and-hold the verdict 'edge' needs."
+    )
+    bootstrap_block: int = Field(
+        20, ge=1, le=10_000, description="Mean block length in bars of the stationary bootstrap (SPA, Monte Carlo)."
+    )
+    monte_carlo_resamples: int = Field(
+        1000, ge=10, le=100_000, description="Stationary-bootstrap resamples per Pareto member (Monte Carlo) and of the SPA test."
+    )
+    ruin_drawdown: float = Field(
+        0.5, gt=0, le=1, description="Drawdown (a positive fraction) the Monte Carlo counts as ruin."
     )
     walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
     window: tuple[int, int] | None = Field(

@@ -381,3 +381,47 @@ def portfolio_returns_of(arrays_list: list[dict], family, x: np.ndarray, names, 
     no_signals = np.empty((0, 0), dtype=np.bool_)
     nb.simulate_group_nb(prices, Signals(entries, exits, no_signals, no_signals), params[0], sim, ws)
     return ws.returns[sim.start:].copy()
+
+
+def sums_by_block(returns: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """(sum, sum of squares, count) of returns [..., bars] on each block [edges[k], edges[k + 1]):
+    shape [..., blocks, 3]. A NaN return (no value to return from) counts as a flat bar, 0."""
+    r = np.nan_to_num(np.asarray(returns, dtype=np.float64), nan=0.0)
+    out = np.empty(r.shape[:-1] + (len(edges) - 1, 3))
+    out[..., 0] = np.add.reduceat(r, edges[:-1], axis=-1)
+    out[..., 1] = np.add.reduceat(r * r, edges[:-1], axis=-1)
+    out[..., 2] = np.diff(edges)
+    return out
+
+
+def block_sums_of(arrays: dict, family, X: np.ndarray, names, settings, freq, window, edges: np.ndarray
+                  ) -> np.ndarray:
+    """sums_by_block of each genome's per-bar returns over its window ([len(X), blocks, 3]), in one
+    parallel kernel that keeps no return series (evo.engine.nb.block_sums_nb): what CSCV needs of every
+    phenotype a run tried."""
+    import numba
+
+    from evo.engine import indicators, nb
+
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    n = len(X)
+    out = np.empty((n, len(edges) - 1, 3))
+    if n == 0:
+        return out
+    arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window)
+    n_bars = len(arrays["close"])
+    prices = _prices(arrays, ohlc_stops)
+    b = block_size(n_bars, n)
+    entries = np.empty((b, n_bars), dtype=np.bool_)
+    exits = np.empty_like(entries)
+    no_signals = np.empty((b, 0), dtype=np.bool_)
+    edges = np.asarray(edges, dtype=np.int64)
+    with kernel_lock:
+        cache = indicators.build(family.indicators, arrays, X, names)
+        for first in range(0, n, b):
+            idx = np.arange(first, min(n, first + b))
+            k = len(idx)
+            _signals_of(family, cache, idx, X, names, arrays, entries, exits)
+            out[idx] = nb.block_sums_nb(prices, Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k]),
+                                        params[idx], sim, edges, numba.get_num_threads())
+    return out

@@ -1234,3 +1234,36 @@ def simulate_portfolios_nb(prices, signals, params, sim, n_threads):
     Prices of (n_assets, n_bars) arrays; Signals of (n_strategies, n_assets, n_bars) arrays, short ones
     (n_strategies, 0, 0) when not given; one params record per strategy (the same for each of its assets)."""
     return drive_nb(simulate_group_nb, given_signals_nb, signals, prices, params, sim, n_threads)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def block_sums_nb(prices, signals, params, sim, edges, n_threads):
+    """(n_strategies, blocks, 3): the sum, the sum of squares and the count of each strategy's bar returns
+    on each block [sim.start + edges[b], sim.start + edges[b + 1]) (a NaN return counts as 0), for CSCV.
+    Signals as simulate_signals_nb; each thread simulates its strategies into one returns buffer."""
+    n_strat = params.shape[0]
+    n_bars = prices.close.shape[-1]
+    n_blocks = edges.shape[0] - 1
+    out = np.empty((n_strat, n_blocks, 3))
+    n_threads = max(1, min(n_threads, n_strat))
+    returns = np.empty((n_threads, n_bars))
+    trades = np.empty((n_threads, 1, n_bars), dtype=trade_dt)
+    buffers = np.empty((n_threads, 2, n_bars), dtype=np.bool_)
+    rows = np.empty((n_threads, N_METRICS))
+    fps = np.empty((n_threads, 1), dtype=np.uint64)
+    for t in prange(n_threads):
+        for s in range(t, n_strat, n_threads):
+            ws = Workspace(returns[t], buffers[t, 0], buffers[t, 1], trades[t], rows[t], fps[t])
+            simulate_column_nb(prices, given_signals_nb(signals, s, ws.entries, ws.exits), params[s], sim, ws)
+            for b in range(n_blocks):
+                acc = 0.0
+                sq = 0.0
+                for k in range(sim.start + edges[b], sim.start + edges[b + 1]):
+                    r = returns[t, k]
+                    if not np.isnan(r):
+                        acc += r
+                        sq += r * r
+                out[s, b, 0] = acc
+                out[s, b, 1] = sq
+                out[s, b, 2] = edges[b + 1] - edges[b]
+    return out

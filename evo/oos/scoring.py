@@ -6,7 +6,7 @@ import numpy as np
 
 from evo.config import codec
 from evo.config.metrics import METRICS, SLOT
-from evo.oos import verdict
+from evo.oos import bootstrap, cscv, robustness, verdict
 from evo.oos import walkforward as wf
 from evo.run import process
 from evo.run.context import RunContext, evaluation_key, oos_evaluation_key
@@ -52,6 +52,104 @@ def asset_returns(ctx: RunContext, x: np.ndarray, window: tuple[int, int]) -> np
     )
 
 
+def buy_and_hold_returns(ctx: RunContext, window: tuple[int, int]) -> np.ndarray:
+    """Per-bar returns of buying at the window's first close and holding: an equal-weight portfolio
+    (rebalanced every bar) over several symbols; the first bar returns 0."""
+    market = process.market_for(ctx)
+    start, stop = window
+    out = []
+    for a in range(market.n_assets):
+        close = np.asarray(market.arrays(a)["close"][start:stop], dtype=np.float64)
+        out.append(np.concatenate([[0.0], close[1:] / close[:-1] - 1]))
+    return np.mean(out, axis=0)
+
+
+def phenotype_sums(ctx: RunContext, X: np.ndarray, window: tuple[int, int], n_blocks: int) -> np.ndarray:
+    """Block sums [len(X), symbols, blocks, 3] of genomes' returns on a window, per symbol (the portfolio
+    reducer: its one series), for CSCV."""
+    from evo.engine import fast
+
+    market = process.market_for(ctx)
+    family = process.family_for(ctx)
+    names = process.space_for(ctx).names
+    settings = ctx.config.evaluation
+    edges = cscv.block_edges(window[1] - window[0], n_blocks)
+    if settings.reducer == "portfolio":
+        arrays = [market.arrays(a) for a in range(market.n_assets)]
+        return np.stack([fast.sums_by_block(fast.portfolio_returns_of(arrays, family, x, names, settings, market.freq,
+                                                                      window), edges) for x in X])[:, None]
+    return np.stack([fast.block_sums_of(market.arrays(a), family, X, names, settings, market.freq, window, edges)
+                     for a in range(market.n_assets)], axis=1)
+
+
+def pbo(ctx: RunContext) -> dict:
+    """The probability of backtest overfitting over every distinct behaviour the run evaluated on its
+    training window (evo.oos.cscv), with what the report draws; null fields with a reason when the run
+    tried fewer than two behaviours or its window is too short for the blocks."""
+    from evo.engine import fast
+
+    n_blocks = ctx.config.validation.cscv_blocks
+    genes = process.store_for(ctx).trial_genes(ctx.run_id)
+    empty = {"pbo": None, "pbo_degradation": None, "pbo_prob_loss": None}
+    if len(genes) < 2:
+        return {**empty, "pbo_detail": {"reason": f"{len(genes)} distinct behaviour(s) tried: CSCV needs two"}}
+    if ctx.window[1] - ctx.window[0] < 2 * n_blocks:
+        return {**empty, "pbo_detail": {"reason": f"a training window shorter than {2 * n_blocks} bars"}}
+    X = process.space_for(ctx).encode(genes)
+    result = cscv.cscv(phenotype_sums(ctx, X, ctx.window, n_blocks), ctx.config.evaluation.reducer)
+    return cscv.summary(result, fast.ann_factor(process.market_for(ctx).freq))
+
+
+def reality_check(ctx: RunContext, holdout_returns: list[np.ndarray] | None) -> dict:
+    """Hansen's SPA test of the Pareto set's holdout returns (asset_returns of each member) against
+    buy-and-hold's, seeded by the run."""
+    v = ctx.config.validation
+    nulls = {"spa_pvalue": None, "spa_pvalue_lower": None, "spa_pvalue_upper": None}
+    if not holdout_returns or ctx.oos_window[1] - ctx.oos_window[0] < 3:
+        return nulls
+    return bootstrap.spa(np.nan_to_num(np.stack(holdout_returns, axis=1)), buy_and_hold_returns(ctx, ctx.oos_window),
+                         block=v.bootstrap_block, reps=v.monte_carlo_resamples,
+                         seed=np.random.default_rng([ctx.config.seed, 1]))
+
+
+def member_seed(ctx: RunContext, genome_hash: str, purpose: int) -> np.random.Generator:
+    """The generator of one statistic of one member: seeded by the run's seed, the statistic and the
+    genome (not its place in the Pareto set, which the display may order otherwise)."""
+    return np.random.default_rng([ctx.config.seed, purpose, int(genome_hash[:15], 16)])
+
+
+def monte_carlo(ctx: RunContext, X: np.ndarray, hashes, holdout_returns: list[np.ndarray] | None) -> list[dict]:
+    """Monte Carlo risk (evo.oos.bootstrap.monte_carlo) of each Pareto member on the holdout (its
+    returns given, None without a holdout) and, for comparison, in sample, seeded by member_seed."""
+    v = ctx.config.validation
+    out = []
+    for i, (x, h) in enumerate(zip(X, hashes)):
+        row = {}
+        for k, name in enumerate(("holdout", "in_sample")):
+            r = asset_returns(ctx, x, ctx.window) if name == "in_sample" else (
+                None if holdout_returns is None else holdout_returns[i])
+            row[name] = None if r is None else bootstrap.monte_carlo(
+                r, block=v.bootstrap_block, reps=v.monte_carlo_resamples, ruin=v.ruin_drawdown,
+                seed=member_seed(ctx, h, 2 + k))
+        out.append(row)
+    return out
+
+
+def neighbourhood(ctx: RunContext, X: np.ndarray, hashes) -> list[dict | None]:
+    """Each Pareto member's neighbours (evo.oos.robustness) evaluated on the training window, seeded by
+    member_seed. They are not stored: the store holds the genomes evolution tried, each a member of a
+    generation."""
+    r = ctx.config.algorithm.robustness
+    if r.neighbours == 0 or len(X) == 0:
+        return [None] * len(X)
+    space = process.space_for(ctx)
+    near = np.concatenate([robustness.neighbours(space, x, r.neighbours, r.radius, r.flip, member_seed(ctx, h, 4))
+                           for x, h in zip(X, hashes)])
+    metrics = evaluate(ctx, space.decode(near), ctx.window).metrics
+    return [robustness.spread(metrics[i * r.neighbours:(i + 1) * r.neighbours], ctx.config.objectives,
+                              ctx.config.constraints) for i in range(len(X))]
+
+
 def _plain(row: np.ndarray) -> dict:
     """One row of metrics by name, as JSON for people (evo.config.codec: NaN as null)."""
     return codec.encode(dict(zip(METRICS, row.tolist())), nan=None)
@@ -87,6 +185,11 @@ def validate(ctx: RunContext, number: int) -> dict:
         v = verdict.verdict(rets, float(is_metrics[best, sharpe]), trials, fast.ann_factor(market.freq),
                                ctx.config.validation.edge_probability, off.hash[best])
         result = v.as_dict()
+    result.update(pbo(ctx))
+    holdout_returns = None if ctx.oos_window is None else [asset_returns(ctx, x, ctx.oos_window) for x in off.X]
+    result.update(reality_check(ctx, holdout_returns))
+    risks = monte_carlo(ctx, off.X, off.hash, holdout_returns)
+    spreads = neighbourhood(ctx, off.X, off.hash)
     result.update(
         generation=number,
         window=list(ctx.window),
@@ -97,10 +200,14 @@ def validate(ctx: RunContext, number: int) -> dict:
                 "genome_hash": off.hash[i],
                 "in_sample": _plain(is_metrics[i]),
                 "out_of_sample": None if oos_metrics is None else _plain(oos_metrics[i]),
+                "monte_carlo": risks[i],
+                "robustness": spreads[i],
             }
             for i in range(len(off))
         ],
     )
+    v = ctx.config.validation
+    result = verdict.judge(result, v.edge_probability, v.pbo_max, v.spa_alpha)
     store.save_validation(ctx.run_id, "holdout", number, result)
     return result
 

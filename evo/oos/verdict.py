@@ -107,3 +107,25 @@ def verdict(
         threshold=threshold,
         candidate=candidate,
     )
+
+
+#: the verdict's fields beyond the deflated Sharpe ratio (null in a verdict judged before they existed)
+VERDICT_FIELDS = ("pbo", "pbo_degradation", "pbo_prob_loss", "spa_pvalue", "refused_by")
+
+
+def judge(result: dict, deflated_threshold: float, pbo_max: float, spa_alpha: float) -> dict:
+    """`result` with its verdict over the three tests: "edge" needs the deflated Sharpe ratio at
+    `deflated_threshold` or above, PBO at `pbo_max` or below and the SPA p-value against buy-and-hold at
+    `spa_alpha` or below. `refused_by` names each test that refused; a test that could not run (no
+    holdout: no SPA; fewer than two behaviours: no PBO) refuses nothing and is listed in `not_run`."""
+    refused, not_run = [], []
+    if not result.get("deflated_sharpe", 0.0) >= deflated_threshold:
+        refused.append("deflated Sharpe ratio")
+    for name, key, limit in (("PBO", "pbo", pbo_max), ("SPA against buy-and-hold", "spa_pvalue", spa_alpha)):
+        value = result.get(key)
+        if value is None:
+            not_run.append(name)
+        elif not value <= limit:
+            refused.append(name)
+    return {**result, "verdict": "no evidence of edge" if refused else "edge", "refused_by": refused,
+            "not_run": not_run, "pbo_max": pbo_max, "spa_alpha": spa_alpha}

@@ -43,6 +43,13 @@ def choose(pareto: list[dict], objectives: list[dict]) -> dict:
     return pareto[0]
 
 
+def fold_overfitting(verdict: dict | None) -> dict:
+    """A fold's probability of backtest overfitting (and its companions) from its run's verdict: CSCV
+    over the behaviours the fold's evolution tried on its training window."""
+    v = verdict or {}
+    return {k: v.get(k) for k in ("pbo", "pbo_degradation", "pbo_prob_loss")}
+
+
 def stitch(fold_returns: list[np.ndarray], ann_factor: float) -> dict:
     """Metrics of the test windows' returns joined end to end (each fold starts from its own cash).
 

@@ -56,13 +56,12 @@ class ResultsMixin:
                                   objectives=r.objectives, metrics=metrics, per_asset=per_asset, trades=r.trades))
         return out
 
-    def trial_metrics(self, run_id: int, metric: str) -> list[float]:
-        """`metric` of every distinct behaviour the run evaluated, each under its generation's key: genomes
-        whose trades are identical (the same trade fingerprint) count once; an evaluation stored before
-        fingerprints existed counts as its own behaviour. NaN where an evaluation lacks the metric."""
+    def _trials(self, conn, run_id: int, *columns):
+        """One row per distinct behaviour the run evaluated, each under its generation's key: genomes whose
+        trades are identical (the same trade fingerprint) count once; an evaluation stored before
+        fingerprints existed counts as its own behaviour."""
         q = (
-            select(individuals.c.id.label("individual"), evaluations.c.key_id, evaluations.c.trades,
-                   evaluations.c.metric_set_id, evaluations.c.metrics)
+            select(individuals.c.id.label("individual"), evaluations.c.key_id, evaluations.c.trades, *columns)
             .select_from(members)
             .join(individuals, individuals.c.id == members.c.individual_id)
             .join(generations, (generations.c.run_id == members.c.run_id) & (generations.c.number == members.c.generation))
@@ -71,20 +70,39 @@ class ResultsMixin:
                   & (evaluations.c.key_id == evaluation_keys.c.id))
             .where(members.c.run_id == run_id, members.c.role == "offspring")
             .distinct()
+            .order_by(individuals.c.id)
         )
-        seen: dict = {}
+        seen = set()
+        for r in conn.execute(q).all():
+            ident = (r.key_id, r.trades) if r.trades is not None else (r.key_id, "individual", r.individual)
+            if ident not in seen:
+                seen.add(ident)
+                yield r
+
+    def trial_metrics(self, run_id: int, metric: str) -> list[float]:
+        """`metric` of every distinct behaviour the run evaluated (`_trials`). NaN where an evaluation
+        lacks the metric."""
+        out = []
         offset: dict[int, int | None] = {}  # byte offset of the metric in each set's blobs
         with self.engine.connect() as conn:
-            for r in conn.execute(q).all():
-                ident = (r.key_id, r.trades) if r.trades is not None else (r.key_id, "individual", r.individual)
-                if ident in seen:
-                    continue
+            for r in self._trials(conn, run_id, evaluations.c.metric_set_id, evaluations.c.metrics):
                 if r.metric_set_id not in offset:
                     names = self.metric_set(conn, r.metric_set_id).names
                     offset[r.metric_set_id] = 8 * names.index(metric) if metric in names else None
                 at = offset[r.metric_set_id]
-                seen[ident] = math.nan if at is None else struct.unpack_from("<d", r.metrics, at)[0]
-        return list(seen.values())
+                out.append(math.nan if at is None else struct.unpack_from("<d", r.metrics, at)[0])
+        return out
+
+    def trial_genes(self, run_id: int) -> list[dict]:
+        """The genes of one genome of every distinct behaviour the run evaluated (`_trials`), the first
+        stored of each."""
+        with self.engine.connect() as conn:
+            ids = [r.individual for r in self._trials(conn, run_id)]
+            genes = {}
+            for lo in range(0, len(ids), 5000):  # (JSON has no equality in PostgreSQL: no DISTINCT on it)
+                q = select(individuals.c.id, individuals.c.genes).where(individuals.c.id.in_(ids[lo:lo + 5000]))
+                genes.update(conn.execute(q).all())
+        return [genes[i] for i in ids]
 
     # -- validation --------------------------------------------------------------------------------
     def save_validation(self, run_id: int, kind: str, generation: int, result: dict) -> None:

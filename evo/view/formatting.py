@@ -19,4 +19,10 @@ def verdict_line(v: dict) -> str:
     line = f"verdict: {v['verdict']} (deflated Sharpe ratio {v['deflated_sharpe']:.3f}, {v.get('n_trials', 0)} strategies tried"
     if "sharpe_annualized" in v:
         line += f", best in-sample Sharpe {v['sharpe_annualized']:.2f}"
+    if v.get("pbo") is not None:
+        line += f", PBO {v['pbo']:.3f}"
+    if v.get("spa_pvalue") is not None:
+        line += f", SPA p {v['spa_pvalue']:.3f} against buy-and-hold"
+    if v.get("refused_by"):
+        line += "; refused by " + ", ".join(v["refused_by"])
     return line + ")"

@@ -20,6 +20,8 @@ from evo.store import GenerationStats
 CHOSEN = 3
 
 FIGURE_IDS = ("pareto-front", "generations", "equity")
+#: the verdict's figures, drawn when the verdict has their statistics (not for verdicts judged before them)
+STATS_FIGURE_IDS = ("pbo-logits", "pbo-is-oos", "monte-carlo-drawdowns", "neighbours")
 
 
 def _context(name: str, database: str):
@@ -148,12 +150,66 @@ def _verdict_section(v: dict) -> str:
         ["strategies tried (N)", v.get("n_trials")],
         ["bars in sample (T)", v.get("n_bars")],
         ["best in-sample Sharpe ratio (annualised)", v.get("sharpe_annualized")],
+        ["probability of backtest overfitting (PBO, CSCV)", v.get("pbo")],
+        ["PBO allowed for 'edge'", v.get("pbo_max") if v.get("pbo") is not None else None],
+        ["OOS-on-IS Sharpe slope over the splits", v.get("pbo_degradation")],
+        ["P(chosen strategy's OOS Sharpe < 0)", v.get("pbo_prob_loss")],
+        ["SPA p-value against buy-and-hold (consistent)", v.get("spa_pvalue")],
+        ["SPA p-value needed for 'edge'", v.get("spa_alpha") if v.get("spa_pvalue") is not None else None],
+        ["refused by", ", ".join(v["refused_by"]) if v.get("refused_by") else None],
     ]
-    shown = {"verdict", "deflated_sharpe", "threshold", "n_trials", "n_bars", "sharpe_annualized"}
+    shown = {"verdict", "deflated_sharpe", "threshold", "n_trials", "n_bars", "sharpe_annualized", "pbo", "pbo_max",
+             "pbo_degradation", "pbo_prob_loss", "spa_pvalue", "spa_alpha", "refused_by"}
     rest = [[k, val] for k, val in v.items() if k not in shown and not isinstance(val, (list, dict))]
     details = (f"<details><summary>how it was computed</summary>{_table(['', 'value'], rest, 'verdict-detail')}"
                "</details>") if rest else ""
     return _table(["", "value"], [r for r in headline if r[1] is not None], "verdict") + details
+
+
+def _stats_figures(s: dict) -> list[str]:
+    """The verdict's figures (STATS_FIGURE_IDS) with their headings, those the verdict has data for."""
+    import plotly.graph_objects as go
+
+    v = s.get("verdict") or {}
+    out = []
+    d = v.get("pbo_detail") or {}
+    if d.get("logit_histogram"):
+        h = d["logit_histogram"]
+        mids = [(a + b) / 2 for a, b in zip(h["edges"][:-1], h["edges"][1:])]
+        fig = go.Figure(go.Bar(x=mids, y=h["counts"], name="splits"))
+        fig.add_vline(x=0, line_dash="dash")
+        fig.update_layout(title=f"CSCV: logit of the in-sample best's out-of-sample rank (PBO = share left of 0: "
+                                f"{v['pbo']:.3f})", xaxis_title="logit", yaxis_title="splits", height=360)
+        out += ["<h2>Probability of backtest overfitting</h2>", _fig_html(fig, STATS_FIGURE_IDS[0])]
+        fig = go.Figure(go.Scatter(x=d["is_sharpe"], y=d["oos_sharpe"], mode="markers", name="splits"))
+        fig.update_layout(title=f"the chosen strategy per split: out of sample against in sample (slope "
+                                f"{v['pbo_degradation']:.3f})", xaxis_title="in-sample Sharpe ratio (annualised)",
+                          yaxis_title="out-of-sample Sharpe ratio", height=400)
+        out.append(_fig_html(fig, STATS_FIGURE_IDS[1]))
+    members = [(i, (e.get("monte_carlo") or {}).get("holdout")) for i, e in enumerate(s["pareto"], 1)]
+    members = [(i, mc) for i, mc in members if mc and mc.get("drawdown_histogram")]
+    if members:
+        fig = go.Figure()
+        for i, mc in members:
+            h = mc["drawdown_histogram"]
+            fig.add_scatter(x=[(a + b) / 2 for a, b in zip(h["edges"][:-1], h["edges"][1:])],
+                            y=[c / mc["resamples"] for c in h["counts"]], mode="lines+markers", name=f"#{i}")
+        fig.update_layout(title="Monte Carlo: maximum drawdown over bootstrap resamples of the holdout",
+                          xaxis_title="maximum drawdown", yaxis_title="share of resamples", height=400)
+        out += ["<h2>Monte Carlo risk</h2>", _fig_html(fig, STATS_FIGURE_IDS[2])]
+    spread = [(i, e["robustness"]) for i, e in enumerate(s["pareto"], 1) if e.get("robustness")]
+    if spread:
+        fig = go.Figure()
+        obj = [o["metric"] for o in s["objectives"]]
+        for i, r in spread:
+            for m in obj:
+                vals = (r.get("objectives") or {}).get(m) or {}
+                fig.add_scatter(x=[f"#{i} {m}"] * 3, y=[vals.get("worst"), vals.get("median"), s["pareto"][i - 1]["metrics"][m]],
+                                mode="markers", marker={"symbol": ["triangle-down", "circle", "star"]}, showlegend=False)
+        fig.update_layout(title="neighbouring genes: worst, median (and the member itself, a star) per objective",
+                          height=400)
+        out += ["<h2>Robustness to neighbouring genes</h2>", _fig_html(fig, STATS_FIGURE_IDS[3])]
+    return out
 
 
 def write_report(name: str, database: str, out: str | Path) -> Path:
@@ -214,6 +270,7 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
         f'training bars {ctx.window[0]}-{ctx.window[1]} · {html.escape(holdout)}</p>',
         f'<h2>Verdict: <span class="verdict">{verdict}</span></h2>',
         verdict_detail,
+        *_stats_figures(s),
         "<h2>Pareto front</h2>", _fig_html(_pareto_figure(s), FIGURE_IDS[0]),
         "<h2>Evolution</h2>", _fig_html(_generations_figure(stats, s["objectives"]), FIGURE_IDS[1]),
         "<h2>Equity curves</h2>", _fig_html(_equity_figure(curves), FIGURE_IDS[2]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from evo.config import codec
 from evo.config.metrics import TABLE
+from evo.oos.verdict import VERDICT_FIELDS
 from evo.store import Store, open_store
 from evo.view.text import markdown as md
 from evo.view.text import markup
@@ -91,11 +92,16 @@ def describe(store: Store, name: str) -> dict:
     verdict = None
     if validation is not None and last is not None and validation[0] == last.number:
         result = validation[1]
-        oos = {p["genome_hash"]: p["out_of_sample"] for p in result.get("pareto", [])}
+        judged = {p["genome_hash"]: p for p in result.get("pareto", [])}
         for e in front:
-            if oos.get(e["genome_hash"]) is not None:
-                e["oos_metrics"] = oos[e["genome_hash"]]
+            p = judged.get(e["genome_hash"], {})
+            if p.get("out_of_sample") is not None:
+                e["oos_metrics"] = p["out_of_sample"]
+            e["monte_carlo"] = p.get("monte_carlo")
+            e["robustness"] = p.get("robustness")
         verdict = {k: v for k, v in result.items() if k != "pareto"}
+        for k in VERDICT_FIELDS:  # a verdict judged before these statistics existed shows them as null
+            verdict.setdefault(k, None)
     stats = store.generation_stats(run.id)
     hits = sum(st.cache_hits for st in stats)
     total = sum(st.n_offspring for st in stats)
@@ -179,6 +185,36 @@ def print_summary(s: dict) -> None:
             f"verdict: [{style}]{v['verdict']}[/] (deflated Sharpe ratio {v['deflated_sharpe']:.3f} for the best "
             f"in-sample strategy, {v.get('n_trials', 0)} strategies tried, edge needs {v.get('threshold', 0.95)}){extra}"
         )
+        for line in verdict_tests(v):
+            console.print(f"  {markup(line)}")
+        risky = [e for e in s["pareto"] if (e.get("monte_carlo") or {}).get("holdout")]
+        if risky:
+            m = Table(title="Monte Carlo on the holdout (stationary bootstrap of each strategy's bar returns)",
+                      title_justify="left")
+            for head in ("#", "P(loss)", "max_dd median", "max_dd 5 %", "P(ruin)", "P(loss) in sample"):
+                m.add_column(head, justify="right")
+            for i, e in enumerate(s["pareto"], 1):
+                h = (e.get("monte_carlo") or {}).get("holdout") or {}
+                ins = (e.get("monte_carlo") or {}).get("in_sample") or {}
+                m.add_row(str(i), fmt(h.get("prob_loss")), fmt(h.get("max_drawdown_median")),
+                          fmt(h.get("max_drawdown_q05")), fmt(h.get("prob_ruin")), fmt(ins.get("prob_loss")))
+            console.print(m)
+        spread = [e for e in s["pareto"] if e.get("robustness")]
+        if spread:
+            obj = [o["metric"] for o in s["objectives"]]
+            r = Table(title=f"neighbouring genes on the training window ({spread[0]['robustness']['neighbours']} per "
+                            "member): median and worst per objective", title_justify="left")
+            r.add_column("#", justify="right", style="dim")
+            r.add_column("feasible", justify="right")
+            for m_ in obj:
+                r.add_column(f"{METRIC_LABELS[m_]} median", justify="right")
+                r.add_column(f"{METRIC_LABELS[m_]} worst", justify="right")
+            for i, e in enumerate(s["pareto"], 1):
+                rb = e.get("robustness") or {}
+                o = rb.get("objectives") or {}
+                r.add_row(str(i), fmt(rb.get("feasible")),
+                          *[fmt((o.get(m_) or {}).get(w)) for m_ in obj for w in ("median", "worst")])
+            console.print(r)
     c = s.get("cache")
     if c and (c["hits"] + c["evaluated"]):
         console.print(f"evaluation cache: {c['hits']} of {c['hits'] + c['evaluated']} offspring reused ({100 * c['hit_rate']:.0f} %)")
@@ -186,6 +222,24 @@ def print_summary(s: dict) -> None:
 
 
 METRIC_LABELS = {m.name: m.label for m in TABLE}
+
+
+def verdict_tests(v: dict) -> list[str]:
+    """The verdict's tests, one line each, with what refused (older verdicts: the lines they have)."""
+    out = []
+    if v.get("pbo") is not None:
+        out.append(f"PBO {v['pbo']:.3f} (edge needs <= {v.get('pbo_max')}; OOS-on-IS Sharpe slope "
+                   f"{v['pbo_degradation']:.3f}, P(OOS Sharpe < 0) {v['pbo_prob_loss']:.3f}; "
+                   f"{(v.get('pbo_detail') or {}).get('phenotypes')} behaviours, "
+                   f"{(v.get('pbo_detail') or {}).get('splits')} splits)")
+    if v.get("spa_pvalue") is not None:
+        out.append(f"SPA against buy-and-hold: p {v['spa_pvalue']:.3f} (consistent; lower {v['spa_pvalue_lower']:.3f}, "
+                   f"upper {v['spa_pvalue_upper']:.3f}; edge needs <= {v.get('spa_alpha')})")
+    if v.get("refused_by"):
+        out.append("refused by: " + ", ".join(v["refused_by"]))
+    if v.get("not_run"):
+        out.append("not run: " + ", ".join(v["not_run"]))
+    return out
 
 
 def fmt(v) -> str:
@@ -236,6 +290,27 @@ def pareto_markdown(s: dict, report_path: str | None = None) -> str:
         head = ["#"] + [f"{METRIC_LABELS[m]} {w}" for m in shown for w in ("in", "holdout")]
         lines += _md_table(head, [[n[i]] + [c for m in shown for c in (fmt(e["metrics"][m]), fmt((e.get("oos_metrics") or {}).get(m)))]
                                   for i, e in enumerate(front)])
+    v = s.get("verdict") or {}
+    if v:
+        lines += ["## Verdict", "", f"**{md(v['verdict'])}**: deflated Sharpe ratio {fmt(v.get('deflated_sharpe'))}", ""]
+        lines += [f"- {md(line)}" for line in verdict_tests(v)] + [""]
+    if any((e.get("monte_carlo") or {}).get("holdout") for e in front):
+        lines += ["## Monte Carlo on the holdout (stationary bootstrap)", ""]
+        rows = []
+        for i, e in enumerate(front):
+            h = (e.get("monte_carlo") or {}).get("holdout") or {}
+            rows.append([n[i], fmt(h.get("prob_loss")), fmt(h.get("max_drawdown_median")), fmt(h.get("max_drawdown_q05")),
+                         fmt(h.get("prob_ruin"))])
+        lines += _md_table(["#", "P(loss)", "max_dd median", "max_dd 5 %", "P(ruin)"], rows)
+    if any(e.get("robustness") for e in front):
+        lines += ["## Neighbouring genes (training window)", ""]
+        head = ["#", "feasible"] + [f"{METRIC_LABELS[m]} {w}" for m in obj for w in ("median", "worst")]
+        rows = []
+        for i, e in enumerate(front):
+            r = e.get("robustness") or {}
+            o = r.get("objectives") or {}
+            rows.append([n[i], fmt(r.get("feasible"))] + [fmt((o.get(m) or {}).get(w)) for m in obj for w in ("median", "worst")])
+        lines += _md_table(head, rows)
     rest = [m for m in METRIC_LABELS if m not in obj]
     lines += ["## In sample (one row per behaviour; genomes: how many trade exactly alike)", ""]
     head = ["#", "genomes"] + [f"{METRIC_LABELS[m]} ({o['direction']})" for m, o in zip(obj, s["objectives"])] + \

@@ -347,6 +347,19 @@ def write_json(results: dict, path: str | Path) -> None:
 def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """The results of `evo bench` as (title, header, rows) tables, in the order they were measured."""
     out = []
+    r = results.get("verdict")
+    if r:
+        out.append((
+            f"the verdict's cost ({r['threads']} threads, medians of {r['repeats']})",
+            ["what", "value"],
+            [
+                [f"CSCV: {r['cscv_phenotypes']} phenotypes, {r['cscv_blocks']} blocks ({r['cscv_splits']} splits)",
+                 f"{r['cscv_seconds']:.2f} s"],
+                [f"evaluation (full fitness), {r['bars']} bars", f"{r['evaluation_ms_per_strategy']:.2f} ms per strategy"],
+                [f"block sums for CSCV at the end of a run, {r['bars']} bars", f"{r['block_sums_ms_per_strategy']:.2f} ms per phenotype"],
+                ["block sums / evaluation", f"{r['block_sums_over_evaluation']:.2f}"],
+            ],
+        ))
     r = results.get("orchestration")
     if r:
         out.append((

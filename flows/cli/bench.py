@@ -19,6 +19,7 @@ def bench(
     rss: bool = typer.Option(True, "--rss/--no-rss", help="Peak RSS of a fresh process at 1,000 and 10,000 strategies."),
     generation: bool = typer.Option(True, "--generation/--no-generation", help="A generation's bookkeeping (vary, select, persist: everything but evaluation) in the real loop at populations 100, 1,000 and 10,000, beside pymoo's own loop (about a minute)."),
     orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop, then `evo run` itself (about 6 minutes)."),
+    verdict: bool = typer.Option(False, "--verdict", help="Only the verdict's cost: CSCV over 20,000 phenotypes at 16 blocks, and the end-of-run block-sum pass per strategy against the evaluation it repeats (--n, --bars)."),
     n: int = typer.Option(1000, "--n", min=1, max=1_000_000, help="Strategies (engine, orchestration) / individuals (persist)."),
     bars: int = typer.Option(87_600, "--bars", min=300, max=10_000_000, help="Bars for the throughput and orchestration benchmarks."),
     run_bars: int = typer.Option(5000, "--run-bars", min=300, max=10_000_000, help="Daily bars of the `evo run` measurement of --orchestration."),
@@ -40,6 +41,10 @@ def bench(
         from evo.flows.bench.compare import compare_benchmark
 
         results["compare"] = compare_benchmark(baseline, n=n, n_bars=bars, repeats=repeats)
+    elif verdict:
+        from evo.flows.bench.verdict import verdict_benchmark
+
+        results["verdict"] = verdict_benchmark(n=n, n_bars=bars, repeats=min(repeats, 3))
     elif orchestration:
         prefect_env()
         from evo.flows.bench.orchestration import orchestration_benchmark, run_benchmark

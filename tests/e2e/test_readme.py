@@ -176,7 +176,9 @@ def _check_show_json(cmd, cwd, env, api):
     s = json.loads(res.stdout)
     assert {"name", "status", "generations_done", "data_fingerprint", "verdict", "cache", "pareto"} <= set(s)
     assert s["name"] == "quick" and s["status"] == "completed" and s["generations_done"] == 6
-    assert s["pareto"] and {"genes", "metrics", "objectives", "oos_metrics"} <= set(s["pareto"][0])
+    assert s["pareto"] and {"genes", "metrics", "objectives", "oos_metrics", "monte_carlo", "robustness"} <= set(s["pareto"][0])
+    assert {"pbo", "pbo_degradation", "pbo_prob_loss", "spa_pvalue", "refused_by"} <= set(s["verdict"])
+    assert 0 <= s["verdict"]["pbo"] <= 1 and 0 <= s["verdict"]["spa_pvalue"] <= 1
 
 
 def _check_report(cmd, cwd, env, api):
@@ -240,6 +242,14 @@ def _check_bench_orchestration(cmd, cwd, env, api):
     assert r["same_result"] is True and r["plain_seconds"] > 0 and r["prefect_seconds"] > 0
     run = results["run"]
     assert len(run["runs"]) == len(run["in_loop_runs"]) == run["repeats"] and min(run["in_loop_runs"]) > 0
+
+
+def _check_bench_verdict(cmd, cwd, env, api):
+    res, out = _evo([*_small(cmd), "--n", "20", "--bars", "3000", "--repeats", "1"], cwd, env, timeout=600)
+    assert res.returncode == 0, out[-3000:]
+    r = json.loads((cwd / "bench-results" / "bench.json").read_text())["verdict"]
+    assert r["cscv_phenotypes"] == 20_000 and r["cscv_splits"] == 12_870 and r["cscv_seconds"] > 0
+    assert r["block_sums_ms_per_strategy"] > 0 and r["evaluation_ms_per_strategy"] > 0
 
 
 def _check_bench_postgres(cmd, cwd, env, api):
@@ -308,6 +318,7 @@ COMMANDS = [
     (r"evo run my\.toml", _check_run_on_dask),
     (r"evo bench", _check_bench),
     (r"evo bench --orchestration", _check_bench_orchestration),
+    (r"evo bench --verdict", _check_bench_verdict),
     (r"evo bench --no-engine --no-signals --no-portfolio --no-rss --population \d+ --db postgresql://\S+",
      _check_bench_postgres),
     (r"evo --debug \.\.\.", _check_debug),
@@ -335,7 +346,7 @@ GROUPS = {
     "a run with every option": {_check_run_full},
     "walk-forward": {_check_walkforward},
     "serving and healing": {_check_serve, _check_heal},
-    "the benchmarks": {_check_bench, _check_bench_orchestration, _check_bench_postgres},
+    "the benchmarks": {_check_bench, _check_bench_orchestration, _check_bench_verdict, _check_bench_postgres},
     "the multi-host setup": {_check_run_on_dask},
 }
 

@@ -25,7 +25,9 @@ from evo.search.objectives import METRICS
 pytestmark = pytest.mark.slow
 
 #: run time is the only reason to narrow the schema's bounds
-CAPS = {"n_bars": (50, 2500), "pop_size": (4, 12), "n_offsprings": (1, 12), "generations": (1, 1)}
+CAPS = {"n_bars": (50, 2500), "pop_size": (4, 12), "n_offsprings": (1, 12), "generations": (1, 1),
+        # the verdict's resamples, neighbours and CSCV splits (C(20, 10) = 184,756 at 20 blocks)
+        "monte_carlo_resamples": (10, 300), "neighbours": (0, 4), "cscv_blocks": (2, 12)}
 
 #: (valid, invalid) values of the string fields; an invalid one is drawn one time in five
 STRINGS = {

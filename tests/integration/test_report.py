@@ -52,7 +52,7 @@ class Page(HTMLParser):
 
 def test_report_is_one_file_with_the_figures_tables_and_verdict(tmp_path, db_url):
     from evo.view import summary
-    from evo.view.report import FIGURE_IDS, write_report
+    from evo.view.report import FIGURE_IDS, STATS_FIGURE_IDS, write_report
     from evo.flows.evolve import evolve
 
     evolve(config=small_config(algorithm={"pop_size": 12, "generations": 3}), db_url=db_url)
@@ -62,7 +62,10 @@ def test_report_is_one_file_with_the_figures_tables_and_verdict(tmp_path, db_url
     page.feed(text)
     s = summary.summary("t", db_url)
 
-    assert page.divs == list(FIGURE_IDS)  # Pareto front, per generation, equity curves
+    # the verdict's (the CSCV logits, OOS against IS, the bootstrap drawdowns, the neighbours), then the Pareto front, per
+    # generation, equity curves
+    assert page.divs == list(STATS_FIGURE_IDS) + list(FIGURE_IDS)
+    assert "probability of backtest overfitting (PBO, CSCV)" in text and "SPA p-value against buy-and-hold" in text
     assert page.scripts_src == [] and page.inline_scripts >= 4  # plotly.js inlined: no network needed
     assert "Plotly.newPlot" in text and len(text) > 1_000_000
     assert page.rows["pareto"] == len(s["pareto"]) + 1  # header + one row per Pareto strategy

@@ -58,6 +58,8 @@ def test_random_walk_gets_no_evidence_of_edge(tmp_path, db_url):
     assert v["deflated_sharpe"] < 0.95
     assert v["n_trials"] > 100  # the deflation counted the strategies tried
     assert v["sharpe_annualized"] > 2  # the best in-sample Sharpe looked good: luck, which the verdict saw through
+    # which tests refused: the deflation and the reality check against buy-and-hold on the holdout
+    assert "deflated Sharpe ratio" in v["refused_by"] and v["spa_pvalue"] > v["spa_alpha"]
 
 
 def test_planted_pattern_gets_edge_and_holds_out_of_sample(tmp_path, sqlite_url):
@@ -69,6 +71,8 @@ def test_planted_pattern_gets_edge_and_holds_out_of_sample(tmp_path, sqlite_url)
     s = summary.summary("v", db_url)
     v = s["verdict"]
     assert v["verdict"] == "edge" and v["deflated_sharpe"] >= 0.95
+    # the in-sample winner keeps winning across CSCV's splits, and it beats buy-and-hold on the holdout
+    assert v["pbo"] <= 0.05 and v["spa_pvalue"] <= v["spa_alpha"] and v["refused_by"] == []
     best = next(e for e in s["pareto"] if e["genome_hash"] == v["candidate"])
     assert best["oos_metrics"]["sharpe_ratio"] > 1 and best["oos_metrics"]["total_return"] > 0
 
@@ -145,6 +149,11 @@ def test_walk_forward_stitches_the_test_windows(tmp_path, mode, warm):
                        window=tuple(f["test"])).metrics[0]
         got = np.array([decode(f["test_window"][m]) for m in METRICS])  # null is NaN, 'inf' an infinity
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12, equal_nan=True)
+    # each fold reports the PBO of its own evolution (CSCV over what it tried on its training window)
+    for f in r["folds"]:
+        fold_verdict = summary.summary(f"wf/wf{f['fold']}", url)["verdict"]
+        assert 0 <= f["pbo"] <= 1 and f["pbo"] == fold_verdict["pbo"]
+        assert fold_verdict["pbo_detail"]["phenotypes"] >= 2
     st = r["stitched"]
     assert st["bars"] == 1200
     np.testing.assert_allclose(1 + st["total_return"], np.prod([1 + f["test_window"]["total_return"] for f in r["folds"]]),

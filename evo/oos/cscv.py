@@ -1,0 +1,146 @@
+"""The probability of backtest overfitting (PBO) by combinatorially symmetric cross-validation (CSCV).
+
+Bailey, Borwein, Lopez de Prado & Zhu, "The Probability of Backtest Overfitting", Journal of
+Computational Finance (2017). The training window is cut into S contiguous blocks; each of the
+C(S, S/2) ways to pick half of them is an in-sample set, the other half its out-of-sample set. On each
+split the phenotype with the best in-sample Sharpe ratio is chosen and its Sharpe ratio's relative rank
+among all phenotypes out of sample is turned into a logit; PBO is the share of splits whose logit is
+<= 0 (the in-sample best is at or below the out-of-sample median).
+
+A Sharpe ratio over any union of blocks follows exactly from the blocks' sums, sums of squares and
+counts of bar returns, so the phenotypes' returns are read once and kept as S x 3 numbers each.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+
+def block_edges(n_bars: int, n_blocks: int) -> np.ndarray:
+    """Bar offsets [0, ..., n_bars] of n_blocks contiguous blocks, as equal as whole bars allow."""
+    if n_blocks < 2 or n_bars < 2 * n_blocks:
+        raise ValueError(f"{n_bars} bars cannot make {n_blocks} blocks of at least 2 bars")
+    return (np.arange(n_blocks + 1) * n_bars) // n_blocks
+
+
+def block_sums(returns: np.ndarray, n_blocks: int) -> np.ndarray:
+    """(sum, sum of squares, count) of each block of each row of `returns` ([..., bars]): shape [..., S, 3].
+    A NaN return (no value to return from) counts as a flat bar, 0."""
+    from evo.engine.fast import sums_by_block
+
+    return sums_by_block(returns, block_edges(np.shape(returns)[-1], n_blocks))
+
+
+def sharpe_from_sums(s, q, n):
+    """Per-bar Sharpe ratio (ddof 1) of returns with sum s, sum of squares q and count n.
+
+    A series without variance (a strategy flat on those bars) has Sharpe ratio 0: it neither ranks
+    above nor below the others by luck of a zero division."""
+    s, q, n = np.broadcast_arrays(np.asarray(s, float), np.asarray(q, float), np.asarray(n, float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s / n
+        var = (q - s * mean) / (n - 1)
+        out = mean / np.sqrt(var)
+    return np.where((var > 0) & np.isfinite(out), out, 0.0)
+
+
+def splits(n_blocks: int) -> np.ndarray:
+    """The in-sample block sets of CSCV, one row per split: C(S, S/2) rows of S booleans."""
+    if n_blocks % 2:
+        raise ValueError(f"cscv needs an even number of blocks, got {n_blocks}")
+    rows = list(combinations(range(n_blocks), n_blocks // 2))
+    m = np.zeros((len(rows), n_blocks), dtype=bool)
+    for i, c in enumerate(rows):
+        m[i, list(c)] = True
+    return m
+
+
+def _reduce(sr: np.ndarray, reducer: str) -> np.ndarray:
+    """Per-symbol Sharpe ratios [..., N, A] to one per phenotype, as the run reduces its fitness."""
+    if sr.shape[-1] == 1:
+        return sr[..., 0]
+    if reducer == "median":
+        return np.median(sr, axis=-1)
+    if reducer == "worst":
+        return sr.min(axis=-1)
+    return sr.mean(axis=-1)
+
+
+@dataclass
+class CSCV:
+    """The outcome of CSCV: per split, the chosen phenotype, its in- and out-of-sample Sharpe ratio
+    (per bar) and the logit of its out-of-sample relative rank."""
+
+    chosen: np.ndarray
+    is_sharpe: np.ndarray
+    oos_sharpe: np.ndarray
+    logits: np.ndarray
+    n_phenotypes: int
+    n_blocks: int
+
+    @property
+    def pbo(self) -> float:
+        """The probability of backtest overfitting: the share of splits with logit <= 0."""
+        return float(np.mean(self.logits <= 0))
+
+    @property
+    def degradation(self) -> float:
+        """Slope of the least-squares line of out-of-sample on in-sample Sharpe ratio over the splits
+        (the paper's performance degradation; negative: a better in-sample pick does worse after)."""
+        x, y = self.is_sharpe, self.oos_sharpe
+        dx = x - x.mean()
+        denom = float(dx @ dx)
+        return float(dx @ (y - y.mean()) / denom) if denom > 0 else math.nan
+
+    @property
+    def prob_loss(self) -> float:
+        """The share of splits whose chosen phenotype loses out of sample (Sharpe ratio < 0)."""
+        return float(np.mean(self.oos_sharpe < 0))
+
+
+def cscv(sums: np.ndarray, reducer: str = "mean") -> CSCV:
+    """CSCV over phenotypes' block sums [N, A, S, 3] (A symbols; the portfolio reducer passes its one
+    series as A = 1), every phenotype over the same bars. Ties in the out-of-sample ranking share their
+    average rank; the relative rank is rank / (N + 1), as in the paper."""
+    from evo.oos import nb
+
+    sums = np.asarray(sums, dtype=np.float64)
+    if sums.ndim == 3:
+        sums = sums[:, None]
+    n, _, s_blocks, _ = sums.shape
+    if n < 2:
+        raise ValueError("cscv needs at least two phenotypes")
+    in_sets = np.array([np.flatnonzero(row) for row in splits(s_blocks)], dtype=np.int64)
+    s = np.ascontiguousarray(sums[..., 0].transpose(1, 2, 0))  # [A, S, N]: phenotypes innermost
+    q = np.ascontiguousarray(sums[..., 1].transpose(1, 2, 0))
+    counts = np.ascontiguousarray(sums[0, 0, :, 2])
+    k = len(in_sets)
+    chosen, is_sr, oos_sr, logits = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k), np.empty(k)
+    nb.cscv_nb(s, q, counts, in_sets, nb.REDUCERS[reducer], chosen, is_sr, oos_sr, logits)
+    return CSCV(chosen, is_sr, oos_sr, logits, n, s_blocks)
+
+
+def summary(result: CSCV, ann_factor: float, max_points: int = 400, bins: int = 20) -> dict:
+    """The verdict's PBO fields and what the report draws: a histogram of the logits and (at most
+    max_points, evenly spaced) of the splits' in- and out-of-sample annualised Sharpe ratios."""
+    k = math.sqrt(ann_factor)
+    counts, edges = np.histogram(result.logits, bins=bins)
+    pick = np.unique(np.linspace(0, len(result.logits) - 1, min(max_points, len(result.logits))).astype(int))
+    return {
+        "pbo": result.pbo,
+        "pbo_degradation": result.degradation,
+        "pbo_prob_loss": result.prob_loss,
+        "pbo_detail": {
+            "phenotypes": result.n_phenotypes,
+            "blocks": result.n_blocks,
+            "splits": int(len(result.logits)),
+            "logit_histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
+            "is_sharpe": (result.is_sharpe[pick] * k).tolist(),
+            "oos_sharpe": (result.oos_sharpe[pick] * k).tolist(),
+            "method": "CSCV (Bailey, Borwein, Lopez de Prado & Zhu 2017)",
+        },
+    }
