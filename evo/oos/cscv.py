@@ -115,12 +115,11 @@ def cscv(sums: np.ndarray, reducer: str = "mean") -> CSCV:
     if n < 2:
         raise ValueError("cscv needs at least two phenotypes")
     in_sets = np.array([np.flatnonzero(row) for row in splits(s_blocks)], dtype=np.int64)
-    s = np.ascontiguousarray(sums[..., 0].transpose(1, 2, 0))  # [A, S, N]: phenotypes innermost
-    q = np.ascontiguousarray(sums[..., 1].transpose(1, 2, 0))
+    sq = np.ascontiguousarray(sums[..., :2].transpose(3, 1, 2, 0))  # [2, A, S, N]: phenotypes innermost
     counts = np.ascontiguousarray(sums[0, 0, :, 2])
     k = len(in_sets)
     chosen, is_sr, oos_sr, logits = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k), np.empty(k)
-    nb.cscv_nb(s, q, counts, in_sets, nb.REDUCERS[reducer], chosen, is_sr, oos_sr, logits)
+    nb.cscv_nb(sq, counts, in_sets, nb.REDUCERS[reducer], chosen, is_sr, oos_sr, logits)
     return CSCV(chosen, is_sr, oos_sr, logits, n, s_blocks)
 
 

@@ -33,12 +33,14 @@ def reduce_nb(col, reducer: int) -> float:
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def cscv_nb(s, q, counts, in_sets, reducer: int, chosen, is_sr, oos_sr, logits) -> None:
-    """CSCV: s and q are block sums and sums of squares [A, S, N] (A symbols, S blocks, N phenotypes),
+def cscv_nb(sq, counts, in_sets, reducer: int, chosen, is_sr, oos_sr, logits) -> None:
+    """CSCV: sq holds the block sums and sums of squares [2, A, S, N] (A symbols, S blocks, N phenotypes),
     counts the bars per block [S], in_sets the in-sample blocks of each split [splits, S/2]. Writes per
     split the chosen phenotype (best reduced in-sample Sharpe ratio, first on ties), its in- and
     out-of-sample Sharpe ratios and the logit of its out-of-sample relative rank (average rank on ties,
     over N + 1)."""
+    s = sq[0]
+    q = sq[1]
     n_sym, n_blocks, n = s.shape
     tot_s = np.zeros((n_sym, n))
     tot_q = np.zeros((n_sym, n))
