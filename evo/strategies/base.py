@@ -177,6 +177,22 @@ def genome_hash(params: Params) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+#: the shortest id a genome is shown by: 8 hex digits of its hash
+ID_LENGTH = 8
+
+
+def id_length(hashes: Iterable[str], shortest: int = ID_LENGTH) -> int:
+    """How many leading hex digits of a genome hash tell apart every hash in `hashes` (at least `shortest`):
+    a run's ids are its genome hashes cut to this one length, so they stay unique in the run."""
+    hashes = sorted(set(hashes))
+    n = shortest
+    # sorted, the longest prefix shared by any two hashes is shared by two neighbours
+    for a, b in zip(hashes, hashes[1:]):
+        common = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        n = max(n, common + 1)
+    return n
+
+
 #: Family's public API: a subclass implements the hooks below instead (see Family)
 PUBLIC_API = ("space", "repair", "reference_signals", "fast_signals", "fast_metrics", "sim_params", "stops",
               "stop_arrays")

@@ -58,7 +58,7 @@ def _pareto_figure(s: dict):
     fig = go.Figure()
     ins = [e["metrics"] for e in s["pareto"]]
     outs = [e.get("oos_metrics") for e in s["pareto"]]
-    labels = [f"#{i}" for i in range(1, len(ins) + 1)]
+    labels = [e["id"] for e in s["pareto"]]
     if len(obj) >= 2:
         x, y = obj[0], obj[1]
         fig.add_scatter(x=[m[x] for m in ins], y=[m[y] for m in ins], mode="markers+text", text=labels,
@@ -174,7 +174,7 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
 
     chosen = s["pareto"][:CHOSEN]
     curves, vbt_stats = [], {}
-    for i, e in enumerate(chosen, 1):
+    for e in chosen:
         pf_is = _portfolio(ctx, market, family, e["genes"], ctx.window)
         close = market.frame(0)["close"]
         init = ctx.config.evaluation.init_cash
@@ -185,19 +185,19 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
             pf_oos = _portfolio(ctx, market, family, e["genes"], ctx.oos_window)
             bh_oos = close.iloc[ctx.oos_window[0]:ctx.oos_window[1]]
             bh_oos = bh_oos / bh_oos.iloc[0] * init
-        curves.append((f"#{i}", pf_is.value(), None if pf_oos is None else pf_oos.value(), bh_is, bh_oos))
-        vbt_stats[f"#{i} in sample"] = pf_is.stats()
+        curves.append((e["id"], pf_is.value(), None if pf_oos is None else pf_oos.value(), bh_is, bh_oos))
+        vbt_stats[f"{e['id']} in sample"] = pf_is.stats()
         if pf_oos is not None:
-            vbt_stats[f"#{i} holdout"] = pf_oos.stats()
+            vbt_stats[f"{e['id']} holdout"] = pf_oos.stats()
 
     genes = list(s["pareto"][0]["genes"])
     pareto_rows = []
-    for i, e in enumerate(s["pareto"], 1):
+    for e in s["pareto"]:
         oos = e.get("oos_metrics") or {}
-        pareto_rows.append([f"#{i}", e.get("genomes", 1)] + [e["genes"][g] for g in genes]
+        pareto_rows.append([e["id"], e.get("genomes", 1)] + [e["genes"][g] for g in genes]
                            + [e["metrics"][m] for m in METRICS] + [oos.get(m) for m in METRICS])
     pareto_table = '<div class="scroll">' + _table(
-        ["#", "genomes"] + genes + [f"{m} (in)" for m in METRICS] + [f"{m} (holdout)" for m in METRICS],
+        ["id", "genomes"] + genes + [f"{m} (in)" for m in METRICS] + [f"{m} (holdout)" for m in METRICS],
         pareto_rows, "pareto",
     ) + "</div>"
 

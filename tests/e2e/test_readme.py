@@ -176,7 +176,8 @@ def _check_show_json(cmd, cwd, env, api):
     s = json.loads(res.stdout)
     assert {"name", "status", "generations_done", "data_fingerprint", "verdict", "cache", "pareto"} <= set(s)
     assert s["name"] == "quick" and s["status"] == "completed" and s["generations_done"] == 6
-    assert s["pareto"] and {"genes", "metrics", "objectives", "oos_metrics"} <= set(s["pareto"][0])
+    assert s["pareto"] and {"id", "genome_hash", "genes", "metrics", "objectives", "oos_metrics"} <= set(s["pareto"][0])
+    assert all(e["genome_hash"].startswith(e["id"]) and len(e["id"]) >= 8 for e in s["pareto"])
 
 
 def _check_report(cmd, cwd, env, api):
