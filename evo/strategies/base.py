@@ -215,6 +215,8 @@ class Family:
       fused         True when it implements `_fast_metrics` (signals and simulation in one pass)
       trading       the trading genes it can evolve (TRADING_GENES: direction, size, sl_trail); none by
                     default. They change how its signals trade, never the signals (see `sim_params`).
+      export_signals  optional: `_signals` for one genome written out with vectorbt, numpy and pandas
+                    alone, for `evo export` (see the attribute)
     and implements the hooks:
       _signals(ohlcv, params) -> (entries, exits)     the reference: vectorbt indicators, (bars, n) each
       _fast_signals(cache, genes, arrays, entries, exits)
@@ -235,6 +237,12 @@ class Family:
     fused: ClassVar[bool] = False
     #: the trading genes it supports (keys of TRADING_GENES)
     trading: ClassVar[frozenset[str]] = frozenset()
+    #: `_signals` for one genome as readable source that needs only vectorbt (`vbt`), numpy (`np`) and
+    #: pandas (`pd`): a function `signals(ohlcv) -> (entries, exits)` of an OHLCV DataFrame (lower-case
+    #: columns) returning boolean Series equal to the reference's, that reads each gene as a constant
+    #: named by it in upper case (RSI_WINDOW). `evo export` writes it into a standalone script; None: the
+    #: family cannot be exported.
+    export_signals: ClassVar[str | None] = None
 
     def __init__(self, trading: Iterable[str] | None = None):
         """The family as a run evolves it: with the trading genes `trading` (default: all it supports)."""

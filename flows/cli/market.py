@@ -43,3 +43,20 @@ def signals(
         t.add_row(r["member"], text(r["symbol"]), r["bar"][:19], fmt(r["position"]), r["side"], fmt(r["entry_price"]),
                   str(r["bars_held"]), fmt(r["order"]), stop, fmt(r["take_profit"]))
     console().print(t)
+
+
+@command()
+def export(
+    name: str = typer.Argument(..., help="Run name."),
+    member: str = typer.Option(..., "--member", help="The member's id (`evo show` lists them)."),
+    out: Path = typer.Option(Path("strategy.py"), "--out", help="The Python file to write."),
+    db: Optional[str] = db_option(),
+) -> None:
+    """Write one member as a standalone Python script (vectorbt, numpy and pandas only) that reproduces its backtest."""
+    from evo.live.export import export as write
+    from evo.live.members import open_run
+
+    run = open_run(name, database(db))
+    m = run.member(member)
+    path = write(run, m, out)
+    typer.echo(f"member {m.id} of run {name} written to {path}; run it: python {path} DATA.csv... --json")
