@@ -201,3 +201,38 @@ def test_stop_loss_level_is_where_vectorbt_stops_on_the_next_bar(runs):
             checked += 1
             trailing += r["trailing"]
     assert checked >= 2 and trailing  # a fixed and a trailing stop-loss at least
+
+
+def test_load_reads_frames_and_portfolios_equal_to_the_stored_metrics(runs, tmp_path):
+    import evo
+    from evo.config.errors import RunError, StoreError
+    from evo.store import open_store
+    from evo.view.summary import describe
+
+    _, url, _ = runs
+    s = describe(open_store(url, write=False), "goog")
+    run = evo.load("goog", db=url)
+    pareto = run.pareto_frame()
+    assert list(pareto.index) == [e["id"] for e in s["pareto"]]
+    assert run.verdict == s["verdict"] and run.verdict["verdict"] in ("edge", "no evidence of edge")
+    gens = run.generations_frame()
+    assert list(gens.index) == [1, 2] and (gens["n_offspring"] > 0).all()
+    ev = run.evaluations_frame()
+    assert len(ev) == gens["n_offspring"].sum() and {"generation", "id", "rsi_window"} - set(ev) == {"rsi_window"}
+    assert set(pareto["genome_hash"]) <= set(ev["genome_hash"])
+    for e in s["pareto"][:3]:
+        for window, stored in (("train", e["metrics"]), ("holdout", e["oos_metrics"])):
+            st = run.portfolio(e["id"], window).stats()
+            assert st["Total Return [%]"] == pytest.approx(100 * stored["total_return"], rel=1e-9)
+            assert st["Total Trades"] == stored["n_trades"]
+            if stored["sharpe_ratio"] is not None:
+                assert st["Sharpe Ratio"] == pytest.approx(stored["sharpe_ratio"], rel=1e-9)
+            assert st["Max Drawdown [%]"] == pytest.approx(-100 * stored["max_drawdown"], rel=1e-9, abs=1e-12)
+        row = pareto.loc[e["id"]]
+        assert row["total_return"] == e["metrics"]["total_return"] and row["oos_n_trades"] == e["oos_metrics"]["n_trades"]
+    assert len(run.portfolio(s["pareto"][0]["id"], "all").wrapper.index) == len(run.portfolio(s["pareto"][0]["id"], "train").wrapper.index) + s["verdict"]["holdout"][1] - s["verdict"]["holdout"][0]
+    with pytest.raises(RunError, match="no run named 'ghost'"):
+        evo.load("ghost", db=url)
+    with pytest.raises(StoreError):
+        evo.load("goog", db=f"sqlite:///{tmp_path}/none.db")
+    assert not (tmp_path / "none.db").exists()
