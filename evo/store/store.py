@@ -127,10 +127,12 @@ class Store(RunsMixin, GenerationsMixin, EvaluationsMixin, ResultsMixin):
         from alembic.config import Config
         from alembic.script import ScriptDirectory
 
-        from evo import migrations
+        from importlib.resources import files
 
         cfg = Config()
-        cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+        # the migration scripts' folder, found as package data: the store does not import the package root
+        # (which offers `evo.load`, a layer above)
+        cfg.set_main_option("script_location", str(files("evo.migrations")))
         return cfg, ScriptDirectory.from_config(cfg)
 
     def _revisions(self) -> tuple[tuple[str, ...], set[str], set[str]]:
