@@ -77,6 +77,15 @@ class Run:
                          "peak_rss": st.peak_rss})
         return pd.DataFrame(rows).set_index("generation") if rows else pd.DataFrame()
 
+    def market(self, symbol: str | None = None) -> pd.DataFrame:
+        """The OHLCV bars the run evolved on (and was validated on), of `symbol` (default: the first)."""
+        from evo.live.signals import run_market
+
+        market = run_market(self._run)
+        if symbol is not None and symbol not in market.symbols:
+            raise ConfigError(f"run {self.name!r} trades {list(market.symbols)}, not {symbol!r}")
+        return market.frame(market.symbols.index(symbol) if symbol is not None else 0)
+
     def portfolio(self, member_id: str, window: Window = "train"):
         """vectorbt's Portfolio of member `member_id` on the run's market, with the run's settings: on the
         bars evolution trained on ("train"), the holdout ("holdout", its signals seeing the bars before),

@@ -61,7 +61,7 @@ def readme_commands() -> list[str]:
             cmd = _command(line)
             if cmd is None:
                 continue
-            if section in ("Quick start", "Using it") or cmd.startswith("evo ") or cmd.startswith("make "):
+            if section in ("Quick start", "Using it") or cmd.startswith(("evo ", "make ", "python strategy.py")):
                 if cmd not in seen:
                     seen.add(cmd)
                     out.append(cmd)
@@ -293,6 +293,64 @@ def _check_run_on_dask(cmd, cwd, env, api):
             p.wait(timeout=10)
 
 
+def _notebook_block() -> str:
+    """The README's notebook example: the python block of "From Pareto set to the market"."""
+    text = README.read_text()
+    start = text.index("```python\n", text.index("### From Pareto set to the market")) + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+def _shown(cwd, env) -> dict:
+    res, out = _evo([EVO, "show", "quick", "--json"], cwd, env)
+    assert res.returncode == 0, out
+    return json.loads(res.stdout)
+
+
+def _with_member(argv: list[str], cwd, env) -> tuple[list[str], dict]:
+    s = _shown(cwd, env)
+    member = s["pareto"][0]
+    subst = {"ID": member["id"], "ISO": s["verdict"]["holdout_start"]}
+    return [subst.get(a, a) for a in argv], member
+
+
+def _check_signals(cmd, cwd, env, api):
+    """The notebook block runs first (it writes SYN.csv, the quick run's bars), then the command."""
+    res = _run([sys.executable, "-c", _notebook_block()], cwd, env)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert "Total Return [%]" in res.stdout and (cwd / "SYN.csv").exists()
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    ids = [e["id"] for e in _shown(cwd, env)["pareto"]]
+    assert "positions after the last bar" in out and all(i in out for i in ids), out
+
+
+def _check_signals_json(cmd, cwd, env, api):
+    argv, member = _with_member(_small(cmd), cwd, env)
+    res, out = _evo(argv, cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    (row,) = json.loads(res.stdout)
+    assert row["member"] == member["id"] and row["symbol"] == "SYN" and isinstance(row["position"], float)
+    assert {"bar", "order", "side", "entry_price", "bars_held", "stop_loss", "take_profit"} <= set(row)
+
+
+def _check_export(cmd, cwd, env, api):
+    argv, member = _with_member(_small(cmd), cwd, env)
+    res, out = _evo(argv, cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    assert f"member {member['id']}" in out and "import vectorbt as vbt" in (cwd / "strategy.py").read_text()
+
+
+def _check_exported_script(cmd, cwd, env, api):
+    argv, member = _with_member(shlex.split(cmd), cwd, env)
+    res = _run([sys.executable, *argv[1:]], cwd, env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout)
+    for name, want in member["oos_metrics"].items():  # the stored holdout metrics
+        g = got["metrics"][name]
+        assert (g is None and want is None) or g == want or abs(float(g) - float(want)) <= 1e-9 * abs(float(want)), name
+    assert isinstance(got["position"], float)
+
+
 COMMANDS = [
     (r"make demo", _check_make_demo),
     (r"make test(-fast)?", _check_make_test),
@@ -312,6 +370,10 @@ COMMANDS = [
     (r"evo bench --no-engine --no-signals --no-portfolio --no-rss --population \d+ --db postgresql://\S+",
      _check_bench_postgres),
     (r"evo --debug \.\.\.", _check_debug),
+    (r"evo signals quick --data SYN\.csv", _check_signals),
+    (r"evo signals quick --data SYN\.csv --member ID --json", _check_signals_json),
+    (r"evo export quick --member ID --out strategy\.py", _check_export),
+    (r"python strategy\.py SYN\.csv --start ISO --json", _check_exported_script),
 ]
 
 
@@ -332,7 +394,8 @@ def test_every_readme_command_is_covered():
 GROUPS = {
     "quick start": {_check_make_demo, _check_make_test},
     "a run, as Using it goes": {_check_run_quick, _check_resume, _check_runs, _check_show, _check_show_json,
-                                _check_report, _check_debug},
+                                _check_report, _check_debug, _check_signals, _check_signals_json, _check_export,
+                                _check_exported_script},
     "a run with every option": {_check_run_full},
     "walk-forward": {_check_walkforward},
     "serving and healing": {_check_serve, _check_heal},
