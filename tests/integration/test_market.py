@@ -236,3 +236,59 @@ def test_load_reads_frames_and_portfolios_equal_to_the_stored_metrics(runs, tmp_
     with pytest.raises(StoreError):
         evo.load("goog", db=f"sqlite:///{tmp_path}/none.db")
     assert not (tmp_path / "none.db").exists()
+
+
+def test_signals_of_a_shared_cash_portfolio_equal_vectorbt_grouped(tmp_path):
+    """reducer 'portfolio': GOOG and EURUSD (their last bars on one daily index) share the cash."""
+    import vectorbt as vbt
+
+    from evo import strategies
+    from evo.flows.evolve import drive
+    from evo.flows.orchestration import Plain
+    from evo.live import signals as sig
+    from evo.live.members import open_run
+
+    n = 2000
+    idx = pd.date_range("2015-01-01", periods=n, freq="1D", name="time")
+    frames = {}
+    for symbol in ("GOOG", "EURUSD"):
+        df = pd.read_csv(DATA / f"{symbol}.csv", index_col=0).astype(float).iloc[-n:]
+        df.columns = [c.lower() for c in df.columns]
+        frames[symbol] = df.set_axis(idx)
+        for folder, part in (("train", frames[symbol].iloc[:1400]), ("full", frames[symbol])):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            part.to_csv(tmp_path / folder / f"{symbol}.csv")
+    url = f"sqlite:///{tmp_path}/evo.db"
+    cfg = small_config(name="pair", data={"paths": [str(tmp_path / "train" / f"{s}.csv") for s in frames],
+                                          "synthetic": None},
+                       strategy={"family": "mean_reversion", "bounds": {"direction": [0, 2]}},
+                       evaluation={"ohlc_stops": True, "reducer": "portfolio"}, algorithm={"pop_size": 12, "generations": 1},
+                       constraints=[{"metric": "n_trades", "op": ">=", "value": 1}])
+    drive(cfg, None, None, url, None, False, Plain())
+    run = open_run("pair", url)
+    members = run.members([])
+    rows = sig.signals(run, members, sig.load_data(run, [str(tmp_path / "full" / f"{s}.csv") for s in frames]))
+    assert len(rows) == 2 * len(members)
+    family = strategies.get("mean_reversion")
+    held = 0
+    for k, m in enumerate(members):
+        sigs = [family.reference_signals(frames[s], m.genes) for s in frames]
+        wide = lambda xs: pd.concat(xs, axis=1, keys=list(frames))  # noqa: E731
+        g = m.genes
+        direction = ["longonly", "shortonly", "both"][int(g["direction"])]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pf = vbt.Portfolio.from_signals(
+                wide([frames[s]["close"] for s in frames]), wide([e for e, _ in sigs]), wide([x for _, x in sigs]),
+                init_cash=10_000.0, fees=0.001, slippage=0.0005, direction=direction,
+                size=10_000.0 / 2 * g.get("size", 1.0), size_type="value", sl_stop=g["sl_stop"], tp_stop=g["tp_stop"],
+                sl_trail=bool(g.get("sl_trail", 0)), open=wide([frames[s]["open"] for s in frames]),
+                high=wide([frames[s]["high"] for s in frames]), low=wide([frames[s]["low"] for s in frames]),
+                group_by=True, cash_sharing=True, upon_opposite_entry="reversereduce",
+            )
+        for a, symbol in enumerate(frames):
+            r = rows[2 * k + a]
+            assert (r["member"], r["symbol"]) == (m.id, symbol)
+            assert r["position"] == pf.assets()[symbol].iloc[-1]
+            held += r["position"] != 0
+    assert held  # some member holds something at the end
