@@ -1,5 +1,6 @@
-"""`evo signals`, `evo export`: a run's members taken to the market. Read-only: they never write to the
-database (export writes only the file it is asked for)."""
+"""`evo signals`, `evo export`, `evo paper`: a run's members taken to the market. signals and export only
+read the database (export writes only the file it is asked for); `evo paper create` and `tick` write the
+paper book and its ledger."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from evo.flows.cli.common import command, console, database, db_option, text
+from evo.flows.cli.common import app, command, console, database, db_option, text
 
 
 @command()
@@ -60,3 +61,62 @@ def export(
     m = run.member(member)
     path = write(run, m, out)
     typer.echo(f"member {m.id} of run {name} written to {path}; run it: python {path} DATA.csv... --json")
+
+
+paper_app = typer.Typer(no_args_is_help=True, help="Paper books: a run's members traded forward on new bars.")
+app.add_typer(paper_app, name="paper")
+
+
+@command("create", on=paper_app)
+def paper_create(
+    name: str = typer.Argument(..., help="The book's name."),
+    run: str = typer.Option(..., "--run", help="The run whose members it trades."),
+    data: List[str] = typer.Option(..., "--data", help="Market data files (the run's symbols), read on every tick."),
+    member: Optional[List[str]] = typer.Option(None, "--member", help="A member id; repeat. Default: the final Pareto set."),
+    start: Optional[str] = typer.Option(None, "--start", help="Trade from this bar (default: the bar after the data's last)."),
+    db: Optional[str] = db_option(),
+) -> None:
+    """Create a paper book in the evo database."""
+    from evo.live import paper
+
+    book = paper.create(database(db), name, run, data, member or [], start)
+    typer.echo(f"paper book {name} of run {run}: {len(book.members)} members, trading from {book.start}")
+
+
+@command("tick", on=paper_app)
+def paper_tick(name: str = typer.Argument(..., help="The book's name."), db: Optional[str] = db_option()) -> None:
+    """Append the new bars to the book's ledger (idempotent), then judge each member's drift."""
+    from evo.live import paper
+
+    r = paper.tick(database(db), name)
+    drifting = [d["member"][:12] for d in r["drift"] if d["drift"]]
+    typer.echo(f"paper book {name}: {r['rows']} ledger rows written, last bar {r['last_bar']}; "
+               f"drift: {', '.join(drifting) or 'none'}")
+
+
+@command("show", on=paper_app)
+def paper_show(
+    name: str = typer.Argument(..., help="The book's name."),
+    db: Optional[str] = db_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show a paper book: its members' last ledger rows and their drift."""
+    from evo.live import paper
+    from evo.view.summary import fmt
+
+    s = paper.show(database(db), name)
+    if as_json:
+        from evo.config import codec
+
+        typer.echo(json.dumps(codec.encode(s, nan=None), indent=2))
+        return
+    from rich.table import Table
+
+    t = Table("member", "symbol", "bar", "position", "cash", "equity", "paper bars", "z", "drift",
+              title=f"paper book {text(name)} (run {text(s['run'])}), from {s['start'][:19]}")
+    drift = {d["member"]: d for d in s["drift"]}
+    for r in s["last"]:
+        d = drift[r["member"]]
+        t.add_row(r["member"], text(r["symbol"]), r["bar"][:19], fmt(r["position"]), fmt(r["cash"]), fmt(r["equity"]),
+                  str(d["bars"]), fmt(d["z"]), "yes" if d["drift"] else "no")
+    console().print(t)

@@ -1,0 +1,142 @@
+"""Paper books: the ledger equals vectorbt's from_signals over the paper period, bar for bar, whatever the
+ticks; a tick that dies part-way leaves nothing and the next writes the same rows once; a restated history
+is refused."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from tests.conftest import small_config
+from tests.integration.test_market import DATA
+
+TRAIN, BEGIN = 1200, 1300  # bars the run evolves on; the book's first bar
+
+
+def _write(path, df, n):
+    df.iloc[:n].to_csv(path, index_label="time")
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    from evo.flows.evolve import drive
+    from evo.flows.orchestration import Plain
+    from evo.live import paper
+
+    tmp = tmp_path_factory.mktemp("paper")
+    df = pd.read_csv(DATA / "GOOG.csv", index_col=0, parse_dates=True).astype(float)
+    df.columns = [c.lower() for c in df.columns]
+    (tmp / "train").mkdir()
+    _write(tmp / "train" / "GOOG.csv", df, TRAIN)
+    url = f"sqlite:///{tmp}/evo.db"
+    cfg = small_config(name="g", data={"paths": [str(tmp / "train" / "GOOG.csv")], "synthetic": None},
+                       strategy={"family": "trend", "bounds": {"direction": [1, 2], "slow_window": [20, 80]}},
+                       evaluation={"ohlc_stops": True}, algorithm={"pop_size": 12, "generations": 1},
+                       constraints=[{"metric": "n_trades", "op": ">=", "value": 1}])
+    drive(cfg, None, None, url, None, False, Plain())
+    live = tmp / "GOOG.csv"
+    _write(live, df, BEGIN + 40)
+    paper.create(url, "book", "g", [str(live)], start=df.index[BEGIN].isoformat())
+    return tmp, url, df, live
+
+
+def _vectorbt(genes, df, begin):
+    import vectorbt as vbt
+
+    from evo import strategies
+
+    entries, exits = strategies.get("trend").reference_signals(df, genes)
+    direction = ["longonly", "shortonly", "both"][int(genes["direction"])]
+    size, size_type = (genes["size"] * 10_000.0, "value") if direction == "both" else (genes["size"], "percent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return vbt.Portfolio.from_signals(
+            df["close"].iloc[begin:], entries.iloc[begin:], exits.iloc[begin:], init_cash=10_000.0, fees=0.001,
+            slippage=0.0005, direction=direction, size=size, size_type=size_type, sl_stop=genes["sl_stop"],
+            tp_stop=genes["tp_stop"], sl_trail=bool(genes["sl_trail"]), open=df["open"].iloc[begin:],
+            high=df["high"].iloc[begin:], low=df["low"].iloc[begin:], upon_opposite_entry="reversereduce")
+
+
+def test_ticks_build_the_ledger_of_from_signals_once(book):
+    from evo.live import paper
+    from evo.store import open_store
+
+    tmp, url, df, live = book
+    first = paper.tick(url, "book")
+    store = open_store(url, write=False)
+    b = store.get_book("book")
+    assert first["bars"] == 40 and first["rows"] == 40 * len(b.members) and first["last_bar"] == df.index[BEGIN + 39].isoformat()
+    assert paper.tick(url, "book")["rows"] == 0  # nothing new: nothing written
+
+    # a tick that dies after inserting its rows, before committing: nothing of it stays
+    _write(live, df, BEGIN + 80)
+
+    def die(conn, clauseelement, *args):
+        if "INSERT INTO paper_ledger" in str(clauseelement):
+            raise KeyboardInterrupt("killed mid-tick")
+
+    event.listen(Engine, "after_execute", die)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            paper.tick(url, "book")
+    finally:
+        event.remove(Engine, "after_execute", die)
+    assert len(store.ledger(b.id)) == 40 * len(b.members) and store.get_book("book").last_bar == first["last_bar"]
+    assert paper.tick(url, "book")["rows"] == 40 * len(b.members)
+    _write(live, df, BEGIN + 100)
+    assert paper.tick(url, "book")["rows"] == 20 * len(b.members)
+
+    led = paper.frame(store, store.get_book("book"))
+    assert len(led) == len(led.drop_duplicates(["member", "symbol", "bar"])) == 100 * len(b.members)
+    traded = 0
+    for genome_hash in b.members:
+        genes = store.genomes_of(store.get_run("g").id, genome_hash)[genome_hash]
+        pf = _vectorbt(genes, df.iloc[:BEGIN + 100], BEGIN)
+        mine = led[led["member"] == genome_hash].sort_values("bar")
+        assert list(mine["bar"]) == [t.isoformat() for t in df.index[BEGIN:BEGIN + 100]]
+        np.testing.assert_array_equal(mine["position"].to_numpy(), pf.assets().to_numpy())
+        np.testing.assert_array_equal(mine["cash"].to_numpy(), pf.cash().to_numpy())
+        np.testing.assert_array_equal(mine["equity"].to_numpy(), pf.value().to_numpy())
+        traded += (mine["fill"] != 0).sum()
+    assert traded  # the members traded in the paper period
+
+
+def test_a_restated_history_is_refused(book):
+    from evo.config.errors import DataError
+    from evo.live import paper
+
+    tmp, url, df, live = book
+    _write(live, df, BEGIN + 100)
+    paper.tick(url, "book")
+    restated = df.copy()
+    restated.iloc[BEGIN + 5, restated.columns.get_loc("close")] *= 1.01
+    restated.iloc[BEGIN + 5, restated.columns.get_loc("high")] *= 1.01
+    _write(live, restated, BEGIN + 120)
+    with pytest.raises(DataError, match="history changed"):
+        paper.tick(url, "book")
+    _write(live, df, BEGIN + 100)  # as it was
+
+
+def test_drift_is_the_sharpe_z_score_of_the_paper_returns(book):
+    from evo.live import paper
+    from evo.store import open_store
+
+    tmp, url, df, live = book
+    _write(live, df, BEGIN + 100)
+    paper.tick(url, "book")
+    s = paper.show(url, "book")
+    store = open_store(url, write=False)
+    led = paper.frame(store, store.get_book("book"))
+    for d, h in zip(s["drift"], store.get_book("book").members):
+        r = led[led["member"] == h].sort_values("bar")["equity"].pct_change().dropna()
+        assert d["bars"] == len(r) == 99
+        sr = r.mean() / r.std(ddof=1)
+        assert d["sharpe_per_bar"] == pytest.approx(sr, rel=1e-12)
+        bt = d["backtest_sharpe_per_bar"]
+        assert d["z"] == pytest.approx((sr - bt) / np.sqrt((1 + bt * bt / 2) / 99), rel=1e-12)
+        assert d["drift"] == (d["z"] < -paper.DRIFT_Z)
