@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     heal_attempts: int = Field(
         3, ge=0, le=1000, description="How often a crashed deployment run is rescheduled before it ends Failed "
         "(read where the flow runs).")
+    paper_drift_z: float = Field(
+        2.0, ge=-1e6, le=1e6, description="Paper trading: a member drifts when the z-score of its paper Sharpe ratio "
+        "against its backtest's falls below minus this (read on every tick).")
+    paper_drift_min_bars: int = Field(
+        20, ge=2, le=10_000_000, description="Paper trading: the paper returns a member needs before its drift is "
+        "judged.")
     session: str | None = Field(
         None, description="Set by evo itself: the token by which the watcher finds what a command started.")
     session_pid: int | None = Field(None, description="Set by evo itself: the process that owns `EVO_SESSION`.")

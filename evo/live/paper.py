@@ -10,7 +10,8 @@ next tick writes the same rows once.
 Drift: after each tick, each member's paper Sharpe ratio (per bar, over the paper bars) is compared with
 its backtest's (the stored in-sample Sharpe ratio, per bar) by the z-score of Lo (2002):
 z = (SR_paper - SR_backtest) / sqrt((1 + SR_backtest^2 / 2) / n), for n paper returns; a member drifts when
-n >= `DRIFT_MIN_BARS` and z < -`DRIFT_Z`.
+n >= EVO_PAPER_DRIFT_MIN_BARS (default 20) and z < -EVO_PAPER_DRIFT_Z (default 2). A tick reports the
+members that drift now and did not before it (`breached`): one alarm per breach, not one per tick.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from evo.live.members import OpenRun
 from evo.market import Market
 from evo.store import Store, open_store
 
-#: paper bars a member needs before its drift is judged
-DRIFT_MIN_BARS = 20
-#: the Sharpe z-score below -DRIFT_Z is a drift
-DRIFT_Z = 2.0
+
+def drift_rule() -> tuple[float, int]:
+    """(z threshold, minimum paper returns): EVO_PAPER_DRIFT_Z, EVO_PAPER_DRIFT_MIN_BARS."""
+    from evo.config.settings import settings
+
+    s = settings()
+    return s.paper_drift_z, s.paper_drift_min_bars
 
 
 def history_hash(market: Market, upto: int) -> str:
@@ -93,8 +97,9 @@ def tick(database: str, name: str) -> dict:
                 "hash as they did when they were booked (a restated or shortened file)"
             )
     begin = int(market.index.searchsorted(pd.Timestamp(book.start)))
+    before = drift(store, book, run)
     if begin >= market.n_bars:
-        return {"bars": 0, "rows": 0, "last_bar": book.last_bar, "drift": drift(store, book, run)}
+        return {"bars": 0, "rows": 0, "last_bar": book.last_bar, "drift": before, "breached": []}
     family = run.family()
     done = -1 if book.last_bar is None else int(market.index.searchsorted(pd.Timestamp(book.last_bar)))
     rows = []
@@ -105,8 +110,10 @@ def tick(database: str, name: str) -> dict:
     last = market.n_bars - 1
     written = store.append_ledger(book, rows, market.index[last].isoformat(), history_hash(market, last))
     book = store.get_book(name)
-    return {"bars": last - max(done + 1, begin) + 1, "rows": written, "last_bar": book.last_bar,
-            "drift": drift(store, book, run)}
+    now = drift(store, book, run)
+    was = {d["member"] for d in before if d["drift"]}
+    return {"bars": last - max(done + 1, begin) + 1, "rows": written, "last_bar": book.last_bar, "drift": now,
+            "breached": [d for d in now if d["drift"] and d["member"] not in was]}
 
 
 def _run_of(store: Store, book) -> OpenRun:
@@ -155,6 +162,7 @@ def drift(store: Store, book, run: OpenRun) -> list[dict]:
     from evo.live.signals import run_market
 
     per_year = ann_factor(run_market(run).freq)
+    z_limit, min_bars = drift_rule()
     out = []
     for genome_hash in book.members:
         mine = led[led["member"] == genome_hash]
@@ -168,7 +176,7 @@ def drift(store: Store, book, run: OpenRun) -> list[dict]:
         bt = math.nan if bt is None else float(bt) / math.sqrt(per_year)
         z = (sr - bt) / math.sqrt((1 + bt * bt / 2) / n) if n > 1 and math.isfinite(sr) and math.isfinite(bt) else math.nan
         out.append({"member": genome_hash, "bars": n, "sharpe_per_bar": sr, "backtest_sharpe_per_bar": bt, "z": z,
-                    "drift": bool(n >= DRIFT_MIN_BARS and math.isfinite(z) and z < -DRIFT_Z)})
+                    "drift": bool(n >= min_bars and math.isfinite(z) and z < -z_limit)})
     return out
 
 

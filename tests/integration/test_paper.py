@@ -139,4 +139,25 @@ def test_drift_is_the_sharpe_z_score_of_the_paper_returns(book):
         assert d["sharpe_per_bar"] == pytest.approx(sr, rel=1e-12)
         bt = d["backtest_sharpe_per_bar"]
         assert d["z"] == pytest.approx((sr - bt) / np.sqrt((1 + bt * bt / 2) / 99), rel=1e-12)
-        assert d["drift"] == (d["z"] < -paper.DRIFT_Z)
+        assert d["drift"] == (d["z"] < -2.0)
+
+
+def test_a_breach_is_reported_once_not_every_tick(book, monkeypatch):
+    from evo.live import paper
+
+    tmp, url, df, _ = book
+    live = tmp / "alarm" / "GOOG.csv"
+    live.parent.mkdir()
+    _write(live, df, BEGIN + 10)
+    b = paper.create(url, "alarm", "g", [str(live)], start=df.index[BEGIN].isoformat())
+    monkeypatch.setenv("EVO_PAPER_DRIFT_Z", "-1e5")  # any z is below 1e5: every member drifts once judged
+    monkeypatch.setenv("EVO_PAPER_DRIFT_MIN_BARS", "20")
+    assert paper.tick(url, "alarm")["breached"] == []  # 9 paper returns: not judged yet
+    _write(live, df, BEGIN + 40)
+    breached = paper.tick(url, "alarm")["breached"]
+    assert sorted(d["member"] for d in breached) == sorted(b.members) and all(d["bars"] == 39 for d in breached)
+    _write(live, df, BEGIN + 60)
+    r = paper.tick(url, "alarm")
+    assert r["breached"] == [] and all(d["drift"] for d in r["drift"])  # still drifting: no second alarm
+    monkeypatch.setenv("EVO_PAPER_DRIFT_Z", "1e5")
+    assert all(not d["drift"] for d in paper.tick(url, "alarm")["drift"])
