@@ -180,6 +180,11 @@ def drift(store: Store, book, run: OpenRun) -> list[dict]:
     return out
 
 
+def full_members(database: str, name: str) -> list[str]:
+    """The genome hashes of the book's members, in the book's order."""
+    return _book(open_store(database, write=False), name).members
+
+
 def show(database: str, name: str) -> dict:
     """What `evo paper show` prints: the book, each member's last ledger row and its drift."""
     store = open_store(database, write=False)
@@ -193,3 +198,19 @@ def show(database: str, name: str) -> dict:
     return {"name": book.name, "run": run.name, "members": [h[:n] for h in book.members], "data": book.data,
             "start": book.start, "last_bar": book.last_bar, "ledger_rows": len(led), "last": last,
             "drift": [dict(d, member=d["member"][:n]) for d in drift(store, book, run)]}
+
+
+def markdown(s: dict) -> str:
+    """A paper book as markdown (its Prefect artifact, updated each tick): each member's last row and drift."""
+    from evo.view.summary import fmt
+    from evo.view.text import markdown as md
+
+    lines = [f"# paper book {md(s['name'])} (run {md(s['run'])})", "",
+             f"trading from {s['start']}, last bar {s['last_bar'] or '-'}, {s['ledger_rows']} ledger rows", "",
+             "| member | symbol | position | cash | equity | paper bars | Sharpe z | drift |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    drift_of = {d["member"]: d for d in s["drift"]}
+    for r in s["last"]:
+        d = drift_of[r["member"]]
+        lines.append(f"| {r['member']} | {md(r['symbol'])} | {fmt(r['position'])} | {fmt(r['cash'])} | "
+                     f"{fmt(r['equity'])} | {d['bars']} | {fmt(d['z'])} | {'yes' if d['drift'] else 'no'} |")
+    return "\n".join(lines) + "\n"

@@ -120,3 +120,50 @@ def paper_show(
         t.add_row(r["member"], text(r["symbol"]), r["bar"][:19], fmt(r["position"]), fmt(r["cash"]), fmt(r["equity"]),
                   str(d["bars"]), fmt(d["z"]), "yes" if d["drift"] else "no")
     console().print(t)
+
+
+@command("serve", on=paper_app)
+def paper_serve(
+    *,
+    name: str = typer.Argument(..., help="The book's name; also the deployment's (paper-tick/NAME)."),
+    cron: Optional[str] = typer.Option(None, "--cron", help="Schedule: a cron expression, e.g. '*/5 * * * *'."),
+    interval: Optional[float] = typer.Option(None, "--interval", min=1, max=366 * 86400, help="Schedule: every this many seconds."),
+    notify: Optional[str] = typer.Option(None, "--notify", help="A Prefect notification block ('custom-webhook/NAME', "
+                                         "'slack-webhook/NAME'): each drift breach is sent through it once."),
+    db: Optional[str] = db_option(),
+) -> None:
+    """Serve the book's ticks as a Prefect deployment on a schedule (Ctrl-C or SIGTERM stops it)."""
+    from evo import config as cfgmod
+    from evo.flows.cli.common import api_ready, flow_db_param, prefect_env
+    from evo.flows.cli.serve import _check_cron, _serve, _stop_on_sigterm
+    from evo.live import paper
+    from evo.store import url as urls
+
+    if bool(cron) == bool(interval):
+        raise cfgmod.ConfigError("give --cron or --interval (one of them)")
+    url = database(db)
+    paper.full_members(url, name)  # the book exists: refused in one line before anything is served
+    params: dict = {"book": name}
+    if db:
+        db_url = flow_db_param(url)  # a URL with a password goes to the flow runs through the environment
+        if db_url:
+            params["db_url"] = db_url
+    _stop_on_sigterm()
+    prefect_env()
+    if cron:
+        _check_cron(cron)
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.deployments.runner import EntrypointType
+
+    from evo.flows import heal as healing
+    from evo.flows.paper import notify_automation, paper_tick
+
+    api_ready()
+    if notify:
+        done = healing.install([notify_automation(notify)])
+        typer.echo("automations: " + ", ".join(f"{n!r} {what}" for n, what in done))
+    typer.echo(f"serving deployment paper-tick/{text(name)} (database {urls.mask(url)})")
+    _serve(paper_tick, name=name, cron=cron, interval=interval, parameters=params,
+           description=f"Ticks paper book {name!r}: its new bars into its ledger, drift judged.", tags=[healing.TAG],
+           concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+           entrypoint_type=EntrypointType.MODULE_PATH)

@@ -123,7 +123,7 @@ def _serve(flow, name: str, **deployment) -> None:
 
     runner = _Runner(name=name, pause_on_shutdown=True)
     runner.add_flow(flow, name=name, **deployment)
-    typer.echo(f"polling for its scheduled runs; start one with `prefect deployment run 'evolve/{text(name)}'`")
+    typer.echo(f"polling for its scheduled runs; start one with `prefect deployment run '{flow.name}/{text(name)}'`")
     try:
         asyncio.run(runner.start())
     except KeyboardInterrupt:

@@ -161,3 +161,34 @@ def test_a_breach_is_reported_once_not_every_tick(book, monkeypatch):
     assert r["breached"] == [] and all(d["drift"] for d in r["drift"])  # still drifting: no second alarm
     monkeypatch.setenv("EVO_PAPER_DRIFT_Z", "1e5")
     assert all(not d["drift"] for d in paper.tick(url, "alarm")["drift"])
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_tick_flow_announces_each_breach_once_and_updates_its_artifact(book, monkeypatch):
+    from prefect import get_client
+
+    from evo.flows import paper as flows_paper
+    from evo.flows.orchestration import artifact_key
+    from evo.live import paper
+
+    tmp, url, df, _ = book
+    live = tmp / "flow" / "GOOG.csv"
+    live.parent.mkdir()
+    _write(live, df, BEGIN + 30)
+    b = paper.create(url, "flowbook", "g", [str(live)], start=df.index[BEGIN].isoformat())
+    sent = []
+    monkeypatch.setattr(flows_paper, "announce", lambda book, member, figures: sent.append((book, member, figures)))
+    monkeypatch.setenv("EVO_PAPER_DRIFT_Z", "-1e5")
+    for n in (30, 50, 70):  # three ticks, bars appended between them
+        _write(live, df, BEGIN + n)
+        out = flows_paper.paper_tick(book="flowbook", db_url=url)
+        assert out["last_bar"] == df.index[BEGIN + n - 1].isoformat()
+    ids = paper.show(url, "flowbook")["members"]
+    assert sorted(m for _, m, _ in sent) == sorted(ids) and len(sent) == len(b.members)  # once each
+    assert all(f["drift"] and f["bars"] == 29 and f["member"] == m for _, m, f in sent)
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key("flowbook", "paper")])))
+    assert arts and any(ids[0] in a.data for a in arts)
