@@ -351,6 +351,29 @@ def _check_exported_script(cmd, cwd, env, api):
     assert isinstance(got["position"], float)
 
 
+def _check_paper_create(cmd, cwd, env, api):
+    argv, _ = _with_member(_small(cmd), cwd, env)  # ISO: the holdout's first bar, inside SYN.csv
+    res, out = _evo(argv, cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    assert "paper book demo of run quick" in out
+
+
+def _check_paper_tick(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    assert re.search(r"paper book demo: [1-9]\d* ledger rows written", out), out
+    res, out = _evo(_small(cmd), cwd, env)  # again: nothing new, nothing written
+    assert res.returncode == 0 and "paper book demo: 0 ledger rows written" in out, out
+
+
+def _check_paper_show(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    s = json.loads(res.stdout)
+    assert s["name"] == "demo" and s["run"] == "quick" and s["ledger_rows"] > 0 and s["last"]
+    assert [d["member"] for d in s["drift"]] == s["members"]
+
+
 COMMANDS = [
     (r"make demo", _check_make_demo),
     (r"make test(-fast)?", _check_make_test),
@@ -374,6 +397,9 @@ COMMANDS = [
     (r"evo signals quick --data SYN\.csv --member ID --json", _check_signals_json),
     (r"evo export quick --member ID --out strategy\.py", _check_export),
     (r"python strategy\.py SYN\.csv --start ISO --json", _check_exported_script),
+    (r"evo paper create demo --run quick --data SYN\.csv --start ISO", _check_paper_create),
+    (r"evo paper tick demo", _check_paper_tick),
+    (r"evo paper show demo --json", _check_paper_show),
 ]
 
 
@@ -395,7 +421,7 @@ GROUPS = {
     "quick start": {_check_make_demo, _check_make_test},
     "a run, as Using it goes": {_check_run_quick, _check_resume, _check_runs, _check_show, _check_show_json,
                                 _check_report, _check_debug, _check_signals, _check_signals_json, _check_export,
-                                _check_exported_script},
+                                _check_exported_script, _check_paper_create, _check_paper_tick, _check_paper_show},
     "a run with every option": {_check_run_full},
     "walk-forward": {_check_walkforward},
     "serving and healing": {_check_serve, _check_heal},
