@@ -66,7 +66,7 @@ def script(run: OpenRun, member: Member) -> str:
             f"family {run.config.strategy.family!r} cannot be exported: it declares no `export_signals` (its "
             "signals written out with vectorbt, numpy and pandas; see evo.strategies.Family)"
         )
-    market = run_market(run)
+    market = run_market(run, checked=False)  # its symbols and bar duration
     ev, data = run.config.evaluation, run.config.data
     genes = "\n".join(f"{g.upper()} = {_literal(v)}" for g, v in member.genes.items())
     settings = {

@@ -161,7 +161,7 @@ def drift(store: Store, book, run: OpenRun) -> list[dict]:
     from evo.engine.inputs import ann_factor
     from evo.live.signals import run_market
 
-    per_year = ann_factor(run_market(run).freq)
+    per_year = ann_factor(run_market(run, checked=False).freq)
     z_limit, min_bars = drift_rule()
     out = []
     for genome_hash in book.members:

@@ -39,15 +39,16 @@ def load_data(run: OpenRun, paths: Sequence[str]) -> Market:
 
 
 def run_symbols(run: OpenRun) -> tuple[str, ...]:
-    """The symbols the run was evolved on (its market, loaded once per process)."""
-    return run_market(run).symbols
+    """The symbols the run was evolved on (its data as it is now: newer bars may have been appended)."""
+    return run_market(run, checked=False).symbols
 
 
-def run_market(run: OpenRun) -> Market:
-    """The market the run was evolved on, checked against the run's fingerprint."""
+def run_market(run: OpenRun, checked: bool = True) -> Market:
+    """The market the run's config describes, loaded once per process; `checked`: refused unless it is the
+    one the run was evolved on (its fingerprint), as bar indices into it (the windows) require."""
     from evo.market import get_market
 
-    return get_market(run.config.data, run.record.data_fingerprint)
+    return get_market(run.config.data, run.record.data_fingerprint if checked else None)
 
 
 def largest_window(family, genes: dict) -> int:

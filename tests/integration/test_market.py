@@ -292,3 +292,28 @@ def test_signals_of_a_shared_cash_portfolio_equal_vectorbt_grouped(tmp_path):
             assert r["position"] == pf.assets()[symbol].iloc[-1]
             held += r["position"] != 0
     assert held  # some member holds something at the end
+
+
+def test_signals_and_export_on_the_runs_own_file_grown_in_place(tmp_path):
+    """The usual case: newer bars appended to the very file the run evolved on."""
+    from evo.flows.evolve import drive
+    from evo.flows.orchestration import Plain
+    from evo.live import signals as sig
+    from evo.live.members import open_run
+
+    path = _csv(tmp_path / "data", "GOOG", 1500)
+    url = f"sqlite:///{tmp_path}/evo.db"
+    cfg = small_config(name="grow", data={"paths": [str(path)], "synthetic": None},
+                       strategy={"family": "trend", "bounds": {"direction": [0, 2]}},
+                       algorithm={"pop_size": 8, "generations": 1},
+                       constraints=[{"metric": "n_trades", "op": ">=", "value": 1}])
+    drive(cfg, None, None, url, None, False, Plain())
+    _csv(tmp_path / "data", "GOOG")  # the same file, now with every bar
+    run = open_run("grow", url)
+    m = run.members([])[0]
+    (r,) = sig.signals(run, [m], sig.load_data(run, [str(path)]))
+    df = pd.read_csv(path, index_col=0, parse_dates=True)
+    assert r["bar"] == df.index[-1].isoformat() and len(df) > 1500
+    assert r["position"] == _vectorbt("trend", m.genes, df).assets().iloc[-1]
+    res = evo(["export", "grow", "--member", m.id, "--out", str(tmp_path / "s.py"), "--db", url], tmp_path)
+    assert res.exit_code == 0, res.output
