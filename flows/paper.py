@@ -1,6 +1,7 @@
-"""Paper trading on a Prefect schedule: one `paper-tick` flow run per tick of a paper book
-(evo.live.paper). A member that starts drifting becomes one `evo.paper.drift` event (the book, the
-member and its figures); `notify_automation` turns those events into notifications through a Prefect
+"""Paper trading on a Prefect schedule, and what evo tells a person: one `paper-tick` flow run per tick
+of a paper book (evo.live.paper). A member that starts drifting becomes one `evo.paper.drift` event (the
+book, the member and its figures); an `evolve` run's end becomes one `evo.run.finished` event (its
+verdict, or its failure). `notify_automation` turns both into notifications through a Prefect
 notification block the user names. The book's markdown artifact is updated on every tick.
 """
 
@@ -11,6 +12,7 @@ from prefect import flow, get_run_logger
 from evo.flows.orchestration import artifact_key
 
 DRIFT_EVENT = "evo.paper.drift"
+RUN_END_EVENT = "evo.run.finished"
 
 
 @flow(name="paper-tick")
@@ -54,9 +56,19 @@ def announce(book: str, member: str, figures: dict) -> None:
     )
 
 
+def announce_run_end(run: str, figures: dict) -> None:
+    """The `evo.run.finished` event of an evolve run that completed (its verdict) or failed (its error)."""
+    from prefect.events import emit_event
+
+    from evo.config import codec
+
+    emit_event(event=RUN_END_EVENT, resource={"prefect.resource.id": f"evo.run.{run}", "prefect.resource.name": run,
+                                              "evo.run": run}, payload=codec.encode(figures, nan=None))
+
+
 def notify_automation(block: str):
-    """The automation that sends one notification per `evo.paper.drift` event through the notification
-    block `block` ("block-type-slug/name", e.g. "custom-webhook/ops")."""
+    """The automation that sends one notification per `evo.paper.drift` or `evo.run.finished` event through
+    the notification block `block` ("block-type-slug/name", e.g. "custom-webhook/ops")."""
     import datetime as dt
 
     from prefect.automations import Automation
@@ -66,14 +78,14 @@ def notify_automation(block: str):
 
     block_id = Block.load(block)._block_document_id
     return Automation(
-        name=f"evo: paper drift -> {block}",
-        description="One notification per evo.paper.drift event (a paper member whose returns left its backtest's).",
-        trigger=EventTrigger(expect={DRIFT_EVENT}, match={"prefect.resource.id": "evo.paper.*"},
+        name=f"evo: notify -> {block}",
+        description="One notification per evo.paper.drift event (a paper member whose returns left its backtest's) "
+                    "and per evo.run.finished event (an evolve run's verdict, or its failure).",
+        trigger=EventTrigger(expect={DRIFT_EVENT, RUN_END_EVENT}, match={"prefect.resource.id": ["evo.paper.*", "evo.run.*"]},
                              posture=Posture.Reactive, threshold=1, within=dt.timedelta(seconds=0)),
         actions=[SendNotification(
             block_document_id=block_id,
-            subject="evo: paper book {{ event.resource['evo.book'] }}: member {{ event.resource['evo.member'] }} drifts",
-            body="evo.paper.drift {{ event.resource['evo.book'] }} {{ event.resource['evo.member'] }}: "
-                 "{{ event.payload | tojson }}",
+            subject="evo: {{ event.event }} {{ event.resource['prefect.resource.name'] }}",
+            body="{{ event.event }} {{ event.resource['prefect.resource.name'] }}: {{ event.payload | tojson }}",
         )],
     )

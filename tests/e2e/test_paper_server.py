@@ -1,6 +1,7 @@
 """Paper trading against a real Prefect server: `evo paper serve` ticks on its schedule while bars are
 appended; the ledger equals vectorbt's from_signals over the paper period; a planted breach posts exactly
-one notification per member to a local HTTP receiver through a custom-webhook block."""
+one notification per member to a local HTTP receiver through a custom-webhook block, and an evolve run's end
+posts one more."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import small_config
+from tests.helpers import evo, write_config
 from tests.integration.test_market import DATA
 from tests.integration.test_paper import BEGIN, TRAIN, _vectorbt, _write
 from tests.prefect_server import client, deployment, errors_in, serving, wait
@@ -92,11 +94,25 @@ def test_paper_book_served_on_a_schedule_ledger_and_one_notification_per_breach(
             wait(lambda: len(_Receiver.bodies) >= len(b.members), 120, "the drift notifications")
             time.sleep(8)  # a second notification per breach would arrive by now
             assert errors_in(log) == [], errors_in(log)
+            drift_posts = list(_Receiver.bodies)
+        # the same path announces an evolve run's end, once
+        cfg_path = write_config(tmp_path / "r.toml", small_config(name="ends", algorithm={"pop_size": 6, "generations": 1}))
+        res = evo(["run", str(cfg_path), "--db", f"sqlite:///{tmp_path}/ends.db"], tmp_path, api_url=api)
+        assert res.returncode == 0, res.stdout + res.stderr
+        wait(lambda: len(_Receiver.bodies) > len(drift_posts), 120, "the run-end notification")
+        time.sleep(5)
+        ends = [json.loads(x)["text"] for x in _Receiver.bodies[len(drift_posts):]]
+        assert len(ends) == 1 and "evo.run.finished ends" in ends[0] and '"status": "completed"' in ends[0], ends
+        assert '"verdict": "' in ends[0]
     finally:
+        from prefect.automations import Automation
+
+        with temporary_settings({PREFECT_API_URL: api}):  # other tests' runs must not notify a closed receiver
+            Automation.read(name=f"evo: notify -> custom-webhook/{block}").delete()
         server.shutdown()
     assert "'paper-tick/" in log.read_text() and "automations:" in log.read_text()
     ids = paper.show(url, name)["members"]
-    posted = [json.loads(body)["text"] for body in _Receiver.bodies]
+    posted = [json.loads(body)["text"] for body in drift_posts]
     assert len(posted) == len(b.members), posted
     assert sorted(next(i for i in ids if i in p) for p in posted) == sorted(ids)
     assert all(name in p and "evo.paper.drift" in p for p in posted)

@@ -192,3 +192,24 @@ def test_the_tick_flow_announces_each_breach_once_and_updates_its_artifact(book,
 
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key("flowbook", "paper")])))
     assert arts and any(ids[0] in a.data for a in arts)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_evolve_run_announces_its_end_its_verdict_or_its_failure(tmp_path, monkeypatch):
+    from evo.flows import paper as flows_paper
+    from evo.flows.evolve import evolve
+    from evo.run import faults
+
+    sent = []
+    monkeypatch.setattr(flows_paper, "announce_run_end", lambda run, figures: sent.append((run, figures)))
+    evolve(config=small_config(name="ok", algorithm={"pop_size": 6, "generations": 1}),
+           db_url=f"sqlite:///{tmp_path}/a.db")
+    assert len(sent) == 1 and sent[0][0] == "ok" and sent[0][1]["status"] == "completed"
+    assert sent[0][1]["verdict"] in ("edge", "no evidence of edge") and sent[0][1]["generations_done"] == 1
+    monkeypatch.setenv("EVO_FAULT_PERSIST", "commit")
+    with pytest.raises(faults.InjectedFault):
+        evolve(config=small_config(name="ko", algorithm={"pop_size": 6, "generations": 1}),
+               db_url=f"sqlite:///{tmp_path}/b.db")
+    assert len(sent) == 2 and sent[1][0] == "ko" and sent[1][1]["status"] == "failed"
+    assert "InjectedFault" in sent[1][1]["error"]
