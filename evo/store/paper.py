@@ -51,6 +51,13 @@ class PaperMixin:
         return Book(r["id"], r["name"], r["run_id"], list(r["members"]), list(r["data"]), r["start"], r["last_bar"],
                     r["history"])
 
+    def books_of(self, run_id: int) -> list[Book]:
+        """The paper books trading run `run_id`'s members, by name."""
+        with self.engine.connect() as conn:
+            names = conn.execute(select(paper_books.c.name).where(paper_books.c.run_id == run_id)
+                                 .order_by(paper_books.c.name)).scalars().all()
+        return [self.get_book(n) for n in names]
+
     def append_ledger(self, book: Book, rows: Sequence[dict], last_bar: str, history: str) -> int:
         """Append the rows the ledger lacks and move the book to `last_bar`, in one transaction, only if the
         book is still where `book` saw it (another tick may have moved it). Returns the rows written."""

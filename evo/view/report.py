@@ -20,6 +20,8 @@ from evo.store import GenerationStats
 CHOSEN = 3
 
 FIGURE_IDS = ("pareto-front", "generations", "equity")
+#: the figure of the run's paper books, when it has any
+PAPER_FIGURE_ID = "paper"
 
 
 def _context(name: str, database: str):
@@ -118,6 +120,37 @@ def _equity_figure(curves: list[tuple[str, pd.Series, pd.Series | None, pd.Serie
     return fig
 
 
+def _paper_figure(books: list[tuple[str, dict[str, pd.Series]]]):
+    """Each paper book's equity per member over its paper bars."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(books), cols=1, subplot_titles=[f"paper book {b}" for b, _ in books])
+    for i, (_, curves) in enumerate(books, start=1):
+        for member, equity in curves.items():
+            fig.add_scatter(x=equity.index, y=equity.values, name=member, row=i, col=1)
+    fig.update_layout(title="Paper trading: equity per member (value of its cash and positions)",
+                      height=320 * len(books))
+    fig.update_yaxes(title_text="equity")
+    return fig
+
+
+def _paper_curves(store, run_id: int, shared: bool, id_length: int) -> list[tuple[str, dict[str, pd.Series]]]:
+    """(book, {member id: equity per bar}) of the run's paper books with a ledger: a member's equity is the
+    sum over its symbols (each trades its own cash), or the shared account's."""
+    out = []
+    for book in store.books_of(run_id):
+        led = pd.DataFrame(store.ledger(book.id))
+        if led.empty:
+            continue
+        curves = {}
+        for member, rows in led.groupby("member", sort=False):
+            by_bar = rows.groupby("bar")["equity"]
+            equity = by_bar.first() if shared else by_bar.sum()
+            curves[member[:id_length]] = equity.set_axis(pd.to_datetime(equity.index))
+        out.append((book.name, curves))
+    return out
+
+
 def _table(headers: list[str], rows: list[list], cls: str) -> str:
     def cell(v):
         if isinstance(v, float):
@@ -201,6 +234,11 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
         pareto_rows, "pareto",
     ) + "</div>"
 
+    from evo.strategies.base import id_length
+
+    books = _paper_curves(store, ctx.run_id, ctx.config.evaluation.reducer == "portfolio" and market.n_assets > 1,
+                          id_length(store.hashes_of(ctx.run_id)))
+    paper = ["<h2>Paper trading</h2>", _fig_html(_paper_figure(books), PAPER_FIGURE_ID)] if books else []
     v = s.get("verdict") or {}
     verdict = html.escape(v.get("verdict", "not judged yet"))
     verdict_detail = _verdict_section(v)
@@ -217,6 +255,7 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
         "<h2>Pareto front</h2>", _fig_html(_pareto_figure(s), FIGURE_IDS[0]),
         "<h2>Evolution</h2>", _fig_html(_generations_figure(stats, s["objectives"]), FIGURE_IDS[1]),
         "<h2>Equity curves</h2>", _fig_html(_equity_figure(curves), FIGURE_IDS[2]),
+        *paper,
         "<h2>Pareto set</h2>", pareto_table,
         f"<h2>vectorbt statistics of the chosen strategies (symbol {html.escape(market.symbols[0])})</h2>",
         _stats_table(vbt_stats),

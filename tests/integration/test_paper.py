@@ -213,3 +213,16 @@ def test_an_evolve_run_announces_its_end_its_verdict_or_its_failure(tmp_path, mo
                db_url=f"sqlite:///{tmp_path}/b.db")
     assert len(sent) == 2 and sent[1][0] == "ko" and sent[1][1]["status"] == "failed"
     assert "InjectedFault" in sent[1][1]["error"]
+
+
+@pytest.mark.slow
+def test_the_report_plots_each_books_equity_per_member(book):
+    from evo.live import paper
+    from evo.view.report import PAPER_FIGURE_ID, write_report
+
+    tmp, url, df, live = book
+    _write(live, df, BEGIN + 100)
+    paper.tick(url, "book")
+    page = write_report("g", url, tmp / "report.html").read_text()
+    assert f'id="{PAPER_FIGURE_ID}"' in page and "paper book book" in page
+    assert all(f'"name":"{m}"' in page for m in paper.show(url, "book")["members"])
