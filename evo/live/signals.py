@@ -11,6 +11,7 @@ it (the close when the run's stops use close prices only).
 from __future__ import annotations
 
 import math
+import re
 from typing import Sequence
 
 import numpy as np
@@ -25,8 +26,11 @@ def load_data(run: OpenRun, paths: Sequence[str]) -> Market:
     frequency and start; refused in one line when a run's symbol is missing."""
     from evo.market.load import build_market, load_market
 
-    cfg = run.config.data.model_copy(update={"paths": list(paths), "synthetic": None, "end": None})
-    given = load_market(cfg)
+    if is_loader(paths):
+        given = call_loader(paths[0], run.config.data.freq)
+    else:
+        cfg = run.config.data.model_copy(update={"paths": list(paths), "synthetic": None, "end": None})
+        given = load_market(cfg)
     symbols = run_symbols(run)
     missing = [s for s in symbols if s not in given.symbols]
     if missing:
@@ -36,6 +40,31 @@ def load_data(run: OpenRun, paths: Sequence[str]) -> Market:
         )
     frames = {s: given.frame(given.symbols.index(s)) for s in symbols}
     return build_market(frames, run.config.data.freq or str(given.freq), str(paths[0]))
+
+
+LOADER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def is_loader(paths: Sequence[str]) -> bool:
+    """True when the data is one `module:function` loader rather than files (a file of that name wins)."""
+    from pathlib import Path
+
+    return len(paths) == 1 and bool(LOADER.match(paths[0])) and not Path(paths[0]).exists()
+
+
+def call_loader(spec: str, freq: str | None) -> Market:
+    """The market a `module:function` loader returns ({symbol: OHLCV DataFrame}, the latest bars); the module
+    is imported as a user family's is (the import path, else the current folder)."""
+    from evo.market.load import build_market, loaded_frames
+    from evo.strategies import _import
+
+    module, _, name = spec.partition(":")
+    try:
+        fn = getattr(_import(module), name)
+        obj = fn()
+    except Exception as e:
+        raise DataError(f"data loader {spec!r} failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+    return build_market(loaded_frames(obj, spec), freq, spec)
 
 
 def run_symbols(run: OpenRun) -> tuple[str, ...]:

@@ -16,7 +16,8 @@ from evo.flows.cli.common import app, command, console, database, db_option, tex
 @command()
 def signals(
     name: str = typer.Argument(..., help="Run name."),
-    data: List[str] = typer.Option(..., "--data", help="Market data files (the run's symbols, usually with newer bars)."),
+    data: List[str] = typer.Option(..., "--data", help="Market data files (the run's symbols, usually with newer bars), "
+                                   "or one module:function loader returning {symbol: OHLCV DataFrame}."),
     member: Optional[List[str]] = typer.Option(None, "--member", help="A member id (`evo show` lists them); "
                                                "repeat for several. Default: the final Pareto set."),
     db: Optional[str] = db_option(),
@@ -71,7 +72,8 @@ app.add_typer(paper_app, name="paper")
 def paper_create(
     name: str = typer.Argument(..., help="The book's name."),
     run: str = typer.Option(..., "--run", help="The run whose members it trades."),
-    data: List[str] = typer.Option(..., "--data", help="Market data files (the run's symbols), read on every tick."),
+    data: List[str] = typer.Option(..., "--data", help="Market data files (the run's symbols), or one module:function "
+                                   "loader returning {symbol: OHLCV DataFrame}; read on every tick."),
     member: Optional[List[str]] = typer.Option(None, "--member", help="A member id; repeat. Default: the final Pareto set."),
     start: Optional[str] = typer.Option(None, "--start", help="Trade from this bar (default: the bar after the data's last)."),
     db: Optional[str] = db_option(),

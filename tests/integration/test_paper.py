@@ -226,3 +226,27 @@ def test_the_report_plots_each_books_equity_per_member(book):
     page = write_report("g", url, tmp / "report.html").read_text()
     assert f'id="{PAPER_FIGURE_ID}"' in page and "paper book book" in page
     assert all(f'"name":"{m}"' in page for m in paper.show(url, "book")["members"])
+
+
+def test_a_book_reads_its_bars_from_a_loader_function(book, monkeypatch):
+    from evo.live import paper
+    from evo.store import open_store
+
+    tmp, url, df, live = book
+    feed = tmp / "feeds"
+    feed.mkdir(exist_ok=True)
+    source = feed / "bars.csv"
+    _write(source, df, BEGIN + 50)
+    (feed / "paperfeed.py").write_text(
+        "import pandas as pd\n\n\ndef latest():\n"
+        f"    return {{'GOOG': pd.read_csv({str(source)!r}, index_col=0, parse_dates=True)}}\n"
+    )
+    monkeypatch.syspath_prepend(str(feed))
+    _write(live, df, BEGIN + 100)
+    paper.tick(url, "book")  # the same bars from the file, to compare with
+    b = paper.create(url, "fed", "g", ["paperfeed:latest"], start=df.index[BEGIN].isoformat())
+    assert paper.tick(url, "fed")["rows"] == 50 * len(b.members)
+    store = open_store(url, write=False)
+    fed = paper.frame(store, store.get_book("fed")).set_index(["member", "bar"])
+    other = paper.frame(store, store.get_book("book")).set_index(["member", "bar"]).loc[fed.index]
+    assert len(other) == len(fed) and (fed[["position", "cash", "equity"]] == other[["position", "cash", "equity"]]).all().all()
