@@ -61,8 +61,10 @@ class Settings(BaseSettings):
     test_hold_file: Path | None = Field(None, description="Test hook: the file a held process writes, then waits on.")
     test_barrier_dir: Path | None = Field(None, description="Test hook: a folder where racing processes line up at the lease.")
     test_crash: str | None = Field(
-        None, pattern=r"^[a-z]+@\d+$", description="Test hook: `between@N` or `start@0` makes the process SIGKILL itself there.")
-    test_crash_run: str | None = Field(None, description="Test hook: only the run of this name crashes (EVO_TEST_CRASH).")
+        None, pattern=r"^[a-z]+@\d+$", description="Test hook: `between@N`, `start@0` or `paper@0` (a paper "
+        "tick, before its commit) makes the process SIGKILL itself there.")
+    test_crash_run: str | None = Field(None, description="Test hook: only the run (or paper book) of this name crashes "
+                                       "(EVO_TEST_CRASH).")
     test_postgres_url: str | None = Field(
         None, description="Test suite: a PostgreSQL server for the tests that run on both backends (each makes and "
         "drops its own database).")

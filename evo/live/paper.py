@@ -108,7 +108,10 @@ def tick(database: str, name: str) -> dict:
         pf = member_portfolio(run.config, family, genes, market, (begin, market.n_bars))
         rows += ledger_rows(pf, market, begin, genome_hash, first=max(done + 1, begin))
     last = market.n_bars - 1
-    written = store.append_ledger(book, rows, market.index[last].isoformat(), history_hash(market, last))
+    from evo.run import faults
+
+    written = store.append_ledger(book, rows, market.index[last].isoformat(), history_hash(market, last),
+                                  before_commit=lambda: faults.crash_if("paper", 0, book.name))
     book = store.get_book(name)
     now = drift(store, book, run)
     was = {d["member"] for d in before if d["drift"]}

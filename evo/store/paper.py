@@ -5,7 +5,7 @@ leaves nothing and the next one writes the same rows again."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -58,9 +58,11 @@ class PaperMixin:
                                  .order_by(paper_books.c.name)).scalars().all()
         return [self.get_book(n) for n in names]
 
-    def append_ledger(self, book: Book, rows: Sequence[dict], last_bar: str, history: str) -> int:
+    def append_ledger(self, book: Book, rows: Sequence[dict], last_bar: str, history: str,
+                      before_commit: Callable[[], None] | None = None) -> int:
         """Append the rows the ledger lacks and move the book to `last_bar`, in one transaction, only if the
-        book is still where `book` saw it (another tick may have moved it). Returns the rows written."""
+        book is still where `book` saw it (another tick may have moved it). Returns the rows written.
+        `before_commit` runs inside the transaction after the writes (a test's fault hook)."""
         with self.engine.begin() as conn:
             moved = conn.execute(
                 update(paper_books)
@@ -78,6 +80,8 @@ class PaperMixin:
             new = [dict(r, book_id=book.id) for r in rows if (r["member"], r["symbol"], r["bar"]) not in have]
             if new:
                 conn.execute(insert(paper_ledger), new)
+            if before_commit is not None:
+                before_commit()
         return len(new)
 
     def ledger(self, book_id: int) -> list[dict]:

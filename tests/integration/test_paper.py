@@ -250,3 +250,29 @@ def test_a_book_reads_its_bars_from_a_loader_function(book, monkeypatch):
     fed = paper.frame(store, store.get_book("fed")).set_index(["member", "bar"])
     other = paper.frame(store, store.get_book("book")).set_index(["member", "bar"]).loc[fed.index]
     assert len(other) == len(fed) and (fed[["position", "cash", "equity"]] == other[["position", "cash", "equity"]]).all().all()
+
+
+@pytest.mark.slow
+def test_a_tick_killed_by_sigkill_before_its_commit_leaves_nothing_and_the_next_writes_once(book):
+    """`evo paper tick` as a subprocess that SIGKILLs itself inside the tick's transaction, after its inserts."""
+    from evo.live import paper
+    from evo.store import open_store
+    from tests.helpers import evo
+
+    tmp, url, df, _ = book
+    live = tmp / "killed" / "GOOG.csv"
+    live.parent.mkdir()
+    _write(live, df, BEGIN + 20)
+    b = paper.create(url, "killed", "g", [str(live)], start=df.index[BEGIN].isoformat())
+    assert paper.tick(url, "killed")["rows"] == 20 * len(b.members)
+    _write(live, df, BEGIN + 45)
+    res = evo(["paper", "tick", "killed", "--db", url], tmp, api_url=None, EVO_TEST_CRASH="paper@0",
+              EVO_TEST_CRASH_RUN="killed")
+    assert res.returncode == -9, res.stdout + res.stderr  # SIGKILL
+    store = open_store(url, write=False)
+    assert len(store.ledger(b.id)) == 20 * len(b.members)
+    assert store.get_book("killed").last_bar == df.index[BEGIN + 19].isoformat()
+    res = evo(["paper", "tick", "killed", "--db", url], tmp, api_url=None)
+    assert res.returncode == 0 and f"{25 * len(b.members)} ledger rows written" in res.stdout, res.stdout + res.stderr
+    led = paper.frame(store, store.get_book("killed"))
+    assert len(led) == len(led.drop_duplicates(["member", "symbol", "bar"])) == 45 * len(b.members)
