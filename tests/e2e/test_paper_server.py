@@ -67,6 +67,11 @@ def test_paper_book_served_on_a_schedule_ledger_and_one_notification_per_breach(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Receiver.bodies = []
     block = f"hook-{uuid.uuid4().hex[:6]}"
+
+    def mine(word: str) -> list[str]:
+        """The notifications about this test's book or run (the automation notifies every evo event: the
+        runs of tests running beside this one too)."""
+        return [t for t in (json.loads(x)["text"] for x in list(_Receiver.bodies)) if word in t]
     try:
         with temporary_settings({PREFECT_API_URL: api}):
             CustomWebhookNotificationBlock(
@@ -88,20 +93,20 @@ def test_paper_book_served_on_a_schedule_ledger_and_one_notification_per_breach(
                         n = min(BEGIN + 30 + 20 * len(seen), BEGIN + 120)
                         _write(live, df, n)  # the script appending bars between ticks
                     assert not r.state.is_failed(), r.state.message
-                return len(seen) >= 4 and seen
+                return len(seen) >= 3 and seen
 
-            wait(ticks, 300, "four scheduled ticks", every=0.5)
-            wait(lambda: len(_Receiver.bodies) >= len(b.members), 120, "the drift notifications")
+            wait(ticks, 300, "three scheduled ticks", every=0.5)
+            wait(lambda: len(mine(name)) >= len(b.members), 120, "the drift notifications")
             time.sleep(8)  # a second notification per breach would arrive by now
             assert errors_in(log) == [], errors_in(log)
-            drift_posts = list(_Receiver.bodies)
+            drift_posts = mine(name)
         # the same path announces an evolve run's end, once
         cfg_path = write_config(tmp_path / "r.toml", small_config(name="ends", algorithm={"pop_size": 6, "generations": 1}))
         res = evo(["run", str(cfg_path), "--db", f"sqlite:///{tmp_path}/ends.db"], tmp_path, api_url=api)
         assert res.returncode == 0, res.stdout + res.stderr
-        wait(lambda: len(_Receiver.bodies) > len(drift_posts), 120, "the run-end notification")
+        wait(lambda: mine("evo.run.finished ends:"), 120, "the run-end notification")
         time.sleep(5)
-        ends = [json.loads(x)["text"] for x in _Receiver.bodies[len(drift_posts):]]
+        ends = mine("evo.run.finished ends:")
         assert len(ends) == 1 and "evo.run.finished ends" in ends[0] and '"status": "completed"' in ends[0], ends
         assert '"verdict": "' in ends[0]
     finally:
@@ -109,10 +114,11 @@ def test_paper_book_served_on_a_schedule_ledger_and_one_notification_per_breach(
 
         with temporary_settings({PREFECT_API_URL: api}):  # other tests' runs must not notify a closed receiver
             Automation.read(name=f"evo: notify -> custom-webhook/{block}").delete()
+        time.sleep(2)  # an action already under way still finds the receiver
         server.shutdown()
     assert "'paper-tick/" in log.read_text() and "automations:" in log.read_text()
     ids = paper.show(url, name)["members"]
-    posted = [json.loads(body)["text"] for body in drift_posts]
+    posted = drift_posts
     assert len(posted) == len(b.members), posted
     assert sorted(next(i for i in ids if i in p) for p in posted) == sorted(ids)
     assert all(name in p and "evo.paper.drift" in p for p in posted)
@@ -121,7 +127,7 @@ def test_paper_book_served_on_a_schedule_ledger_and_one_notification_per_breach(
     led = paper.frame(store, store.get_book(name))
     last = store.get_book(name).last_bar
     n = int(df.index.searchsorted(pd.Timestamp(last))) + 1
-    assert n >= BEGIN + 70 and len(led) == len(led.drop_duplicates(["member", "symbol", "bar"])) == (n - BEGIN) * len(b.members)
+    assert n >= BEGIN + 50 and len(led) == len(led.drop_duplicates(["member", "symbol", "bar"])) == (n - BEGIN) * len(b.members)
     for h in b.members:
         genes = store.genomes_of(store.get_run("g").id, h)[h]
         pf = _vectorbt(genes, df.iloc[:n], BEGIN)

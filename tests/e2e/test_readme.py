@@ -300,10 +300,16 @@ def _notebook_block() -> str:
     return text[start:text.index("```", start)]
 
 
+_SHOWN: dict = {}
+
+
 def _shown(cwd, env) -> dict:
-    res, out = _evo([EVO, "show", "quick", "--json"], cwd, env)
-    assert res.returncode == 0, out
-    return json.loads(res.stdout)
+    """`evo show quick --json` once per folder (the run no longer changes once these commands run)."""
+    if cwd not in _SHOWN:
+        res, out = _evo([EVO, "show", "quick", "--json"], cwd, env)
+        assert res.returncode == 0, out
+        _SHOWN[cwd] = json.loads(res.stdout)
+    return _SHOWN[cwd]
 
 
 def _with_member(argv: list[str], cwd, env) -> tuple[list[str], dict]:
