@@ -36,20 +36,19 @@ print(json.dumps(outputs))
 ALLOWED = {"argparse", "json", "math", "pathlib", "numpy", "pandas", "vectorbt"}
 
 
-def _close(got: dict, want: dict):
-    assert set(got) == set(want)
+def _close(got: dict, want: dict, label: str):
+    assert set(got) == set(want), label
     for name, w in want.items():
         g = got[name]
         g = float(g) if isinstance(g, str) else g  # "inf", "-inf"
         w = float(w) if isinstance(w, str) else w
         if w is None or g is None:  # NaN
-            assert g is None and w is None, (name, g, w)
+            assert g is None and w is None, (label, name, g, w)
         else:
-            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12, err_msg=f"{label}: {name}")
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def _export_all(tmp):
     """A small run per built-in family on GOOG, its first Pareto member exported, and each script run on
     the training window and on the holdout: {family: (member, source, in-sample output, holdout output)}."""
     from evo.flows.evolve import drive
@@ -57,7 +56,6 @@ def exported(tmp_path_factory):
     from evo.store import open_store
     from evo.view.summary import describe
 
-    tmp = tmp_path_factory.mktemp("export")
     url = f"sqlite:///{tmp}/evo.db"
     data = _csv(tmp / "data", "GOOG", 1500)
     index = pd.read_csv(data, index_col=0, parse_dates=True).index
@@ -85,18 +83,23 @@ def exported(tmp_path_factory):
     return {f: (*members[f], outputs[2 * i], outputs[2 * i + 1]) for i, f in enumerate(members)}
 
 
-@pytest.mark.parametrize("family", strategies.names())
-def test_exported_script_reproduces_in_sample_and_holdout(exported, family):
-    member, source, train, holdout = exported[family]
+def test_exported_script_reproduces_in_sample_and_holdout(tmp_path):
+    """Every built-in family in one test: its runs, exports and one subprocess for all the scripts are built
+    once (a parametrized test would build them on every test worker)."""
+    for family, result in _export_all(tmp_path).items():
+        _check_family(family, *result)
+
+
+def _check_family(family, member, source, train, holdout):
     tree = ast.parse(source)
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imported <= ALLOWED, imported
+    assert imported <= ALLOWED, (family, imported)
     for gene, value in member["genes"].items():  # the genes as named constants
         assert f"\n{gene.upper()} = {value!r}\n" in source
     assert member["metrics"]["n_trades"] >= 1 and member["oos_metrics"]
-    _close(train["metrics"], member["metrics"])
-    _close(holdout["metrics"], member["oos_metrics"])
+    _close(train["metrics"], member["metrics"], f"{family} in sample")
+    _close(holdout["metrics"], member["oos_metrics"], f"{family} holdout")
     assert isinstance(train["position"], float) and isinstance(holdout["position"], float)
 
 
