@@ -48,8 +48,14 @@ def create(database: str, name: str, run_name: str, data: Sequence[str], member_
            start: str | None = None):
     """A new paper book of run `run_name`'s members (default: its final Pareto set) on the files `data`,
     trading from the first bar at or after `start` (default: the bar after the data's last one today)."""
+    from evo.config import NAME_MAX, check_text
+    from evo.config.errors import ConfigError
     from evo.live.signals import load_data
 
+    try:
+        check_text(name, "paper book name", NAME_MAX)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     store = open_store(database, write=True)
     run = OpenRun(store, *_record(store, run_name))
     members = run.members(member_ids)
@@ -59,7 +65,13 @@ def create(database: str, name: str, run_name: str, data: Sequence[str], member_
     else:
         from evo.market.load import timestamp
 
-        start = timestamp(start).isoformat()
+        try:
+            when = timestamp(start)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"--start {start!r} is not a timestamp: {e}") from None
+        if when is pd.NaT:
+            raise ConfigError(f"--start {start!r} is not a timestamp")
+        start = when.isoformat()
     return store.create_book(name, run.record.id, [m.genome_hash for m in members], list(data), start)
 
 

@@ -276,3 +276,25 @@ def test_a_tick_killed_by_sigkill_before_its_commit_leaves_nothing_and_the_next_
     assert res.returncode == 0 and f"{25 * len(b.members)} ledger rows written" in res.stdout, res.stdout + res.stderr
     led = paper.frame(store, store.get_book("killed"))
     assert len(led) == len(led.drop_duplicates(["member", "symbol", "bar"])) == 45 * len(b.members)
+
+
+def test_bad_books_are_refused_in_one_line_before_anything_is_written(book):
+    from typer.testing import CliRunner
+
+    from evo.flows.cli import app
+
+    tmp, url, df, live = book
+    for args, words in (
+        (["demo2", "--run", "g", "--data", str(live), "--start", "not a time"], "--start 'not a time' is not a timestamp"),
+        (["demo2", "--run", "ghost", "--data", str(live)], "no run named 'ghost'"),
+        (["demo2", "--run", "g", "--data", str(live), "--member", "ffffffff"], "has no member 'ffffffff'"),
+        (["bad\nname", "--run", "g", "--data", str(live)], "paper book name"),
+        (["book", "--run", "g", "--data", str(live)], "a paper book named 'book' already exists"),
+    ):
+        res = CliRunner().invoke(app, ["paper", "create", *args, "--db", url])
+        assert res.exit_code == 2 and words in res.stderr and len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
+    res = CliRunner().invoke(app, ["paper", "tick", "ghost", "--db", url])
+    assert res.exit_code == 2 and "no paper book named 'ghost'" in res.stderr
+    from evo.store import open_store
+
+    assert open_store(url, write=False).get_book("demo2") is None
