@@ -37,7 +37,7 @@ def _literal(v) -> str:
 
 
 def trading_constants(run: OpenRun, family, genes: dict, n_assets: int) -> dict:
-    """How the member trades, in vectorbt's names: direction, size, size type, stops, trailing."""
+    """How the member trades, as vectorbt's from_signals arguments: direction, size, size type, stops, trailing."""
     from evo.engine.enums import Direction, SizeType
 
     ev = run.config.evaluation
@@ -45,12 +45,12 @@ def trading_constants(run: OpenRun, family, genes: dict, n_assets: int) -> dict:
     space = family.space()
     p = family.sim_params(space.encode([genes]), space.names, ev.init_cash, n_assets if shared else 0)[0]
     return {
-        "DIRECTION": Direction._fields[int(p["direction"])].lower(),
-        "SIZE": float(p["size"]),
-        "SIZE_TYPE": SizeType._fields[int(p["size_type"])].lower(),
-        "SL_STOP": float(p["sl_stop"]),
-        "TP_STOP": float(p["tp_stop"]),
-        "SL_TRAIL": bool(p["sl_trail"]),
+        "direction": Direction._fields[int(p["direction"])].lower(),
+        "size": float(p["size"]),
+        "size_type": SizeType._fields[int(p["size_type"])].lower(),
+        "sl_stop": float(p["sl_stop"]),
+        "tp_stop": float(p["tp_stop"]),
+        "sl_trail": bool(p["sl_trail"]),
     }
 
 
@@ -79,9 +79,11 @@ def script(run: OpenRun, member: Member) -> str:
         "OHLC_STOPS": bool(ev.ohlc_stops),
         "REDUCER": ev.reducer,
         "DIRECTIONS": {m.name: metric_directions(run.config).get(m.name, m.direction) for m in _table()},
-        **trading_constants(run, family, member.genes, market.n_assets),
     }
     lines = "\n".join(f"{k} = {_literal(v)}" for k, v in settings.items())
+    trading = trading_constants(run, family, member.genes, market.n_assets)
+    lines += "\n\n# how it trades: its direction, size and stops genes as vectorbt's from_signals arguments\nTRADING = {\n"
+    lines += "".join(f"    {k!r}: {_literal(v)},\n" for k, v in trading.items()) + "}"
     metrics = "\n".join(f'    "{k}": lambda pf: {v},' for k, v in metric_definitions().items())
     return TEMPLATE.format(
         id=member.id, genome_hash=member.genome_hash, run=run.name, family=run.config.strategy.family,
@@ -181,8 +183,7 @@ def portfolio(frames, start=None):
     ohlc = {{k: wide(lambda s: frames[s][k]) for k in ("open", "high", "low")}} if OHLC_STOPS else {{}}
     return vbt.Portfolio.from_signals(
         wide(lambda s: frames[s]["close"]), wide(lambda s: signals_[s][0]), wide(lambda s: signals_[s][1]),
-        init_cash=INIT_CASH, fees=FEES, slippage=SLIPPAGE, freq=pd.Timedelta(FREQ),
-        direction=DIRECTION, size=SIZE, size_type=SIZE_TYPE, sl_stop=SL_STOP, tp_stop=TP_STOP, sl_trail=SL_TRAIL,
+        init_cash=INIT_CASH, fees=FEES, slippage=SLIPPAGE, freq=pd.Timedelta(FREQ), **TRADING,
         upon_opposite_entry="reversereduce", **ohlc, **(dict(group_by=True, cash_sharing=True) if shared else {{}}),
     )
 

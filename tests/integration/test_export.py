@@ -95,6 +95,8 @@ def _check_family(family, member, source, train, holdout):
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert imported <= ALLOWED, (family, imported)
+    names = [t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)]
+    assert len(names) == len(set(names)), (family, names)  # each constant says one thing
     for gene, value in member["genes"].items():  # the genes as named constants
         assert f"\n{gene.upper()} = {value!r}\n" in source
     assert member["metrics"]["n_trades"] >= 1 and member["oos_metrics"]
