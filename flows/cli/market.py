@@ -90,8 +90,10 @@ def paper_tick(name: str = typer.Argument(..., help="The book's name."), db: Opt
     """Append the new bars to the book's ledger (idempotent), then judge each member's drift."""
     from evo.live import paper
 
-    r = paper.tick(database(db), name)
-    drifting = [d["member"][:12] for d in r["drift"] if d["drift"]]
+    url = database(db)
+    r = paper.tick(url, name)
+    ids = dict(zip(paper.full_members(url, name), paper.show(url, name)["members"]))
+    drifting = [ids[d["member"]] for d in r["drift"] if d["drift"]]
     typer.echo(f"paper book {name}: {r['rows']} ledger rows written, last bar {r['last_bar']}; "
                f"drift: {', '.join(drifting) or 'none'}")
 
