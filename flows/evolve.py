@@ -130,8 +130,10 @@ def drive(
                 faults.crash_if("between", number, ctx.name)
             verdict = orch.call(tasks.validate, ctx, ctx.target)
             log.info(verdict_line(verdict))
-        except BaseException:
+        except BaseException as e:
             _mark_failed(store, ctx, owner, log)
+            if isinstance(e, Exception):  # not an interrupt: the run ended
+                orch.failed(ctx, e)
             raise
         store.update_run(ctx.run_id, owner=owner, status="completed")
         orch.finished(ctx, store)

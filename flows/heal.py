@@ -94,12 +94,13 @@ def _spec(a) -> dict:
     return a.model_dump(mode="json", include={"description", "trigger", "actions", "enabled"})
 
 
-def install() -> list[tuple[str, str]]:
-    """Create both automations, or bring them up to date; [(name, "created" | "updated" | "unchanged")]."""
+def install(wanted_automations: list | None = None) -> list[tuple[str, str]]:
+    """Create the automations (default: both of healing), or bring them up to date by name;
+    [(name, "created" | "updated" | "unchanged")]."""
     from prefect.automations import Automation
 
     out = []
-    for wanted in automations():
+    for wanted in automations() if wanted_automations is None else wanted_automations:
         try:
             found = Automation.read(name=wanted.name)
         except ValueError:  # not found

@@ -51,6 +51,9 @@ class Plain:
     def finished(self, ctx, store) -> None:
         pass
 
+    def failed(self, ctx, error: BaseException) -> None:
+        pass
+
 
 #: seconds between versions of the per-generation stats table artifact
 TABLE_EVERY = 30.0
@@ -153,6 +156,18 @@ class Orchestrated(Plain):
             key=artifact_key(ctx.name, "pareto"),
             description=f"run {ctx.name}: the final Pareto set",
         )
+        from evo.flows.paper import announce_run_end
+
+        v = s.get("verdict") or {}
+        announce_run_end(ctx.name, {"status": "completed", "generations_done": s["generations_done"],
+                                    "verdict": v.get("verdict"), "deflated_sharpe": v.get("deflated_sharpe"),
+                                    "pareto": len(s["pareto"])})
+
+    def failed(self, ctx, error: BaseException) -> None:
+        from evo.config.errors import first_line
+        from evo.flows.paper import announce_run_end
+
+        announce_run_end(ctx.name, {"status": "failed", "error": f"{type(error).__name__}: {first_line(error)}"})
 
 
 def stats_row(s: GenerationStats) -> dict:

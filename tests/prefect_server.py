@@ -77,8 +77,10 @@ class PrefectServer:
 
 
 @contextlib.contextmanager
-def serving(cwd: Path, api_url: str, args: list[str], log_name: str = "serve.log", **env: str):
-    """`evo serve ARGS` against `api_url` until the block ends; yields (process, log path, marker).
+def serving(cwd: Path, api_url: str, args: list[str], log_name: str = "serve.log", command: tuple = ("serve",),
+            **env: str):
+    """`evo serve ARGS` (`evo COMMAND... ARGS`) against `api_url` until the block ends; yields (process, log
+    path, marker).
 
     The process and everything it started carry EVO_TEST_MARK=marker (tests.helpers.marked_processes).
     On exit it gets SIGTERM, then SIGKILL for its whole process group.
@@ -90,7 +92,7 @@ def serving(cwd: Path, api_url: str, args: list[str], log_name: str = "serve.log
     log_path = cwd / log_name
     log = log_path.open("w")
     e = evo_env(cwd / "serve-home", api_url, PREFECT_RUNNER_POLL_FREQUENCY="1", **{MARK: mark}, **env)
-    proc = subprocess.Popen([EVO, "serve", *args], cwd=cwd, env=e, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([EVO, *command, *args], cwd=cwd, env=e, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         yield proc, log_path, mark
@@ -127,19 +129,20 @@ def client(api_url: str):
     return SyncPrefectClient(api_url)
 
 
-def deployment(api_url: str, name: str, proc=None, log: Path | None = None, timeout: float = 120):
-    """Wait for deployment evolve/NAME to exist (while `proc`, if given, is alive)."""
+def deployment(api_url: str, name: str, proc=None, log: Path | None = None, timeout: float = 120,
+               flow: str = "evolve"):
+    """Wait for deployment FLOW/NAME to exist (while `proc`, if given, is alive)."""
 
     def found():
         if proc is not None:
             assert proc.poll() is None, log.read_text()[-3000:] if log else "serve exited"
         try:
             with client(api_url) as c:
-                return c.read_deployment_by_name(f"evolve/{name}")
+                return c.read_deployment_by_name(f"{flow}/{name}")
         except Exception:
             return None
 
-    return wait(found, timeout, f"deployment evolve/{name}")
+    return wait(found, timeout, f"deployment {flow}/{name}")
 
 
 def final_state(api_url: str, flow_run_id, timeout: float = 180):

@@ -63,3 +63,7 @@ def first_line(e: BaseException) -> str:
     SQLAlchemy error), or its type's name when it has none."""
     msg = str(getattr(e, "orig", None) or e).strip()
     return msg.splitlines()[0].strip() if msg else type(e).__name__
+
+
+class MemberError(UserError, LookupError):
+    """A member id that names no genome of the run, or more than one."""

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     heal_attempts: int = Field(
         3, ge=0, le=1000, description="How often a crashed deployment run is rescheduled before it ends Failed "
         "(read where the flow runs).")
+    paper_drift_z: float = Field(
+        2.0, ge=-1e6, le=1e6, description="Paper trading: a member drifts when the z-score of its paper Sharpe ratio "
+        "against its backtest's falls below minus this (read on every tick).")
+    paper_drift_min_bars: int = Field(
+        20, ge=2, le=10_000_000, description="Paper trading: the paper returns a member needs before its drift is "
+        "judged.")
     session: str | None = Field(
         None, description="Set by evo itself: the token by which the watcher finds what a command started.")
     session_pid: int | None = Field(None, description="Set by evo itself: the process that owns `EVO_SESSION`.")
@@ -57,8 +63,10 @@ class Settings(BaseSettings):
     test_hold_file: Path | None = Field(None, description="Test hook: the file a held process writes, then waits on.")
     test_barrier_dir: Path | None = Field(None, description="Test hook: a folder where racing processes line up at the lease.")
     test_crash: str | None = Field(
-        None, pattern=r"^[a-z]+@\d+$", description="Test hook: `between@N` or `start@0` makes the process SIGKILL itself there.")
-    test_crash_run: str | None = Field(None, description="Test hook: only the run of this name crashes (EVO_TEST_CRASH).")
+        None, pattern=r"^[a-z]+@\d+$", description="Test hook: `between@N`, `start@0` or `paper@0` (a paper "
+        "tick, before its commit) makes the process SIGKILL itself there.")
+    test_crash_run: str | None = Field(None, description="Test hook: only the run (or paper book) of this name crashes "
+                                       "(EVO_TEST_CRASH).")
     test_postgres_url: str | None = Field(
         None, description="Test suite: a PostgreSQL server for the tests that run on both backends (each makes and "
         "drops its own database).")

@@ -202,6 +202,19 @@ def _symbol_frames(cfg: DataConfig) -> dict[str, pd.DataFrame]:
     return frames
 
 
+def loaded_frames(obj, source: str) -> dict[str, pd.DataFrame]:
+    """Validated per-symbol OHLCV frames from what a data loader returned: {symbol: DataFrame}, or one
+    DataFrame with a `symbol` column (each frame a datetime index or a time column, as a file has)."""
+    if isinstance(obj, pd.DataFrame):
+        cols = {str(c).strip().lower(): c for c in obj.columns}
+        if "symbol" not in cols:
+            raise DataError(f"{source}: returned one DataFrame without a 'symbol' column; return {{symbol: DataFrame}}")
+        obj = {str(sym): part.drop(columns=[cols["symbol"]]) for sym, part in obj.groupby(cols["symbol"], sort=True)}
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, pd.DataFrame) for v in obj.values()):
+        raise DataError(f"{source}: expected {{symbol: DataFrame}} of OHLCV bars, got {type(obj).__name__}")
+    return {_symbol(str(sym), Path(source)): _to_ohlcv(df, f"{source} [{sym}]") for sym, df in obj.items()}
+
+
 def _symbol(name: str, path: Path) -> str:
     """A symbol name that prints safely (it appears in tables, logs and the HTML report)."""
     try:

@@ -133,3 +133,31 @@ validations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("run_id", "kind", "generation", name="uq_validations_run_kind_generation"),
 )
+
+paper_books = Table(
+    "paper_books",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("members", JSON, nullable=False),  # genome hashes
+    Column("data", JSON, nullable=False),  # the market files
+    Column("start", String(40), nullable=False),  # ISO timestamp: the book trades from the first bar at or after it
+    Column("last_bar", String(40)),  # ISO timestamp of the last bar in the ledger (NULL: none yet)
+    Column("history", String(64)),  # sha256 of the market's bars up to last_bar: a restated history differs
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+paper_ledger = Table(
+    "paper_ledger",
+    metadata,
+    Column("book_id", Integer, ForeignKey("paper_books.id", ondelete="CASCADE"), primary_key=True),
+    Column("member", String(64), primary_key=True),  # genome hash
+    Column("symbol", String(200), primary_key=True),
+    Column("bar", String(40), primary_key=True),  # ISO timestamp
+    Column("fill", Double, nullable=False),  # signed units traded on the bar
+    Column("price", Double),  # the fill's price (NULL: no fill)
+    Column("position", Double, nullable=False),  # signed units held after the bar
+    Column("cash", Double, nullable=False),  # the column's cash (the group's with shared cash)
+    Column("equity", Double, nullable=False),  # its value: cash + position at the close
+)

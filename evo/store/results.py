@@ -56,6 +56,22 @@ class ResultsMixin:
                                   objectives=r.objectives, metrics=metrics, per_asset=per_asset, trades=r.trades))
         return out
 
+    def genomes_of(self, run_id: int, prefix: str = "") -> dict[str, dict]:
+        """Genes by genome hash of every individual the run ever held (any generation, any role), only
+        those whose hash starts with `prefix` (lower-case hex) when given."""
+        held = select(members.c.individual_id).where(members.c.run_id == run_id)
+        q = select(individuals.c.genome_hash, individuals.c.genes).where(individuals.c.id.in_(held))
+        if prefix:
+            q = q.where(individuals.c.genome_hash.startswith(prefix, autoescape=True))
+        with self.engine.connect() as conn:
+            return {r.genome_hash: r.genes for r in conn.execute(q)}
+
+    def hashes_of(self, run_id: int) -> list[str]:
+        """The genome hash of every individual the run ever held."""
+        held = select(members.c.individual_id).where(members.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(individuals.c.genome_hash).where(individuals.c.id.in_(held))).scalars())
+
     def _trials(self, conn, run_id: int, *columns):
         """One row per distinct behaviour the run evaluated, each under its generation's key: genomes whose
         trades are identical (the same trade fingerprint) count once; an evaluation stored before

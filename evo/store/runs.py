@@ -34,6 +34,11 @@ class RunsMixin:
             row = conn.execute(select(runs).where(runs.c.name == name)).mappings().first()
         return run_record(row) if row else None
 
+    def run_by_id(self, run_id: int) -> RunRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+        return run_record(row) if row else None
+
     def list_runs(self) -> list[tuple[RunRecord, int]]:
         """Every run with its number of committed generations, newest first."""
         done = (

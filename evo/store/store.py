@@ -3,7 +3,7 @@ it). Everything else asks `Store` for plain data and typed records.
 
 `Store` is assembled from one mixin per concern: runs and the lease (runs.py), generations and the
 atomic write of one (generations.py), the evaluation cache (evaluations.py), reading results
-(results.py). This module opens the database and keeps its schema: checked before anything is
+(results.py), paper books and their ledger (paper.py). This module opens the database and keeps its schema: checked before anything is
 written, created or migrated by Alembic only.
 """
 
@@ -21,6 +21,7 @@ from evo.store import url as urls
 from evo.store.evaluations import EvaluationsMixin
 from evo.store.generations import GenerationsMixin
 from evo.store.models import metadata
+from evo.store.paper import PaperMixin
 from evo.store.records import StoreError
 from evo.store.results import ResultsMixin
 from evo.store.runs import RunsMixin
@@ -30,7 +31,7 @@ from evo.store.sql import first_line, sqlite_pragmas, utc
 EVO_TABLES = frozenset({t.name for t in metadata.sorted_tables} | {"alembic_version"})
 
 
-class Store(RunsMixin, GenerationsMixin, EvaluationsMixin, ResultsMixin):
+class Store(RunsMixin, GenerationsMixin, EvaluationsMixin, ResultsMixin, PaperMixin):
     """One database. Opening it (`open_store`) checks that it is evo's before anything is written."""
 
     def __init__(self, url: str):
@@ -127,10 +128,12 @@ class Store(RunsMixin, GenerationsMixin, EvaluationsMixin, ResultsMixin):
         from alembic.config import Config
         from alembic.script import ScriptDirectory
 
-        from evo import migrations
+        from importlib.resources import files
 
         cfg = Config()
-        cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+        # the migration scripts' folder, found as package data: the store does not import the package root
+        # (which offers `evo.load`, a layer above)
+        cfg.set_main_option("script_location", str(files("evo.migrations")))
         return cfg, ScriptDirectory.from_config(cfg)
 
     def _revisions(self) -> tuple[tuple[str, ...], set[str], set[str]]:

@@ -177,6 +177,22 @@ def genome_hash(params: Params) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+#: the shortest id a genome is shown by: 8 hex digits of its hash
+ID_LENGTH = 8
+
+
+def id_length(hashes: Iterable[str], shortest: int = ID_LENGTH) -> int:
+    """How many leading hex digits of a genome hash tell apart every hash in `hashes` (at least `shortest`):
+    a run's ids are its genome hashes cut to this one length, so they stay unique in the run."""
+    hashes = sorted(set(hashes))
+    n = shortest
+    # sorted, the longest prefix shared by any two hashes is shared by two neighbours
+    for a, b in zip(hashes, hashes[1:]):
+        common = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        n = max(n, common + 1)
+    return n
+
+
 #: Family's public API: a subclass implements the hooks below instead (see Family)
 PUBLIC_API = ("space", "repair", "reference_signals", "fast_signals", "fast_metrics", "sim_params", "stops",
               "stop_arrays")
@@ -199,6 +215,8 @@ class Family:
       fused         True when it implements `_fast_metrics` (signals and simulation in one pass)
       trading       the trading genes it can evolve (TRADING_GENES: direction, size, sl_trail); none by
                     default. They change how its signals trade, never the signals (see `sim_params`).
+      export_signals  optional: `_signals` for one genome written out with vectorbt, numpy and pandas
+                    alone, for `evo export` (see the attribute)
     and implements the hooks:
       _signals(ohlcv, params) -> (entries, exits)     the reference: vectorbt indicators, (bars, n) each
       _fast_signals(cache, genes, arrays, entries, exits)
@@ -219,6 +237,12 @@ class Family:
     fused: ClassVar[bool] = False
     #: the trading genes it supports (keys of TRADING_GENES)
     trading: ClassVar[frozenset[str]] = frozenset()
+    #: `_signals` for one genome as readable source that needs only vectorbt (`vbt`), numpy (`np`) and
+    #: pandas (`pd`): a function `signals(ohlcv) -> (entries, exits)` of an OHLCV DataFrame (lower-case
+    #: columns) returning boolean Series equal to the reference's, that reads each gene as a constant
+    #: named by it in upper case (RSI_WINDOW). `evo export` writes it into a standalone script; None: the
+    #: family cannot be exported.
+    export_signals: ClassVar[str | None] = None
 
     def __init__(self, trading: Iterable[str] | None = None):
         """The family as a run evolves it: with the trading genes `trading` (default: all it supports)."""

@@ -40,6 +40,17 @@ class Breakout(Family):
 
     # unshifted channels: the kernel reads bar i - 1 itself
     trading = TRADING
+    export_signals = '''
+def signals(ohlcv):
+    """Buy when the close clears the previous bars' highest high by ATR_MULT ATRs; sell below their lowest low."""
+    close = ohlcv["close"]
+    upper = ohlcv["high"].vbt.rolling_max(ENTRY_WINDOW).vbt.fshift(1)
+    lower = ohlcv["low"].vbt.rolling_min(EXIT_WINDOW).vbt.fshift(1)
+    atr = vbt.ATR.run(ohlcv["high"], ohlcv["low"], close, window=ATR_WINDOW).atr
+    entries = close > upper + ATR_MULT * atr
+    exits = close < lower
+    return entries, exits
+'''
     indicators = (
         Indicator("max", "entry_window", source="high"),
         Indicator("min", "exit_window", source="low"),

@@ -81,6 +81,41 @@ class Composite(Family):
     )
 
     trading = TRADING
+    export_signals = '''
+def signals(ohlcv):
+    """The switched-on entry (exit) conditions, combined with AND (ENTRY_LOGIC 0) or OR (1)."""
+    close, volume = ohlcv["close"], ohlcv["volume"]
+    rsi = vbt.RSI.run(close, window=RSI_WINDOW).rsi
+    fast = vbt.MA.run(close, window=FAST_WINDOW).ma
+    slow = vbt.MA.run(close, window=SLOW_WINDOW).ma
+    bb = vbt.BBANDS.run(close, window=BB_WINDOW, alpha=BB_ALPHA)
+    dc_high = ohlcv["high"].vbt.rolling_max(DC_ENTRY_WINDOW).vbt.fshift(1)
+    dc_low = ohlcv["low"].vbt.rolling_min(DC_EXIT_WINDOW).vbt.fshift(1)
+    vol_ma = vbt.MA.run(volume, window=VOL_WINDOW).ma
+    entry_conditions = [
+        (E_RSI, rsi < RSI_LOWER),
+        (E_TREND, fast > slow),
+        (E_BB, close < bb.lower),
+        (E_BREAKOUT, close > dc_high),
+        (E_VOLUME, volume > vol_ma),
+    ]
+    exit_conditions = [
+        (X_RSI, rsi > RSI_UPPER),
+        (X_TREND, fast < slow),
+        (X_BB, close > bb.middle),
+        (X_BREAKDOWN, close < dc_low),
+    ]
+    return combine(entry_conditions, ENTRY_LOGIC, close.index), combine(exit_conditions, EXIT_LOGIC, close.index)
+
+
+def combine(conditions, use_or, index):
+    """AND (use_or 0) or OR (1) of the conditions switched on; never true when none is."""
+    out = None
+    for on, condition in conditions:
+        if on >= 0.5:
+            out = condition if out is None else (out | condition) if use_or >= 0.5 else (out & condition)
+    return pd.Series(False, index=index) if out is None else out
+'''
     indicators = (
         Indicator("rsi", "rsi_window"),
         Indicator("sma", "fast_window"),

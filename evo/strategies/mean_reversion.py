@@ -38,6 +38,16 @@ class MeanReversion(Family):
     )
 
     trading = TRADING
+    export_signals = '''
+def signals(ohlcv):
+    """Buy below the lower Bollinger band while RSI is oversold; sell above the middle band or when RSI is high."""
+    close = ohlcv["close"]
+    bb = vbt.BBANDS.run(close, window=BB_WINDOW, alpha=BB_ALPHA)
+    rsi = vbt.RSI.run(close, window=RSI_WINDOW).rsi
+    entries = (close < bb.lower) & (rsi < RSI_LOWER)
+    exits = (close > bb.middle) | (rsi > RSI_UPPER)
+    return entries, exits
+'''
     indicators = (
         Indicator("sma", "bb_window"),
         Indicator("mstd", "bb_window"),

@@ -39,6 +39,18 @@ class RsiPullback(Family):
     )
 
     trading = TRADING
+    export_signals = '''
+def signals(ohlcv):
+    """Buy an RSI dip in an up-trend on enough volume; sell when RSI is overbought or the trend turns."""
+    close, volume = ohlcv["close"], ohlcv["volume"]
+    rsi = vbt.RSI.run(close, window=RSI_WINDOW).rsi
+    fast = vbt.MA.run(close, window=FAST_WINDOW).ma
+    slow = vbt.MA.run(close, window=SLOW_WINDOW).ma
+    vol_ma = vbt.MA.run(volume, window=VOL_WINDOW).ma
+    entries = (rsi < RSI_LOWER) & (fast > slow) & (volume >= VOL_MULT * vol_ma)
+    exits = (rsi > RSI_UPPER) | (fast < slow)
+    return entries, exits
+'''
     indicators = (
         Indicator("rsi", "rsi_window"),
         Indicator("sma", "fast_window"),

@@ -37,6 +37,17 @@ class Trend(Family):
     )
 
     trading = TRADING
+    export_signals = '''
+def signals(ohlcv):
+    """Hold while the fast EMA is above the slow EMA; buy only while ATR is at most MAX_VOL of the close."""
+    close = ohlcv["close"]
+    fast = vbt.MA.run(close, window=FAST_WINDOW, ewm=True).ma
+    slow = vbt.MA.run(close, window=SLOW_WINDOW, ewm=True).ma
+    atr = vbt.ATR.run(ohlcv["high"], ohlcv["low"], close, window=ATR_WINDOW).atr
+    entries = (fast > slow) & (atr <= MAX_VOL * close)
+    exits = fast < slow
+    return entries, exits
+'''
     indicators = (
         Indicator("ema", "fast_window"),
         Indicator("ema", "slow_window"),

@@ -22,6 +22,8 @@ CHOSEN = 3
 FIGURE_IDS = ("pareto-front", "generations", "equity")
 #: the verdict's figures, drawn when the verdict has their statistics (not for verdicts judged before them)
 STATS_FIGURE_IDS = ("pbo-logits", "pbo-is-oos", "monte-carlo-drawdowns", "neighbours")
+#: the figure of the run's paper books, when it has any
+PAPER_FIGURE_ID = "paper"
 
 
 def _context(name: str, database: str):
@@ -60,7 +62,7 @@ def _pareto_figure(s: dict):
     fig = go.Figure()
     ins = [e["metrics"] for e in s["pareto"]]
     outs = [e.get("oos_metrics") for e in s["pareto"]]
-    labels = [f"#{i}" for i in range(1, len(ins) + 1)]
+    labels = [e["id"] for e in s["pareto"]]
     if len(obj) >= 2:
         x, y = obj[0], obj[1]
         fig.add_scatter(x=[m[x] for m in ins], y=[m[y] for m in ins], mode="markers+text", text=labels,
@@ -118,6 +120,37 @@ def _equity_figure(curves: list[tuple[str, pd.Series, pd.Series | None, pd.Serie
                       height=320 * len(curves))
     fig.update_yaxes(title_text="portfolio value")
     return fig
+
+
+def _paper_figure(books: list[tuple[str, dict[str, pd.Series]]]):
+    """Each paper book's equity per member over its paper bars."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(books), cols=1, subplot_titles=[f"paper book {b}" for b, _ in books])
+    for i, (_, curves) in enumerate(books, start=1):
+        for member, equity in curves.items():
+            fig.add_scatter(x=equity.index, y=equity.values, name=member, row=i, col=1)
+    fig.update_layout(title="Paper trading: equity per member (value of its cash and positions)",
+                      height=320 * len(books))
+    fig.update_yaxes(title_text="equity")
+    return fig
+
+
+def _paper_curves(store, run_id: int, shared: bool, id_length: int) -> list[tuple[str, dict[str, pd.Series]]]:
+    """(book, {member id: equity per bar}) of the run's paper books with a ledger: a member's equity is the
+    sum over its symbols (each trades its own cash), or the shared account's."""
+    out = []
+    for book in store.books_of(run_id):
+        led = pd.DataFrame(store.ledger(book.id))
+        if led.empty:
+            continue
+        curves = {}
+        for member, rows in led.groupby("member", sort=False):
+            by_bar = rows.groupby("bar")["equity"]
+            equity = by_bar.first() if shared else by_bar.sum()
+            curves[member[:id_length]] = equity.set_axis(pd.to_datetime(equity.index))
+        out.append((book.name, curves))
+    return out
 
 
 def _table(headers: list[str], rows: list[list], cls: str) -> str:
@@ -230,7 +263,7 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
 
     chosen = s["pareto"][:CHOSEN]
     curves, vbt_stats = [], {}
-    for i, e in enumerate(chosen, 1):
+    for e in chosen:
         pf_is = _portfolio(ctx, market, family, e["genes"], ctx.window)
         close = market.frame(0)["close"]
         init = ctx.config.evaluation.init_cash
@@ -241,22 +274,27 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
             pf_oos = _portfolio(ctx, market, family, e["genes"], ctx.oos_window)
             bh_oos = close.iloc[ctx.oos_window[0]:ctx.oos_window[1]]
             bh_oos = bh_oos / bh_oos.iloc[0] * init
-        curves.append((f"#{i}", pf_is.value(), None if pf_oos is None else pf_oos.value(), bh_is, bh_oos))
-        vbt_stats[f"#{i} in sample"] = pf_is.stats()
+        curves.append((e["id"], pf_is.value(), None if pf_oos is None else pf_oos.value(), bh_is, bh_oos))
+        vbt_stats[f"{e['id']} in sample"] = pf_is.stats()
         if pf_oos is not None:
-            vbt_stats[f"#{i} holdout"] = pf_oos.stats()
+            vbt_stats[f"{e['id']} holdout"] = pf_oos.stats()
 
     genes = list(s["pareto"][0]["genes"])
     pareto_rows = []
-    for i, e in enumerate(s["pareto"], 1):
+    for e in s["pareto"]:
         oos = e.get("oos_metrics") or {}
-        pareto_rows.append([f"#{i}", e.get("genomes", 1)] + [e["genes"][g] for g in genes]
+        pareto_rows.append([e["id"], e.get("genomes", 1)] + [e["genes"][g] for g in genes]
                            + [e["metrics"][m] for m in METRICS] + [oos.get(m) for m in METRICS])
     pareto_table = '<div class="scroll">' + _table(
-        ["#", "genomes"] + genes + [f"{m} (in)" for m in METRICS] + [f"{m} (holdout)" for m in METRICS],
+        ["id", "genomes"] + genes + [f"{m} (in)" for m in METRICS] + [f"{m} (holdout)" for m in METRICS],
         pareto_rows, "pareto",
     ) + "</div>"
 
+    from evo.strategies.base import id_length
+
+    books = _paper_curves(store, ctx.run_id, ctx.config.evaluation.reducer == "portfolio" and market.n_assets > 1,
+                          id_length(store.hashes_of(ctx.run_id)))
+    paper = ["<h2>Paper trading</h2>", _fig_html(_paper_figure(books), PAPER_FIGURE_ID)] if books else []
     v = s.get("verdict") or {}
     verdict = html.escape(v.get("verdict", "not judged yet"))
     verdict_detail = _verdict_section(v)
@@ -274,6 +312,7 @@ def write_report(name: str, database: str, out: str | Path) -> Path:
         "<h2>Pareto front</h2>", _fig_html(_pareto_figure(s), FIGURE_IDS[0]),
         "<h2>Evolution</h2>", _fig_html(_generations_figure(stats, s["objectives"]), FIGURE_IDS[1]),
         "<h2>Equity curves</h2>", _fig_html(_equity_figure(curves), FIGURE_IDS[2]),
+        *paper,
         "<h2>Pareto set</h2>", pareto_table,
         f"<h2>vectorbt statistics of the chosen strategies (symbol {html.escape(market.symbols[0])})</h2>",
         _stats_table(vbt_stats),

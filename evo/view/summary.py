@@ -88,6 +88,11 @@ def describe(store: Store, name: str) -> dict:
     last = store.last_generation(run.id)
     objectives = [{"metric": o["metric"], "direction": o["direction"]} for o in run.config["objectives"]]
     front = pareto(store, run.id, last.number, objectives) if last else []
+    if front:
+        from evo.strategies.base import id_length
+
+        n = id_length(store.hashes_of(run.id))
+        front = [{"id": e["genome_hash"][:n], **e} for e in front]
     validation = store.latest_validation(run.id, "holdout")
     verdict = None
     if validation is not None and last is not None and validation[0] == last.number:
@@ -146,34 +151,34 @@ def print_summary(s: dict) -> None:
         genomes = sum(e.get("genomes", 1) for e in s["pareto"])
         t = Table(title=f"Pareto set: {len(s['pareto'])} distinct behaviours ({genomes} genomes), in sample",
                   title_justify="left")
-        t.add_column("#", justify="right", style="dim")
+        t.add_column("id", style="dim")
         t.add_column("genomes", justify="right", style="dim")
         for o in s["objectives"]:
             t.add_column(f"{METRIC_LABELS[o['metric']]} ({o['direction']})", justify="right", style="bold")
         for m in rest:
             t.add_column(METRIC_LABELS[m], justify="right")
-        for i, e in enumerate(s["pareto"], 1):
-            t.add_row(str(i), str(e.get("genomes", 1)), *[fmt(e["metrics"][m]) for m in obj + rest])
+        for e in s["pareto"]:
+            t.add_row(e["id"], str(e.get("genomes", 1)), *[fmt(e["metrics"][m]) for m in obj + rest])
         console.print(t)
         if any("oos_metrics" in e for e in s["pareto"]):
             h = Table(title="holdout: the same strategies on bars evolution never saw (in sample -> holdout)",
                       title_justify="left")
-            h.add_column("#", justify="right", style="dim")
+            h.add_column("id", style="dim")
             shown = obj + [m for m in ("total_return", "n_trades") if m not in obj]
             for m in shown:
                 h.add_column(f"{METRIC_LABELS[m]} in", justify="right")
                 h.add_column(f"{METRIC_LABELS[m]} out", justify="right", style="bold")
-            for i, e in enumerate(s["pareto"], 1):
+            for e in s["pareto"]:
                 oos = e.get("oos_metrics") or {}
-                h.add_row(str(i), *[c for m in shown for c in (fmt(e["metrics"][m]), fmt(oos.get(m)))])
+                h.add_row(e["id"], *[c for m in shown for c in (fmt(e["metrics"][m]), fmt(oos.get(m)))])
             console.print(h)
         genes = list(s["pareto"][0]["genes"])
         g = Table(title="genes", title_justify="left")
-        g.add_column("#", justify="right", style="dim")
+        g.add_column("id", style="dim")
         for name in genes:
             g.add_column(markup(name), justify="right")
-        for i, e in enumerate(s["pareto"], 1):
-            g.add_row(str(i), *[fmt(e["genes"][name]) for name in genes])
+        for e in s["pareto"]:
+            g.add_row(e["id"], *[fmt(e["genes"][name]) for name in genes])
         console.print(g)
     v = s.get("verdict")
     if v:
@@ -283,11 +288,11 @@ def pareto_markdown(s: dict, report_path: str | None = None) -> str:
         return "\n".join(lines + ["No strategy satisfies the constraints."])
     obj = [o["metric"] for o in s["objectives"]]
     front = s["pareto"]
-    n = [str(i) for i in range(1, len(front) + 1)]
+    n = [e["id"] for e in front]
     if any("oos_metrics" in e for e in front):
         shown = obj + [m for m in ("total_return", "n_trades") if m not in obj]
         lines += ["## In sample -> holdout (bars evolution never saw)", ""]
-        head = ["#"] + [f"{METRIC_LABELS[m]} {w}" for m in shown for w in ("in", "holdout")]
+        head = ["id"] + [f"{METRIC_LABELS[m]} {w}" for m in shown for w in ("in", "holdout")]
         lines += _md_table(head, [[n[i]] + [c for m in shown for c in (fmt(e["metrics"][m]), fmt((e.get("oos_metrics") or {}).get(m)))]
                                   for i, e in enumerate(front)])
     v = s.get("verdict") or {}
@@ -313,11 +318,11 @@ def pareto_markdown(s: dict, report_path: str | None = None) -> str:
         lines += _md_table(head, rows)
     rest = [m for m in METRIC_LABELS if m not in obj]
     lines += ["## In sample (one row per behaviour; genomes: how many trade exactly alike)", ""]
-    head = ["#", "genomes"] + [f"{METRIC_LABELS[m]} ({o['direction']})" for m, o in zip(obj, s["objectives"])] + \
+    head = ["id", "genomes"] + [f"{METRIC_LABELS[m]} ({o['direction']})" for m, o in zip(obj, s["objectives"])] + \
         [METRIC_LABELS[m] for m in rest]
     lines += _md_table(head, [[n[i], str(e.get("genomes", 1))] + [fmt(e["metrics"][m]) for m in obj + rest]
                               for i, e in enumerate(front)], keep=2)
     genes = list(front[0]["genes"])
     lines += ["## Genes", ""]
-    lines += _md_table(["#"] + [md(g) for g in genes], [[n[i]] + [fmt(e["genes"][g]) for g in genes] for i, e in enumerate(front)])
+    lines += _md_table(["id"] + [md(g) for g in genes], [[n[i]] + [fmt(e["genes"][g]) for g in genes] for i, e in enumerate(front)])
     return "\n".join(lines).rstrip() + "\n"

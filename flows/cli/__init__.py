@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from evo.flows.cli import run, inspect, serve, bench  # noqa: F401, I001  (each registers its commands, in this order)
+from evo.flows.cli import run, inspect, market, serve, bench  # noqa: F401, I001  (each registers its commands, in this order)
 from evo.flows.cli.common import app
 
 

@@ -44,11 +44,11 @@ def fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def command(name: str | None = None):
+def command(name: str | None = None, on: typer.Typer | None = None):
     """Register an `evo` command whose body runs inside the one error handling every command shares
     (as Prefect's `with_cli_exception_handling`): every EVO_* variable is checked before the body runs;
     a `UserError` becomes its one line on stderr and exit 2; anything else one line naming its type and
-    exit 1 (`--debug`: the traceback)."""
+    exit 1 (`--debug`: the traceback). `on`: a command group (default: the top level)."""
 
     def register(fn):
         @functools.wraps(fn)
@@ -70,7 +70,7 @@ def command(name: str | None = None):
                     raise
                 fail(f"{type(e).__name__}: {first_line(e)} (run with --debug for the traceback)", 1)
 
-        return app.command(name)(handled)
+        return (on or app).command(name)(handled)
 
     return register
 

@@ -23,6 +23,8 @@ def serve(
     reevaluate_on_new_data: bool = typer.Option(True, "--reevaluate-on-new-data/--refuse-new-data", help="With --continue-run: re-evaluate the survivors when the market data changed."),
     limit: int = typer.Option(1, "--limit", min=1, max=1000, help="Concurrent runs of this deployment (1: scheduled runs never overlap)."),
     heal: bool = typer.Option(True, "--heal/--no-heal", help="Reschedule this deployment's runs when they crash (see `evo heal`)."),
+    notify: Optional[str] = typer.Option(None, "--notify", help="A Prefect notification block ('custom-webhook/NAME', "
+                                         "'slack-webhook/NAME'): each run's end (its verdict or failure) is sent through it."),
     db: Optional[str] = db_option(),
 ) -> None:
     """Serve the `evolve` flow as a Prefect deployment from this process (Ctrl-C or SIGTERM stops it)."""
@@ -66,6 +68,11 @@ def serve(
         except Exception as e:  # e.g. the ephemeral API has no automations service
             typer.echo(f"warning: automations not installed ({type(e).__name__}); crashed runs will not heal",
                        err=True)
+    if notify:
+        from evo.flows.paper import notify_automation
+
+        done = healing.install([notify_automation(notify)])
+        typer.echo("automations: " + ", ".join(f"{n!r} {what}" for n, what in done))
     typer.echo(f"serving deployment evolve/{text(name)} (database {urls.mask(url)})")
     _serve(
         evolve,
@@ -123,7 +130,7 @@ def _serve(flow, name: str, **deployment) -> None:
 
     runner = _Runner(name=name, pause_on_shutdown=True)
     runner.add_flow(flow, name=name, **deployment)
-    typer.echo(f"polling for its scheduled runs; start one with `prefect deployment run 'evolve/{text(name)}'`")
+    typer.echo(f"polling for its scheduled runs; start one with `prefect deployment run '{flow.name}/{text(name)}'`")
     try:
         asyncio.run(runner.start())
     except KeyboardInterrupt:

@@ -61,7 +61,7 @@ def readme_commands() -> list[str]:
             cmd = _command(line)
             if cmd is None:
                 continue
-            if section in ("Quick start", "Using it") or cmd.startswith("evo ") or cmd.startswith("make "):
+            if section in ("Quick start", "Using it") or cmd.startswith(("evo ", "make ", "python strategy.py")):
                 if cmd not in seen:
                     seen.add(cmd)
                     out.append(cmd)
@@ -176,7 +176,8 @@ def _check_show_json(cmd, cwd, env, api):
     s = json.loads(res.stdout)
     assert {"name", "status", "generations_done", "data_fingerprint", "verdict", "cache", "pareto"} <= set(s)
     assert s["name"] == "quick" and s["status"] == "completed" and s["generations_done"] == 6
-    assert s["pareto"] and {"genes", "metrics", "objectives", "oos_metrics", "monte_carlo", "robustness"} <= set(s["pareto"][0])
+    assert s["pareto"] and {"id", "genome_hash", "genes", "metrics", "objectives", "oos_metrics", "monte_carlo", "robustness"} <= set(s["pareto"][0])
+    assert all(e["genome_hash"].startswith(e["id"]) and len(e["id"]) >= 8 for e in s["pareto"])
     assert {"pbo", "pbo_degradation", "pbo_prob_loss", "spa_pvalue", "refused_by"} <= set(s["verdict"])
     assert 0 <= s["verdict"]["pbo"] <= 1 and 0 <= s["verdict"]["spa_pvalue"] <= 1
 
@@ -302,6 +303,93 @@ def _check_run_on_dask(cmd, cwd, env, api):
             p.wait(timeout=10)
 
 
+def _notebook_block() -> str:
+    """The README's notebook example: the python block of "From Pareto set to the market"."""
+    text = README.read_text()
+    start = text.index("```python\n", text.index("### From Pareto set to the market")) + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+_SHOWN: dict = {}
+
+
+def _shown(cwd, env) -> dict:
+    """`evo show quick --json` once per folder (the run no longer changes once these commands run)."""
+    if cwd not in _SHOWN:
+        res, out = _evo([EVO, "show", "quick", "--json"], cwd, env)
+        assert res.returncode == 0, out
+        _SHOWN[cwd] = json.loads(res.stdout)
+    return _SHOWN[cwd]
+
+
+def _with_member(argv: list[str], cwd, env) -> tuple[list[str], dict]:
+    s = _shown(cwd, env)
+    member = s["pareto"][0]
+    subst = {"ID": member["id"], "ISO": s["verdict"]["holdout_start"]}
+    return [subst.get(a, a) for a in argv], member
+
+
+def _check_signals(cmd, cwd, env, api):
+    """The notebook block runs first (it writes SYN.csv, the quick run's bars), then the command."""
+    res = _run([sys.executable, "-c", _notebook_block()], cwd, env)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert "Total Return [%]" in res.stdout and (cwd / "SYN.csv").exists()
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    ids = [e["id"] for e in _shown(cwd, env)["pareto"]]
+    assert "positions after the last bar" in out and all(i in out for i in ids), out
+
+
+def _check_signals_json(cmd, cwd, env, api):
+    argv, member = _with_member(_small(cmd), cwd, env)
+    res, out = _evo(argv, cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    (row,) = json.loads(res.stdout)
+    assert row["member"] == member["id"] and row["symbol"] == "SYN" and isinstance(row["position"], float)
+    assert {"bar", "order", "side", "entry_price", "bars_held", "stop_loss", "take_profit"} <= set(row)
+
+
+def _check_export(cmd, cwd, env, api):
+    argv, member = _with_member(_small(cmd), cwd, env)
+    res, out = _evo(argv, cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    assert f"member {member['id']}" in out and "import vectorbt as vbt" in (cwd / "strategy.py").read_text()
+
+
+def _check_exported_script(cmd, cwd, env, api):
+    argv, member = _with_member(shlex.split(cmd), cwd, env)
+    res = _run([sys.executable, *argv[1:]], cwd, env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout)
+    for name, want in member["oos_metrics"].items():  # the stored holdout metrics
+        g = got["metrics"][name]
+        assert (g is None and want is None) or g == want or abs(float(g) - float(want)) <= 1e-9 * abs(float(want)), name
+    assert isinstance(got["position"], float)
+
+
+def _check_paper_create(cmd, cwd, env, api):
+    argv, _ = _with_member(_small(cmd), cwd, env)  # ISO: the holdout's first bar, inside SYN.csv
+    res, out = _evo(argv, cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    assert "paper book demo of run quick" in out
+
+
+def _check_paper_tick(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    assert re.search(r"paper book demo: [1-9]\d* ledger rows written", out), out
+    res, out = _evo(_small(cmd), cwd, env)  # again: nothing new, nothing written
+    assert res.returncode == 0 and "paper book demo: 0 ledger rows written" in out, out
+
+
+def _check_paper_show(cmd, cwd, env, api):
+    res, out = _evo(_small(cmd), cwd, env)
+    assert res.returncode == 0, out[-3000:]
+    s = json.loads(res.stdout)
+    assert s["name"] == "demo" and s["run"] == "quick" and s["ledger_rows"] > 0 and s["last"]
+    assert [d["member"] for d in s["drift"]] == s["members"]
+
+
 COMMANDS = [
     (r"make demo", _check_make_demo),
     (r"make test(-fast)?", _check_make_test),
@@ -322,6 +410,13 @@ COMMANDS = [
     (r"evo bench --no-engine --no-signals --no-portfolio --no-rss --population \d+ --db postgresql://\S+",
      _check_bench_postgres),
     (r"evo --debug \.\.\.", _check_debug),
+    (r"evo signals quick --data SYN\.csv", _check_signals),
+    (r"evo signals quick --data SYN\.csv --member ID --json", _check_signals_json),
+    (r"evo export quick --member ID --out strategy\.py", _check_export),
+    (r"python strategy\.py SYN\.csv --start ISO --json", _check_exported_script),
+    (r"evo paper create demo --run quick --data SYN\.csv --start ISO", _check_paper_create),
+    (r"evo paper tick demo", _check_paper_tick),
+    (r"evo paper show demo --json", _check_paper_show),
 ]
 
 
@@ -342,7 +437,8 @@ def test_every_readme_command_is_covered():
 GROUPS = {
     "quick start": {_check_make_demo, _check_make_test},
     "a run, as Using it goes": {_check_run_quick, _check_resume, _check_runs, _check_show, _check_show_json,
-                                _check_report, _check_debug},
+                                _check_report, _check_debug, _check_signals, _check_signals_json, _check_export,
+                                _check_exported_script, _check_paper_create, _check_paper_tick, _check_paper_show},
     "a run with every option": {_check_run_full},
     "walk-forward": {_check_walkforward},
     "serving and healing": {_check_serve, _check_heal},

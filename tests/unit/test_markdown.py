@@ -13,7 +13,7 @@ def _summary(n_genes: int, holdout: bool) -> dict:
     return {"name": "r", "generations_done": 3, "family": "f", "data_fingerprint": "0" * 64, "database": "db",
             "objectives": [{"metric": "sharpe_ratio", "direction": "max"}, {"metric": "max_drawdown", "direction": "min"},
                            {"metric": "total_return", "direction": "max"}],
-            "pareto": [row, row]}
+            "pareto": [{"id": "0a1b2c3d", **row}, {"id": "0a1b2c3e", **row}]}
 
 
 def _tables(md: str) -> list[list[str]]:
@@ -30,7 +30,7 @@ def test_every_metric_and_gene_appears_once_in_tables_of_at_most_md_columns():
             heads = _tables(md)
             assert max(len(h) for h in heads) <= MD_COLUMNS
             assert max(line.count("|") for line in md.splitlines()) <= MD_COLUMNS + 1
-            cells = [c for h in heads for c in h if c not in ("#", "genomes")]
+            cells = [c for h in heads for c in h if c not in ("id", "genomes")]
             labels = [re.sub(r" \((max|min)\)$", "", c) for c in cells]
             for label in METRIC_LABELS.values():  # every metric in the in-sample tables, once
                 assert labels.count(label) == 1, label
@@ -38,4 +38,7 @@ def test_every_metric_and_gene_appears_once_in_tables_of_at_most_md_columns():
             if holdout:  # an objective's in-sample and holdout columns stay side by side
                 assert "Sharpe in | Sharpe holdout" in md or "sharpe in | sharpe holdout" in md.lower()
             for h in heads:  # each table repeats the row's id column
-                assert h[0] == "#"
+                assert h[0] == "id"
+            rows = [line for line in md.splitlines() if line.startswith("| 0a1b2c3")]
+            assert len(rows) == 2 * len(heads)  # every table names its rows by the members' ids
+            assert sum(r.startswith("| 0a1b2c3e |") for r in rows) == len(heads)
