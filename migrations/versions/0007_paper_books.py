@@ -1,14 +1,14 @@
 """Paper books: members of a run traded forward on new bars, and their ledger, one row per member, symbol
 and bar, written once.
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-06
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0008'
+revision = '0007'
 down_revision = '0006'
 branch_labels = None
 depends_on = None
