@@ -70,19 +70,144 @@ def test_same_evolution_on_other_workers_with_the_market_loaded_once_per_worker(
         assert max(loads for p, loads in workers if p == pid) == 1
 
 
-def test_a_dask_cluster_gets_the_market_sent_and_never_reads_the_data(tmp_path, thread_pool_run):
-    """A scheduler and workers the run did not start (dask_address): the same evolution, chunks on both
-    workers, and the workers hold the market without ever loading it themselves."""
+# ---------------------------------------------------------------------------------------------
+# lost workers and an unreachable scheduler
+
+def _held_worker(address: str, hold_file, generation: int):
+    """A `dask worker` process (no nanny to restart it) that parks inside its first evaluate chunk of
+    `generation`, writing `hold_file` when it does: the moment to SIGKILL it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "EVO_TEST_HOLD": f"evaluate@{generation}", "EVO_TEST_HOLD_FILE": str(hold_file)}
+    dask = Path(sys.executable).with_name("dask")
+    return subprocess.Popen([str(dask), "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_when_held(proc, hold_file, seconds: float = 120):
+    import signal
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not hold_file.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the worker never reached its chunk"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _market_counts(client) -> tuple[dict, dict]:
+    """Per worker: markets it loaded itself, and markets it was sent."""
+    from evo.market import load
+
+    return client.run(lambda: load.loads), client.run(load.installs)
+
+
+def test_a_worker_killed_mid_chunk_costs_nothing_and_workers_never_read_the_data(tmp_path, thread_pool_run):
+    """A scheduler and workers the run did not start (dask_address). SIGKILL a worker while it
+    evaluates a chunk: Dask gives the chunk to the other worker, the generation completes, and the run
+    equals the thread runner's. The surviving worker holds the market without having loaded it."""
+    import threading
+
     from distributed import LocalCluster
 
     from evo.flows.evolve import evolve
 
-    url = f"sqlite:///{tmp_path}/addr.db"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
-            lc.get_client() as client:
-        evolve(config=_cfg("dask", dask_address=lc.scheduler_address), db_url=url)
-        loads = client.run(lambda: __import__("evo.market.load", fromlist=["x"]).loads)
-        installs = client.run(lambda: __import__("evo.market.load", fromlist=["x"]).installs())
+    url, hold = f"sqlite:///{tmp_path}/kill.db", tmp_path / "held"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+        proc = _held_worker(lc.scheduler_address, hold, 2)
+        try:
+            with lc.get_client() as client:
+                client.wait_for_workers(2, timeout=60)
+                killer = threading.Thread(target=_kill_when_held, args=(proc, hold))
+                killer.start()
+                evolve(config=_cfg("dask", dask_address=lc.scheduler_address), db_url=url)
+                killer.join()
+                loads, installs = _market_counts(client)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert hold.read_text() == "evaluate@2"
     assert dump_run(url, "t") == dump_run(thread_pool_run, "t")
     assert set(loads.values()) == {0} and set(installs.values()) == {1}, (loads, installs)
-    assert all(len(set(c["addresses"])) == 2 for c in _chunks(url))
+    chunks = _chunks(url)
+    assert len(set(chunks[0]["addresses"])) == 2  # both workers took chunks before one was lost
+    assert len(chunks[2]["cluster"]) == 1  # and the generation after it was planned for the one left
+
+
+def test_every_worker_lost_fails_in_bounded_time_then_resumes_identically(tmp_path, thread_pool_run):
+    """The only worker dies in generation 2: the run waits execution.worker_wait_seconds, fails with
+    one line naming the scheduler and the generation, and `evo resume` on a new worker ends identical."""
+    import threading
+    import time
+
+    from distributed import LocalCluster
+
+    from evo.config.errors import ClusterError
+    from evo.flows.evolve import evolve
+
+    url, hold = f"sqlite:///{tmp_path}/gone.db", tmp_path / "held"
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            lc.get_client() as client:
+        proc = _held_worker(lc.scheduler_address, hold, 2)
+        try:
+            client.wait_for_workers(1, timeout=60)
+            killer = threading.Thread(target=_kill_when_held, args=(proc, hold))
+            killer.start()
+            t0 = time.monotonic()
+            with pytest.raises(ClusterError) as e:
+                evolve(config=_cfg("dask", dask_address=lc.scheduler_address, worker_wait_seconds=2), db_url=url)
+            killer.join()
+        finally:
+            proc.kill()
+            proc.wait()
+        assert time.monotonic() - t0 < 60
+        msg = str(e.value)
+        assert "\n" not in msg and lc.scheduler_address in msg and "generation 2" in msg, msg
+        lc.scale(1)
+        client.wait_for_workers(1, timeout=60)
+        evolve(name="t", db_url=url)  # what `evo resume t` runs
+    assert dump_run(url, "t") == dump_run(thread_pool_run, "t")
+
+
+def test_an_unreachable_scheduler_is_refused_with_nothing_written(tmp_path, monkeypatch):
+    import socket
+
+    from evo.config.errors import ClusterError
+    from evo.flows.evolve import evolve
+    from evo.run import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1.0)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = tmp_path / "none.db"
+    with pytest.raises(ClusterError, match=rf"execution.dask_address: no Dask scheduler answers at tcp://127.0.0.1:{port}"):
+        evolve(config=_cfg("dask", dask_address=f"tcp://127.0.0.1:{port}"), db_url=f"sqlite:///{db}")
+    assert not db.exists()
+
+
+def test_a_family_module_the_workers_lack_is_refused_with_nothing_written(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from distributed import LocalCluster
+
+    from evo.config.errors import FamilyError
+    from evo.flows.evolve import evolve
+
+    db = tmp_path / "none.db"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+        # the module exists only for the flow's process: the worker started before it was on the path
+        shutil.copy(Path(__file__).parents[1] / "user_families.py", tmp_path / "evo_cluster_userfam.py")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        cfg = small_config(strategy={"family": "evo_cluster_userfam:SmaCross", "bounds": {}},
+                           execution={"task_runner": "dask", "dask_address": lc.scheduler_address})
+        with pytest.raises(FamilyError) as e:
+            evolve(config=cfg, db_url=f"sqlite:///{db}")
+    msg = str(e.value)
+    assert "\n" not in msg and "module 'evo_cluster_userfam'" in msg and lc.scheduler_address.rsplit(":", 1)[0] in msg
+    assert not db.exists()
