@@ -53,18 +53,18 @@ def no_workers(client, wait_seconds: float, generation: int) -> str:
 
 
 def results(client, futures, wait_seconds: float, generation: int) -> list:
-    """The futures' results in order; raises ClusterError when the cluster has had no worker for
-    `wait_seconds` while some are still pending (a lost worker's chunks are rescheduled by Dask)."""
-    from concurrent.futures import TimeoutError as FutureTimeout
-
+    """The results of the task runner's futures, in order; raises ClusterError when the cluster has had
+    no worker for `wait_seconds` while some are still pending (a lost worker's chunks are rescheduled
+    by Dask meanwhile). Waits on the Dask futures themselves: they finish also when a task fails
+    before it could report to anyone."""
     alone_since = None
-    pending = list(futures)
+    pending = [f.wrapped_future for f in futures]
     while pending:
         try:
-            pending[0].wait(timeout=POLL_SECONDS * 4)
-        except FutureTimeout:
+            pending[0].result(timeout=POLL_SECONDS * 4)
+        except Exception:  # noqa: BLE001  (still running, or failed: a failure is raised below, in order)
             pass
-        pending = [f for f in pending if f.state is None or not f.state.is_final()]
+        pending = [f for f in pending if not f.done()]
         if not pending:
             break
         if slots(client):
