@@ -347,6 +347,10 @@ def write_json(results: dict, path: str | Path) -> None:
 def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """The results of `evo bench` as (title, header, rows) tables, in the order they were measured."""
     out = []
+    if results.get("cluster"):
+        from evo.flows.bench.cluster import table
+
+        out.append(table(results["cluster"]))
     r = results.get("orchestration")
     if r:
         out.append((
