@@ -126,8 +126,8 @@ class Orchestrated(Plain):
         if len(items) == 1 and ctx.config.execution.task_runner == "thread":
             # nothing to run beside it: a task run in this thread, without the hand-off to a pool thread
             return [task(quote(ctx), quote(items[0]), number, 0)]
-        # quote() does not survive the trip to a process or Dask worker: there the arguments go as they are
-        wrap = quote if ctx.config.execution.task_runner == "thread" else (lambda x: x)
+        # quote() does not survive the trip to a process or Dask worker: there the arguments go sealed
+        wrap = quote if ctx.config.execution.task_runner == "thread" else cluster.Sealed
         futures = [
             self.runner.submit(task, {"ctx": wrap(ctx), "params": wrap(item), "number": number, "chunk": k})
             for k, item in enumerate(items)

@@ -146,7 +146,8 @@ def _plan_on_cluster(n_items, n_bars, n_assets, settings, observed, cache_rows, 
         planned = [WorkerSlot(w.address, w.nthreads, reading.available) for w in workers]
     budget = int(settings.memory_budget_mb * MB) if settings.memory_budget_mb is not None else None
     p = plan_cluster(n_items, int(max(per_item, observed or 0)), planned, fixed=fixed,
-                     memory_fraction=settings.memory_fraction, budget=budget, cap=settings.max_chunk_size)
+                     memory_fraction=settings.memory_fraction, budget=budget, cap=settings.max_chunk_size,
+                     bars=n_bars * n_assets)
     return replace(p, available_bytes=reading.available,
                    cluster=tuple((w.address, int(w.nthreads), int(w.memory_limit)) for w in workers))
 
@@ -157,6 +158,9 @@ CHUNKS_PER_THREAD = 3
 #: the fewest strategies worth a chunk of their own (a task run costs orchestration time); a small
 #: population gets fewer chunks than CHUNKS_PER_THREAD per thread, but still one per thread
 MIN_CHUNK = 8
+#: the least work (strategies x bars) worth a chunk of its own beyond one per thread: about a second of
+#: one thread's fast-engine time, several times what a Prefect task run costs on a Dask worker
+MIN_CHUNK_WORK = 2e8
 
 
 @dataclass(frozen=True)
@@ -180,10 +184,13 @@ def plan_cluster(
     cap: int | None = None,
     per_thread: int = CHUNKS_PER_THREAD,
     min_chunk: int = MIN_CHUNK,
+    bars: int = 0,
+    min_work: float = MIN_CHUNK_WORK,
 ) -> ChunkPlan:
     """Split `n_items` into chunks for `workers`: at least one chunk per worker thread (when there are
-    that many items), up to `per_thread` per thread for balance but none smaller than `min_chunk`, and
-    every chunk small enough for the worker with the least memory per thread.
+    that many items), up to `per_thread` per thread for balance but none smaller than `min_chunk`
+    strategies nor, given the market's `bars`, than `min_work` strategy-bars, and every chunk small
+    enough for the worker with the least memory per thread.
 
     A worker runs one chunk per thread at once, so a chunk may take `memory_fraction` of that worker's
     memory limit divided by its threads (and no more than `budget` bytes, when given: the run's
@@ -212,7 +219,9 @@ def plan_cluster(
         )
     if cap:
         max_size = min(max_size, cap)
-    balanced = min(threads * max(1, per_thread), n_items // max(1, min_chunk))
+    smallest = max(1, min_chunk, math.ceil(min_work / bars) if bars > 0 else 0)
+    # a whole number of chunks per thread, so no thread is left with one more than the others
+    balanced = min(threads * max(1, per_thread), n_items // smallest) // threads * threads
     n_chunks = max(math.ceil(n_items / max_size), min(threads, n_items), balanced)
     base, extra = divmod(n_items, n_chunks)
     sizes = tuple(base + (1 if i < extra else 0) for i in range(n_chunks))

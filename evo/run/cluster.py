@@ -27,6 +27,25 @@ CONNECT_SECONDS = 10.0
 POLL_SECONDS = 0.5
 
 
+class Sealed:
+    """A task argument handed to another process as it is. Prefect walks lists, dicts and dataclasses
+    in a task's arguments (looking for futures) on both sides; a chunk's thousand parameter dicts cost
+    it tens of milliseconds each time. A plain object is not walked."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return (Sealed, (self.value,))
+
+
+def unsealed(x):
+    """The value of a Sealed argument, or the argument itself."""
+    return x.value if isinstance(x, Sealed) else x
+
+
 def slots(client) -> list[WorkerSlot]:
     """The scheduler's workers now, in address order: their threads and memory limits."""
     info = client.scheduler_info(n_workers=-1)["workers"]

@@ -100,7 +100,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from evo.config.settings import settings as _evo_settings  # noqa: E402
-from evo.run.chunking import CHUNKS_PER_THREAD, MIN_CHUNK, WorkerSlot, plan_cluster  # noqa: E402
+from evo.run.chunking import CHUNKS_PER_THREAD, MIN_CHUNK, MIN_CHUNK_WORK, WorkerSlot, plan_cluster  # noqa: E402
 
 _workers = st.lists(
     st.builds(WorkerSlot, address=st.from_regex(r"tcp://10\.0\.0\.[0-9]{1,3}:[0-9]{4}", fullmatch=True),
@@ -148,9 +148,22 @@ def test_cluster_plan_uses_every_thread_and_fits_the_smallest_worker(workers, n,
 def test_cluster_plan_gives_small_populations_fewer_chunks_per_thread():
     two = [WorkerSlot("tcp://a:1", 1, 0), WorkerSlot("tcp://b:1", 1, 0)]
     assert plan_cluster(400, 100, two).sizes == (67, 67, 67, 67, 66, 66)  # 3 per thread
+    assert plan_cluster(40, 100, two).sizes == (10, 10, 10, 10)  # 40 // 8 = 5 chunks' worth: 2 per thread
     assert plan_cluster(20, 100, two).sizes == (10, 10)  # 20 // 8 = 2: one per thread
     assert plan_cluster(1, 100, two).sizes == (1,)
     assert plan_cluster(0, 100, two).sizes == ()
+
+
+def test_cluster_plan_gives_short_work_one_chunk_per_thread():
+    two = [WorkerSlot("tcp://a:1", 1, 0), WorkerSlot("tcp://b:1", 1, 0)]
+    # 1000 strategies x 87,600 bars: under MIN_CHUNK_WORK per extra chunk, so one chunk per thread
+    assert plan_cluster(1000, 100, two, bars=87_600).sizes == (500, 500)
+    # a million bars: five chunks' worth, so two per thread; ten million: three per thread
+    assert plan_cluster(1000, 100, two, bars=1_000_000).sizes == (250,) * 4
+    assert len(plan_cluster(1000, 100, two, bars=10_000_000).sizes) == 6
+    # 3e8 strategy-bars hold one MIN_CHUNK_WORK: still one chunk per thread; with a quarter of it, two
+    assert plan_cluster(1000, 100, two, bars=300_000).sizes == (500, 500)
+    assert plan_cluster(1000, 100, two, bars=300_000, min_work=MIN_CHUNK_WORK / 4).sizes == (250,) * 4
 
 
 def test_cluster_plan_refuses_naming_the_tightest_worker():
@@ -165,5 +178,5 @@ def test_plan_for_a_cluster_follows_the_workers_it_is_given():
     ev = EvaluationConfig()
     one = plan_for(400, 1000, 1, ev, workers=[WorkerSlot("tcp://a:1", 1, 4096 * MB)])
     two = plan_for(400, 1000, 1, ev, workers=[WorkerSlot("tcp://a:1", 1, 4096 * MB), WorkerSlot("tcp://b:1", 2, 0)])
-    assert len(one.sizes) == 3 and len(two.sizes) == 9  # a worker that joins is planned for
+    assert len(one.sizes) == 1 and len(two.sizes) == 3  # a worker that joins is planned for
     assert plan_for(400, 1000, 1, ev).sizes == (400,)  # this process: its kernels use every core
