@@ -349,7 +349,8 @@ GROUPS = {
     "a run with every option": {_check_run_full},
     "walk-forward": {_check_walkforward},
     "serving and healing": {_check_serve, _check_heal},
-    "the benchmarks": {_check_bench, _check_bench_orchestration, _check_bench_postgres, _check_bench_cluster},
+    "the benchmarks": {_check_bench, _check_bench_orchestration, _check_bench_postgres},
+    "the cluster benchmark": {_check_bench_cluster},
     "the multi-host setup": {_check_run_on_dask},
 }
 
