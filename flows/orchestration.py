@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 from prefect.utilities.annotations import quote
 
-from evo.config.errors import ClusterError, first_line
+from evo.config.errors import ClusterError
 from evo.run import cluster, process
 from evo.run.chunking import WorkerSlot
 from evo.store import GenerationStats
@@ -236,5 +236,4 @@ def connect(runner, execution):
     try:
         return runner.client
     except (OSError, TimeoutError) as e:
-        raise ClusterError(f"execution.dask_address: no Dask scheduler answers at {execution.dask_address} "
-                           f"({first_line(e)})") from None
+        raise ClusterError(cluster.unreachable(execution.dask_address, e)) from None

@@ -46,6 +46,28 @@ def unsealed(x):
     return x.value if isinstance(x, Sealed) else x
 
 
+def unreachable(address: str, error: BaseException) -> str:
+    from evo.config.errors import first_line
+
+    return f"execution.dask_address: no Dask scheduler answers at {address} ({first_line(error)})"
+
+
+def preflight(config) -> None:
+    """Refuse a run on an existing Dask scheduler in one line, before anything starts, if the scheduler
+    does not answer or its workers cannot import the run's family (the flow checks both again)."""
+    ex = config.execution
+    if ex.task_runner != "dask" or not ex.dask_address:
+        return
+    from distributed import Client
+
+    try:
+        client = Client(ex.dask_address, timeout=f"{CONNECT_SECONDS}s", set_as_default=False)
+    except (OSError, TimeoutError) as e:
+        raise ClusterError(unreachable(ex.dask_address, e)) from None
+    with client:
+        check_family(client, config.strategy.family)
+
+
 def slots(client) -> list[WorkerSlot]:
     """The scheduler's workers now, in address order: their threads and memory limits."""
     info = client.scheduler_info(n_workers=-1)["workers"]

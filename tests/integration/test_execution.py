@@ -211,3 +211,27 @@ def test_a_family_module_the_workers_lack_is_refused_with_nothing_written(tmp_pa
     msg = str(e.value)
     assert "\n" not in msg and "module 'evo_cluster_userfam'" in msg and lc.scheduler_address.rsplit(":", 1)[0] in msg
     assert not db.exists()
+
+
+def test_evo_run_refuses_an_unreachable_scheduler_in_one_line_before_prefect_starts(tmp_path, monkeypatch):
+    import socket
+
+    import tomli_w
+    from typer.testing import CliRunner
+
+    from evo.flows.cli import app
+    from evo.run import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1.0)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = {"data": {"synthetic": {"n_bars": 1000, "freq": "1h", "seed": 7}}, "algorithm": {"pop_size": 8},
+           "execution": {"task_runner": "dask", "dask_address": f"tcp://127.0.0.1:{port}"}}
+    (tmp_path / "c.toml").write_text(tomli_w.dumps(cfg))
+    db = tmp_path / "x.db"
+    res = CliRunner().invoke(app, ["run", str(tmp_path / "c.toml"), "--db", f"sqlite:///{db}"])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"no Dask scheduler answers at tcp://127.0.0.1:{port}" in lines[0], res.output
+    assert not db.exists()
