@@ -96,15 +96,23 @@ def drive(
     if config is None:
         ctx, store = opening.reopen(name, database=database, generations=generations,
                                  allow_new_data=reevaluate_on_new_data)
-    else:
-        ctx, store = opening.start(
-            config, name=name, database=database, generations=generations, allow_new_data=reevaluate_on_new_data
-        )
+    # the cluster is checked (its scheduler answers, its workers import the family) before a run is written
+    with orch.session(config if config is not None else ctx.config):
+        if config is not None:
+            ctx, store = opening.start(
+                config, name=name, database=database, generations=generations,
+                allow_new_data=reevaluate_on_new_data,
+            )
+        return _advance(ctx, store, extend_by, orch, log)
 
-    with lease.hold(ctx, store) as owner, orch.session(ctx), fewer_collections():  # one process advances a run
+
+def _advance(ctx, store, extend_by: int | None, orch: Plain, log) -> dict:
+    """Hold the run's lease, catch up on new data, then generation after generation."""
+    with lease.hold(ctx, store) as owner, fewer_collections():  # one process advances a run
         faults.crash_if("start", 0, ctx.name)
         state = generation.resume_point(ctx)
         new_data = state.done > 0 and store.get_run(ctx.name).data_fingerprint != ctx.fingerprint
+        orch.ship(ctx)
         if extend_by is not None:
             ctx = with_target(ctx, state.done + extend_by + (1 if new_data else 0))
         opening.set_target(store, ctx, owner)
@@ -171,7 +179,7 @@ def one_generation(ctx, state: generation.Resume, number: int, owner: str, orch:
                    new_data: bool = False) -> generation.Resume:
     """vary (or, on new market data, the survivors again), evaluate the unseen offspring chunk by chunk,
     select, persist: one task each, exchanging one Generation record."""
-    gen = orch.call(tasks.vary, ctx, state, number, new_data)
+    gen = orch.call(tasks.vary, ctx, state, number, new_data, orch.workers(ctx, number))
     gen = generation.merged(gen, orch.map(tasks.evaluate, ctx, generation.chunks(ctx, gen), number))
     gen = orch.call(tasks.select, ctx, gen)
     orch.call(tasks.persist, ctx, gen, owner, orch.flow_run_id())

@@ -16,6 +16,9 @@ from typing import Iterator, Sequence
 
 from prefect.utilities.annotations import quote
 
+from evo.config.errors import ClusterError
+from evo.run import cluster, process
+from evo.run.chunking import WorkerSlot
 from evo.store import GenerationStats
 
 
@@ -26,8 +29,17 @@ class Plain:
         self.log = log or logging.getLogger("evo")
 
     @contextlib.contextmanager
-    def session(self, ctx) -> Iterator[None]:
+    def session(self, config) -> Iterator[None]:
+        """Where the run's chunks go, for the whole run (`config`: its RunConfig), entered before the
+        run is opened: a cluster that cannot take it refuses the run before anything is written."""
         yield
+
+    def ship(self, ctx) -> None:
+        """Send the run's market to where its chunks run, if that is another host."""
+
+    def workers(self, ctx, number: int):
+        """The workers to plan generation `number`'s chunks for (None: this process, today's plan)."""
+        return None
 
     def call(self, task, *args):
         """One step."""
@@ -74,18 +86,36 @@ class Orchestrated(Plain):
     def __init__(self, log=None):
         super().__init__(log)
         self.runner = None
+        self.client = None  # the Dask client, when the chunks go to a Dask cluster
         self._progress_id = None
         self._table_posted = time.monotonic()
         self._progress_posted = time.monotonic()
 
     @contextlib.contextmanager
-    def session(self, ctx) -> Iterator[None]:
-        with task_runner(ctx.config.execution, ctx.config.evaluation.max_parallel) as runner:
+    def session(self, config) -> Iterator[None]:
+        ex = config.execution
+        with task_runner(ex, config.evaluation.max_parallel) as runner:
             self.runner = runner
             try:
+                if ex.task_runner == "dask":
+                    self.client = connect(runner, ex)
+                    cluster.check_family(self.client, config.strategy.family)
                 yield
             finally:
-                self.runner = None
+                self.runner = self.client = None
+
+    def ship(self, ctx) -> None:
+        if self.client is not None and cluster.ship_market(self.client, process.market_for(ctx)):
+            self.log.info("run %r: market %s sent to the Dask cluster at %s", ctx.name, ctx.fingerprint[:12],
+                          self.client.scheduler.address)
+
+    def workers(self, ctx, number: int):
+        ex = ctx.config.execution
+        if self.client is not None:
+            return cluster.workers_for(self.client, ex.worker_wait_seconds, number)
+        if ex.task_runner == "process":
+            return [WorkerSlot(f"process {i + 1}", 1, 0) for i in range(ex.workers)]
+        return None
 
     # Arguments go in `quote(...)`: they are plain data with no futures inside, and without it Prefect
     # walks every element of them (a generation's genomes and metrics) twice per task run.
@@ -99,12 +129,14 @@ class Orchestrated(Plain):
         if len(items) == 1 and ctx.config.execution.task_runner == "thread":
             # nothing to run beside it: a task run in this thread, without the hand-off to a pool thread
             return [task(quote(ctx), quote(items[0]), number, 0)]
-        # quote() does not survive the trip to a process or Dask worker: there the arguments go as they are
-        wrap = quote if ctx.config.execution.task_runner == "thread" else (lambda x: x)
+        # quote() does not survive the trip to a process or Dask worker: there the arguments go sealed
+        wrap = quote if ctx.config.execution.task_runner == "thread" else cluster.Sealed
         futures = [
             self.runner.submit(task, {"ctx": wrap(ctx), "params": wrap(item), "number": number, "chunk": k})
             for k, item in enumerate(items)
         ]
+        if self.client is not None:
+            return cluster.results(self.client, futures, ctx.config.execution.worker_wait_seconds, number)
         return [f.result() for f in futures]
 
     def flow_run_id(self) -> str | None:
@@ -195,7 +227,8 @@ def task_runner(execution, max_parallel: int):
         from prefect_dask import DaskTaskRunner
 
         if execution.dask_address:
-            runner = DaskTaskRunner(address=execution.dask_address)
+            runner = DaskTaskRunner(address=execution.dask_address,
+                                    client_kwargs={"timeout": f"{cluster.CONNECT_SECONDS}s"})
         else:
             runner = DaskTaskRunner(
                 cluster_kwargs={"n_workers": execution.workers, "threads_per_worker": 1, "processes": True,
@@ -211,3 +244,11 @@ def task_runner(execution, max_parallel: int):
         runner = ThreadPoolTaskRunner(max_workers=max(execution.workers, max_parallel))
     with runner:
         yield runner
+
+
+def connect(runner, execution):
+    """The Dask client of a DaskTaskRunner; a scheduler that does not answer is refused in one line."""
+    try:
+        return runner.client
+    except (OSError, TimeoutError) as e:
+        raise ClusterError(cluster.unreachable(execution.dask_address, e)) from None

@@ -10,19 +10,21 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from evo.oos import scoring
-from evo.run import faults, generation
+from evo.run import cluster, faults, generation
 
 
 @task(name="vary", cache_policy=NO_CACHE, persist_result=False, task_run_name="vary g{number}")
-def vary(ctx, state, number: int, new_data: bool = False):
-    """Offspring genomes (crossover, mutation, repair, dedupe) and what the store already knows of them;
-    with new_data, the survivors to evaluate again on changed market data."""
-    return (generation.reevaluation if new_data else generation.vary)(ctx, state, number)
+def vary(ctx, state, number: int, new_data: bool = False, workers=None):
+    """Offspring genomes (crossover, mutation, repair, dedupe) and what the store already knows of them,
+    chunked for `workers` (a cluster's) when given; with new_data, the survivors to evaluate again on
+    changed market data."""
+    return (generation.reevaluation if new_data else generation.vary)(ctx, state, number, workers)
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, persist_result=False, task_run_name="evaluate g{number} chunk {chunk}")
 def evaluate(ctx, params, number: int, chunk: int):
     """Metrics of one chunk of unseen offspring; retried on failure (see RunConfig.evaluation.retries)."""
+    ctx, params = cluster.unsealed(ctx), cluster.unsealed(params)
     faults.maybe_fail_evaluate(ctx, number, chunk)
     return generation.evaluate(ctx, params)
 

@@ -37,6 +37,11 @@ class BudgetError(UserError):
     """The evaluation's memory budget cannot hold even one strategy."""
 
 
+class ClusterError(UserError):
+    """A Dask cluster that cannot evaluate: its scheduler does not answer, or it has had no worker for
+    longer than the run waits; the message names the scheduler (and the generation)."""
+
+
 class URLError(UserError, ValueError):
     """A database URL evo refuses (unparsable, unsupported, in-memory, with a secret where none may go)."""
 

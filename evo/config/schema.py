@@ -304,6 +304,11 @@ class ExecutionConfig(_Model):
         None, max_length=500,
         description="Address of an existing Dask scheduler (tcp://host:8786); empty: start a LocalCluster.",
     )
+    worker_wait_seconds: float = Field(
+        60.0, ge=0, le=86_400,
+        description="How long a generation waits while the Dask cluster has no worker before the run fails "
+        "(it resumes later with `evo resume`).",
+    )
 
 
 class StorageConfig(_Model):

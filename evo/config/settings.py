@@ -72,6 +72,8 @@ class Settings(BaseSettings):
         "drops its own database).")
     require_postgres: bool = Field(False, description="Test suite: fail, never skip, when PostgreSQL is not reachable.")
     require_browser: bool = Field(False, description="Test suite: fail, never skip, when Chromium is not installed.")
+    require_namespaces: bool = Field(
+        False, description="Test suite: fail, never skip, when Linux network namespaces cannot be made (needs root).")
     test_shared_dir: Path | None = Field(
         None, description="Test suite: set by the test session for its workers: where its one shared Prefect "
         "server is described.")

@@ -316,8 +316,24 @@ def check_length(market: Market, max_window: int, min_after_warmup: int = 50) ->
 
 _cache: dict[str, Market] = {}
 _cache_lock = threading.Lock()
-#: markets this process has loaded (a Dask worker should show 1 per market, whatever the chunk count)
+#: markets this process has loaded from files or generated (a Dask worker shows 0: it is sent them)
 loads = 0
+#: markets by fingerprint that another process sent this one (`install`): a Dask worker's
+_installed: dict[str, Market] = {}
+
+
+def install(market: Market) -> None:
+    """Keep a market sent from the flow's process, so `get_market` finds it by fingerprint without
+    reading any file (at most 4 kept, the oldest dropped)."""
+    with _cache_lock:
+        if market.fingerprint not in _installed and len(_installed) >= 4:
+            _installed.pop(next(iter(_installed)))
+        _installed[market.fingerprint] = market
+
+
+def installs() -> int:
+    """Markets this process holds because they were sent to it."""
+    return len(_installed)
 
 
 def _cache_key(cfg: DataConfig) -> str:
@@ -337,6 +353,10 @@ def get_market(cfg: DataConfig, expected_fingerprint: str | None = None) -> Mark
     With `expected_fingerprint`, refuse data whose content differs from what
     the run was started on.
     """
+    if expected_fingerprint is not None:
+        sent = _installed.get(expected_fingerprint)
+        if sent is not None:
+            return sent
     key = _cache_key(cfg)
     with _cache_lock:
         market = _cache.get(key)

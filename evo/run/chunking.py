@@ -11,7 +11,8 @@ Chunking cannot change results: every strategy is evaluated on its own column.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from typing import Sequence
 
 import psutil
 
@@ -43,6 +44,9 @@ class ChunkPlan:
     parallel: int
     available_bytes: int
     fixed_bytes: int = 0  # per chunk, whatever its size (the fast engine's indicator cache and buffers)
+    #: the cluster planned for, one [address, threads, memory limit in bytes (0: none)] per worker; empty
+    #: when the chunks run in the flow's own process (the thread runner)
+    cluster: tuple[tuple[str, int, int], ...] = field(default=())
 
     def slices(self) -> list[slice]:
         out, start = [], 0
@@ -54,6 +58,7 @@ class ChunkPlan:
     def as_stats(self) -> dict:
         d = asdict(self)
         d["sizes"] = list(self.sizes)
+        d["cluster"] = [list(w) for w in self.cluster]
         return d
 
 
@@ -99,9 +104,11 @@ def plan(n_items: int, per_item: int, budget: int, parallel: int, fixed: int = 0
 
 
 def plan_for(
-    n_items: int, n_bars: int, n_assets: int, settings, observed: float | None = None, cache_rows: int = 0
+    n_items: int, n_bars: int, n_assets: int, settings, observed: float | None = None, cache_rows: int = 0,
+    workers: Sequence[WorkerSlot] | None = None,
 ) -> ChunkPlan:
-    """Plan with a fresh psutil reading and the run's evaluation settings.
+    """Plan with a fresh psutil reading and the run's evaluation settings; with `workers`, for that
+    cluster (see `plan_cluster`: one chunk runs per worker thread, its numba kernels on one thread).
 
     The vectorbt engine holds several (bars x strategies) arrays, so its cost is
     per strategy and chunks run `max_parallel` at once. The fast engine's cost is
@@ -109,6 +116,8 @@ def plan_for(
     and its kernels already use every core, so its chunks run one at a time.
     """
     reading = MemoryReading.now()
+    if workers is not None:
+        return _plan_on_cluster(n_items, n_bars, n_assets, settings, observed, cache_rows, workers, reading)
     b = budget_bytes(settings.memory_budget_mb, settings.memory_fraction, reading)
     if settings.engine == "fast":
         import numba
@@ -122,3 +131,98 @@ def plan_for(
         per_item = strategy_bytes(n_bars, n_assets, observed, settings.reducer == "portfolio")
         p = plan(n_items, per_item, b, settings.max_parallel, 0, settings.max_chunk_size)
     return ChunkPlan(p.sizes, p.budget_bytes, p.bytes_per_strategy, p.parallel, reading.available, p.fixed_bytes)
+
+
+def _plan_on_cluster(n_items, n_bars, n_assets, settings, observed, cache_rows, workers, reading) -> ChunkPlan:
+    if settings.engine == "fast":
+        from evo.engine.fast import memory_model
+
+        fixed, per_item = memory_model(n_bars, cache_rows, 1, n_assets if settings.reducer == "portfolio" else 0)
+    else:
+        fixed, per_item = 0, strategy_bytes(n_bars, n_assets, None, settings.reducer == "portfolio")
+    planned = workers
+    if not any(w.memory_limit > 0 for w in workers) and settings.memory_budget_mb is None:
+        # no limit reported (dask worker --memory-limit 0): the flow's host is the only reading there is
+        planned = [WorkerSlot(w.address, w.nthreads, reading.available) for w in workers]
+    budget = int(settings.memory_budget_mb * MB) if settings.memory_budget_mb is not None else None
+    p = plan_cluster(n_items, int(max(per_item, observed or 0)), planned, fixed=fixed,
+                     memory_fraction=settings.memory_fraction, budget=budget, cap=settings.max_chunk_size,
+                     bars=n_bars * n_assets)
+    return replace(p, available_bytes=reading.available,
+                   cluster=tuple((w.address, int(w.nthreads), int(w.memory_limit)) for w in workers))
+
+
+#: chunks per worker thread when the population allows: a thread that finishes early takes another
+#: chunk instead of idling while the slowest one runs
+CHUNKS_PER_THREAD = 3
+#: the fewest strategies worth a chunk of their own (a task run costs orchestration time); a small
+#: population gets fewer chunks than CHUNKS_PER_THREAD per thread, but still one per thread
+MIN_CHUNK = 8
+#: the least work (strategies x bars) worth a chunk of its own beyond one per thread: about a second of
+#: one thread's fast-engine time, several times what a Prefect task run costs on a Dask worker
+MIN_CHUNK_WORK = 2e8
+
+
+@dataclass(frozen=True)
+class WorkerSlot:
+    """One worker of a cluster as its scheduler reports it: its address, the chunks it runs at once
+    (threads) and its memory limit in bytes (0: no limit)."""
+
+    address: str
+    nthreads: int
+    memory_limit: int = 0
+
+
+def plan_cluster(
+    n_items: int,
+    per_item: int,
+    workers: Sequence[WorkerSlot],
+    *,
+    fixed: int = 0,
+    memory_fraction: float = 0.5,
+    budget: int | None = None,
+    cap: int | None = None,
+    per_thread: int = CHUNKS_PER_THREAD,
+    min_chunk: int = MIN_CHUNK,
+    bars: int = 0,
+    min_work: float = MIN_CHUNK_WORK,
+) -> ChunkPlan:
+    """Split `n_items` into chunks for `workers`: at least one chunk per worker thread (when there are
+    that many items), up to `per_thread` per thread for balance but none smaller than `min_chunk`
+    strategies nor, given the market's `bars`, than `min_work` strategy-bars, and every chunk small
+    enough for the worker with the least memory per thread.
+
+    A worker runs one chunk per thread at once, so a chunk may take `memory_fraction` of that worker's
+    memory limit divided by its threads (and no more than `budget` bytes, when given: the run's
+    evaluation.memory_budget_mb). Each chunk costs `fixed` bytes plus `per_item` per strategy. Raises
+    BudgetError naming the tightest worker when not even one strategy fits it.
+    """
+    if not workers:
+        raise BudgetError("the cluster has no workers to plan evaluate chunks for")
+    threads = sum(max(1, w.nthreads) for w in workers)
+    limits = [(int(w.memory_limit * memory_fraction) // max(1, w.nthreads), w) for w in workers if w.memory_limit > 0]
+    per_chunk, tightest = min(limits, key=lambda t: t[0]) if limits else (None, None)
+    if budget is not None and (per_chunk is None or budget < per_chunk):
+        per_chunk, tightest = budget, None
+    cluster = tuple((w.address, int(w.nthreads), int(w.memory_limit)) for w in workers)
+    shown = per_chunk if per_chunk is not None else 0
+    if n_items == 0:
+        return ChunkPlan((), shown, per_item, threads, 0, fixed, cluster)
+    max_size = n_items if per_chunk is None else (per_chunk - fixed) // max(per_item, 1)
+    if max_size < 1:
+        where = (f"worker {tightest.address} ({tightest.memory_limit / MB:.0f} MB over {tightest.nthreads} "
+                 f"thread(s), {memory_fraction:g} of it for evaluation)" if tightest is not None
+                 else "evaluation.memory_budget_mb")
+        raise BudgetError(
+            f"one chunk needs ~{(fixed + per_item) / MB:.1f} MB but {where} allows {per_chunk / MB:.1f} MB "
+            f"per chunk; give that worker more memory (dask worker --memory-limit) or fewer threads"
+        )
+    if cap:
+        max_size = min(max_size, cap)
+    smallest = max(1, min_chunk, math.ceil(min_work / bars) if bars > 0 else 0)
+    # a whole number of chunks per thread, so no thread is left with one more than the others
+    balanced = min(threads * max(1, per_thread), n_items // smallest) // threads * threads
+    n_chunks = max(math.ceil(n_items / max_size), min(threads, n_items), balanced)
+    base, extra = divmod(n_items, n_chunks)
+    sizes = tuple(base + (1 if i < extra else 0) for i in range(n_chunks))
+    return ChunkPlan(sizes, shown, per_item, threads, 0, fixed, cluster)

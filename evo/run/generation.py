@@ -23,7 +23,7 @@ import numpy as np
 
 from evo.config.metrics import METRICS
 from evo.engine import evaluate as engine_evaluate
-from evo.run import process
+from evo.run import cluster, process
 from evo.run.chunking import ChunkPlan, MemoryReading, plan_for
 from evo.run.context import RunContext, metric_directions
 from evo.run.lease import lease_seconds
@@ -44,6 +44,7 @@ class ChunkResult:
     pid: int = 0  # the process that evaluated it
     market_loads: int = 0  # markets that process has loaded so far
     trades: np.ndarray | None = None  # (n,) int64 trade fingerprints
+    worker: str = ""  # the Dask worker's address ("": not on a Dask worker)
 
 
 @dataclass(frozen=True)
@@ -99,28 +100,30 @@ def resume_point(ctx: RunContext) -> Resume:
                   rng=ck.rng_state, n_eval=ck.n_eval)
 
 
-def vary(ctx: RunContext, state: Resume, number: int) -> Generation:
-    """Offspring of the survivors (generation 1: the initial sample), and what the store knows of them."""
+def vary(ctx: RunContext, state: Resume, number: int, workers=None) -> Generation:
+    """Offspring of the survivors (generation 1: the initial sample), and what the store knows of them;
+    chunked for `workers` (a cluster's WorkerSlots) when given, else for this process."""
     t0 = time.perf_counter()
     gen = rng_from_state(state.rng) if state.rng is not None else new_rng(ctx.config.seed)
     opt = process.optimizer_for(ctx)
     X = opt.initial(gen) if state.survivors is None else opt.vary(state.survivors, gen)
     off = Population.of(X, hash=opt.space.hashes(X) if len(X) else [])
-    return _generation(ctx, number, off, rng_state(gen), state, parents=state.survivors, started=t0)
+    return _generation(ctx, number, off, rng_state(gen), state, parents=state.survivors, started=t0,
+                       workers=workers)
 
 
-def reevaluation(ctx: RunContext, state: Resume, number: int) -> Generation:
+def reevaluation(ctx: RunContext, state: Resume, number: int, workers=None) -> Generation:
     """The survivors as offspring, to be evaluated on new market data and ranked again."""
     t0 = time.perf_counter()
     off = Population.of(state.survivors.X.copy(), hash=state.survivors.hash)
-    return _generation(ctx, number, off, state.rng, state, parents=None, started=t0, new_data=True)
+    return _generation(ctx, number, off, state.rng, state, parents=None, started=t0, new_data=True, workers=workers)
 
 
 def _generation(ctx, number: int, off: Population, rng: dict, state: Resume, *, parents: Population | None,
-                started: float, new_data: bool = False) -> Generation:
+                started: float, new_data: bool = False, workers=None) -> Generation:
     off = lookup(ctx, off)
     return Generation(number=number, offspring=off, parents=parents, rng=rng, n_eval=state.n_eval + len(off),
-                      plan=plan(ctx, off, state.observed_bytes), started=started, new_data=new_data)
+                      plan=plan(ctx, off, state.observed_bytes, workers), started=started, new_data=new_data)
 
 
 def lookup(ctx: RunContext, pop: Population, key: str | None = None) -> Population:
@@ -142,15 +145,16 @@ def lookup(ctx: RunContext, pop: Population, key: str | None = None) -> Populati
     return pop.set(metrics=metrics, per_asset=per_asset, trades=trades, evaluated=missing)
 
 
-def plan(ctx: RunContext, off: Population, observed_bytes: float | None = None) -> ChunkPlan:
-    """Chunk sizes for the offspring to evaluate, from a fresh memory reading."""
+def plan(ctx: RunContext, off: Population, observed_bytes: float | None = None, workers=None) -> ChunkPlan:
+    """Chunk sizes for the offspring to evaluate, from a fresh memory reading (or `workers`' limits)."""
     from evo.engine.indicators import distinct_rows
 
     market = process.market_for(ctx)
     family = process.family_for(ctx)
     unseen = np.flatnonzero(off.evaluated)
     rows = distinct_rows(family.indicators, off.X[unseen], process.space_for(ctx).names) if len(unseen) else 0
-    return plan_for(len(unseen), market.n_bars, market.n_assets, ctx.config.evaluation, observed_bytes, rows)
+    return plan_for(len(unseen), market.n_bars, market.n_assets, ctx.config.evaluation, observed_bytes, rows,
+                    workers)
 
 
 def chunks(ctx: RunContext, gen: Generation) -> list[list[dict]]:
@@ -160,19 +164,20 @@ def chunks(ctx: RunContext, gen: Generation) -> list[list[dict]]:
 
 
 def evaluate(ctx: RunContext, params: Sequence[dict], window: tuple[int, int] | None = None) -> ChunkResult:
-    """Metrics of one chunk on the run's training window (or `window`). Loads the market once per
-    process, never from the caller."""
+    """Metrics of one chunk on the run's training window (or `window`). Takes the market this process
+    was sent (a Dask worker) or loads it once per process, never from the caller."""
     from evo.market import load
 
     market = process.market_for(ctx)
     directions = metric_directions(ctx.config) if ctx.config.evaluation.reducer == "worst" else None
     before = MemoryReading.now().rss
     t0 = time.perf_counter()
-    ev = engine_evaluate(market, process.family_for(ctx), list(params), ctx.config.evaluation, window or ctx.window,
-                         directions)
+    with cluster.chunk_threads(ctx.config.execution.task_runner) as worker:
+        ev = engine_evaluate(market, process.family_for(ctx), list(params), ctx.config.evaluation,
+                             window or ctx.window, directions)
     return ChunkResult(metrics=ev.metrics, per_asset=ev.per_asset, seconds=time.perf_counter() - t0,
                        rss_before=before, rss_after=MemoryReading.now().rss, pid=os.getpid(),
-                       market_loads=load.loads, trades=ev.fingerprints)
+                       market_loads=load.loads + load.installs(), trades=ev.fingerprints, worker=worker)
 
 
 def merged(gen: Generation, results: Sequence[ChunkResult]) -> Generation:
@@ -249,6 +254,7 @@ def stats(ctx: RunContext, gen: Generation) -> GenerationStats:
             **gen.plan.as_stats(),
             rss_before_after=[[c.rss_before, c.rss_after] for c in gen.chunks],
             workers=[[c.pid, c.market_loads] for c in gen.chunks],
+            addresses=[c.worker for c in gen.chunks],
         ),
         peak_rss=max([c.rss_after for c in gen.chunks], default=0),
         seconds=time.perf_counter() - gen.started,

@@ -39,8 +39,10 @@ class ChunkStats:
     parallel: int = 0
     available_bytes: int = 0
     fixed_bytes: int = 0
+    cluster: list[list] = field(default_factory=list)  # the workers planned for: [address, threads, memory limit]
     rss_before_after: list[list[int]] = field(default_factory=list)  # per chunk
     workers: list[list[int]] = field(default_factory=list)  # per chunk: [pid, markets that process loaded]
+    addresses: list[str] = field(default_factory=list)  # per chunk: the Dask worker that ran it ("": no worker)
 
 
 @dataclass

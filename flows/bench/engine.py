@@ -360,6 +360,10 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 ["block sums / evaluation", f"{r['block_sums_over_evaluation']:.2f}"],
             ],
         ))
+    if results.get("cluster"):
+        from evo.flows.bench.cluster import table
+
+        out.append(table(results["cluster"]))
     r = results.get("orchestration")
     if r:
         out.append((

@@ -18,6 +18,7 @@ def bench(
     portfolio: bool = typer.Option(True, "--portfolio/--no-portfolio", help="One shared-cash portfolio over 10 symbols against 10 separate backtests."),
     rss: bool = typer.Option(True, "--rss/--no-rss", help="Peak RSS of a fresh process at 1,000 and 10,000 strategies."),
     generation: bool = typer.Option(True, "--generation/--no-generation", help="A generation's bookkeeping (vary, select, persist: everything but evaluation) in the real loop at populations 100, 1,000 and 10,000, beside pymoo's own loop (about a minute)."),
+    cluster: bool = typer.Option(False, "--cluster", help="Only the Dask path: the same evolution on 1 and 2 single-threaded Dask workers beside the thread path (--n, --bars, --generations, --repeats): scaling efficiency, the cluster path's cost per generation, the bytes that travel."),
     orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop, then `evo run` itself (about 6 minutes)."),
     verdict: bool = typer.Option(False, "--verdict", help="Only the verdict's cost: CSCV over 20,000 phenotypes at 16 blocks, and the end-of-run block-sum pass per strategy against the evaluation it repeats (--n, --bars)."),
     n: int = typer.Option(1000, "--n", min=1, max=1_000_000, help="Strategies (engine, orchestration) / individuals (persist)."),
@@ -45,6 +46,13 @@ def bench(
         from evo.flows.bench.verdict import verdict_benchmark
 
         results["verdict"] = verdict_benchmark(n=n, n_bars=bars, repeats=min(repeats, 3))
+    elif cluster:
+        prefect_env()
+        from evo.flows.bench.cluster import cluster_benchmark
+
+        api_ready()
+        results["cluster"] = cluster_benchmark(pop_size=n, n_bars=bars, generations=generations,
+                                               repeats=min(repeats, 3))
     elif orchestration:
         prefect_env()
         from evo.flows.bench.orchestration import orchestration_benchmark, run_benchmark

@@ -46,13 +46,14 @@ def run(
 ) -> None:
     """Start a run (or continue it, if a run of that name has the same config)."""
     from evo import config as cfgmod
-    from evo.run import opening
+    from evo.run import cluster, opening
 
     cfg = cfgmod.load(config) if config is not None else cfgmod.RunConfig(name="default")
     cfg = cfg.with_overrides(name=name, seed=seed, generations=generations)
     url = database(db, cfg)
-    # every check (config, data, database, name) before Prefect starts; writes nothing
+    # every check (config, a Dask cluster, data, database, name) before Prefect starts; writes nothing
     with named(config):
+        cluster.preflight(cfg)
         opening.start(cfg, database=url, check_only=True)
     out = _run_flow(config=cfg, name=cfg.name, db_url=flow_db_param(url))
     print_result(out["name"], url)

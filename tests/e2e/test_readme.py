@@ -253,6 +253,19 @@ def _check_bench_verdict(cmd, cwd, env, api):
     assert r["block_sums_ms_per_strategy"] > 0 and r["evaluation_ms_per_strategy"] > 0
 
 
+def _check_bench_cluster(cmd, cwd, env, api):
+    res, out = _evo([*_small(cmd), "--n", "24", "--bars", "2000", "--generations", "3", "--repeats", "1"], cwd, env,
+                    timeout=900)
+    assert res.returncode == 0, out[-3000:]
+    r = json.loads((cwd / "bench-results" / "bench.json").read_text())["cluster"]
+    assert set(r["strategy_bars_per_s"]) == {"thread", "dask1", "dask2"} and min(r["strategy_bars_per_s"].values()) > 0
+    assert r["efficiency_2_workers"] > 0 and r["cluster_over_thread_1_worker"] > 0
+    # the market reached each worker whole, counted at distributed's comm; generations carry bytes too
+    assert r["market_received_bytes_per_worker"] >= r["market_bytes"] > 0
+    assert min(r["received_bytes_per_generation"].values()) > 0 and min(r["sent_bytes_per_generation"].values()) > 0
+    assert "scaling efficiency" in out
+
+
 def _check_bench_postgres(cmd, cwd, env, api):
     from tests.conftest import fresh_postgres_database
 
@@ -407,6 +420,7 @@ COMMANDS = [
     (r"evo bench", _check_bench),
     (r"evo bench --orchestration", _check_bench_orchestration),
     (r"evo bench --verdict", _check_bench_verdict),
+    (r"evo bench --cluster", _check_bench_cluster),
     (r"evo bench --no-engine --no-signals --no-portfolio --no-rss --population \d+ --db postgresql://\S+",
      _check_bench_postgres),
     (r"evo --debug \.\.\.", _check_debug),
@@ -442,7 +456,9 @@ GROUPS = {
     "a run with every option": {_check_run_full},
     "walk-forward": {_check_walkforward},
     "serving and healing": {_check_serve, _check_heal},
-    "the benchmarks": {_check_bench, _check_bench_orchestration, _check_bench_verdict, _check_bench_postgres},
+    "the benchmarks": {_check_bench, _check_bench_orchestration, _check_bench_postgres},
+    "the cluster benchmark": {_check_bench_cluster},
+    "the verdict benchmark": {_check_bench_verdict},
     "the multi-host setup": {_check_run_on_dask},
 }
 

@@ -91,3 +91,92 @@ def test_the_portfolio_reducer_holds_every_asset_at_once():
         else:
             assert port.bytes_per_strategy == 10 * sep.bytes_per_strategy
             assert max(port.sizes) < max(sep.sizes)
+
+
+# ---------------------------------------------------------------------------------------------
+# planning for a cluster: the scheduler's workers, their threads and memory limits
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from evo.config.settings import settings as _evo_settings  # noqa: E402
+from evo.run.chunking import CHUNKS_PER_THREAD, MIN_CHUNK, MIN_CHUNK_WORK, WorkerSlot, plan_cluster  # noqa: E402
+
+_workers = st.lists(
+    st.builds(WorkerSlot, address=st.from_regex(r"tcp://10\.0\.0\.[0-9]{1,3}:[0-9]{4}", fullmatch=True),
+              nthreads=st.integers(1, 8), memory_limit=st.one_of(st.just(0), st.integers(MB, 64 * 1024 * MB))),
+    min_size=1, max_size=12,
+)
+
+
+@settings(max_examples=_evo_settings().property_examples or 200, deadline=None,
+          derandomize=not _evo_settings().property_examples)
+@given(workers=_workers, n=st.integers(0, 20_000), per_item=st.integers(1, 4 * MB), fixed=st.integers(0, 64 * MB),
+       fraction=st.floats(0.01, 0.9), cap=st.one_of(st.none(), st.integers(1, 5000)))
+def test_cluster_plan_uses_every_thread_and_fits_the_smallest_worker(workers, n, per_item, fixed, fraction, cap):
+    threads = sum(w.nthreads for w in workers)
+    limited = [w for w in workers if w.memory_limit]
+    per_chunk = min((int(w.memory_limit * fraction) // w.nthreads for w in limited), default=None)
+    try:
+        p = plan_cluster(n, per_item, workers, fixed=fixed, memory_fraction=fraction, cap=cap)
+    except BudgetError as e:
+        # refused only when one strategy does not fit the tightest worker, which the message names
+        assert per_chunk is not None and per_chunk < fixed + per_item
+        tight = min(limited, key=lambda w: int(w.memory_limit * fraction) // w.nthreads)
+        assert tight.address in str(e)
+        return
+    # every item in exactly one chunk, in order
+    assert sum(p.sizes) == n and all(s >= 1 for s in p.sizes)
+    sl = p.slices()
+    assert [i for s in sl for i in range(s.start, s.stop)] == list(range(n))
+    # every thread gets a chunk when there are items enough
+    assert len(p.sizes) >= min(threads, n)
+    # balance: a few chunks per thread, never more than needed for the memory, the cap or min chunk size
+    assert max(p.sizes, default=0) - min(p.sizes, default=0) <= 1
+    if per_chunk is not None:
+        assert all(fixed + s * per_item <= per_chunk for s in p.sizes)
+    if cap:
+        assert max(p.sizes, default=0) <= cap
+    memory_chunks = 1 if per_chunk is None else -(-n // max(1, (per_chunk - fixed) // per_item)) if n else 0
+    cap_chunks = -(-n // cap) if cap and n else 0
+    assert len(p.sizes) <= max(min(threads, n), min(threads * CHUNKS_PER_THREAD, n // MIN_CHUNK), memory_chunks,
+                               cap_chunks)
+    assert p.parallel == threads
+    assert [list(w) for w in p.cluster] == [[w.address, w.nthreads, w.memory_limit] for w in workers]
+
+
+def test_cluster_plan_gives_small_populations_fewer_chunks_per_thread():
+    two = [WorkerSlot("tcp://a:1", 1, 0), WorkerSlot("tcp://b:1", 1, 0)]
+    assert plan_cluster(400, 100, two).sizes == (67, 67, 67, 67, 66, 66)  # 3 per thread
+    assert plan_cluster(40, 100, two).sizes == (10, 10, 10, 10)  # 40 // 8 = 5 chunks' worth: 2 per thread
+    assert plan_cluster(20, 100, two).sizes == (10, 10)  # 20 // 8 = 2: one per thread
+    assert plan_cluster(1, 100, two).sizes == (1,)
+    assert plan_cluster(0, 100, two).sizes == ()
+
+
+def test_cluster_plan_gives_short_work_one_chunk_per_thread():
+    two = [WorkerSlot("tcp://a:1", 1, 0), WorkerSlot("tcp://b:1", 1, 0)]
+    # 1000 strategies x 87,600 bars: under MIN_CHUNK_WORK per extra chunk, so one chunk per thread
+    assert plan_cluster(1000, 100, two, bars=87_600).sizes == (500, 500)
+    # a million bars: five chunks' worth, so two per thread; ten million: three per thread
+    assert plan_cluster(1000, 100, two, bars=1_000_000).sizes == (250,) * 4
+    assert len(plan_cluster(1000, 100, two, bars=10_000_000).sizes) == 6
+    # 3e8 strategy-bars hold one MIN_CHUNK_WORK: still one chunk per thread; with a quarter of it, two
+    assert plan_cluster(1000, 100, two, bars=300_000).sizes == (500, 500)
+    assert plan_cluster(1000, 100, two, bars=300_000, min_work=MIN_CHUNK_WORK / 4).sizes == (250,) * 4
+
+
+def test_cluster_plan_refuses_naming_the_tightest_worker():
+    workers = [WorkerSlot("tcp://big:1", 1, 8192 * MB), WorkerSlot("tcp://small:1", 4, 100 * MB)]
+    with pytest.raises(BudgetError, match="tcp://small:1"):
+        plan_cluster(10, 20 * MB, workers, memory_fraction=0.5)  # 100 MB * 0.5 / 4 threads < 20 MB
+    with pytest.raises(BudgetError, match="no workers"):
+        plan_cluster(10, 1, [])
+
+
+def test_plan_for_a_cluster_follows_the_workers_it_is_given():
+    ev = EvaluationConfig()
+    one = plan_for(400, 1000, 1, ev, workers=[WorkerSlot("tcp://a:1", 1, 4096 * MB)])
+    two = plan_for(400, 1000, 1, ev, workers=[WorkerSlot("tcp://a:1", 1, 4096 * MB), WorkerSlot("tcp://b:1", 2, 0)])
+    assert len(one.sizes) == 1 and len(two.sizes) == 3  # a worker that joins is planned for
+    assert plan_for(400, 1000, 1, ev).sizes == (400,)  # this process: its kernels use every core
