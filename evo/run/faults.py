@@ -85,9 +85,11 @@ def hold_if(point: str, number: int) -> None:
     if env.test_hold != f"{point}@{number}":
         return
     path = env.test_hold_file
-    if path:
-        with open(path, "w") as f:
+    if path:  # whole or not at all: a test that sees the file may kill this process at once
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
             f.write(f"{point}@{number}")
+        os.replace(tmp, path)
     while True:  # until the test kills this process
         time.sleep(60)
 
