@@ -134,13 +134,14 @@ def test_bad_server_niceness(tmp_path, nice):
 
 def test_a_database_folder_without_write_permission(tmp_path):
     """Refused in one line, exit 2, nothing created. Root may write anywhere, so as root the command runs
-    as `nobody` (setpriv), in a folder that user may enter but not write."""
+    without the capabilities that bypass file permissions (setpriv): still root, so it reads the checkout
+    wherever it is, but the folder's mode (r-x) binds it."""
     import os
     import shutil
     import tempfile
     from pathlib import Path
 
-    base = Path(tempfile.mkdtemp(prefix="evo-perm-"))  # a folder `nobody` can reach
+    base = Path(tempfile.mkdtemp(prefix="evo-perm-"))
     try:
         base.chmod(0o755)
         locked = base / "locked"
@@ -150,7 +151,7 @@ def test_a_database_folder_without_write_permission(tmp_path):
         if os.geteuid() == 0:
             if not shutil.which("setpriv"):
                 pytest.skip("running as root without setpriv (util-linux) to drop privileges")
-            prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+            prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-all"]
         res = evo(["run", "--db", f"sqlite:///{locked}/evo.db"], base, timeout=120, _prefix=prefix)
         _assert_one_line_error(res, ["no permission to write in the folder", str(locked)])
         assert list(locked.iterdir()) == []
