@@ -2,11 +2,15 @@
 
 numba caches compiled kernels on disk; on a clean clone every pytest-xdist worker would otherwise compile
 the same kernels at the same time. `make test` runs this first: one generation of every family on two
-symbols, with both engines, the portfolio reducer and the trading genes, fills the cache.
+symbols, with both engines, the portfolio reducer and the trading genes, fills the cache. Most kernels
+are compiled per family (the driver is specialised to each family's signals), so the families are split
+between two processes, one per core.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -18,10 +22,16 @@ from evo.flows.orchestration import Plain
 USER_FAMILIES = ["tests.user_families:SmaCross"]
 
 
-def main() -> None:
-    t0 = time.perf_counter()
+#: processes that compile at once
+PARTS = 2
+
+
+def warm(part: int) -> None:
+    """One generation of every PARTS-th family (from `part`) in every configuration."""
+    families = (strategies.names() + USER_FAMILIES)[part::PARTS]
     with tempfile.TemporaryDirectory(prefix="evo-warm-") as tmp:
-        for k, family in enumerate(strategies.names() + USER_FAMILIES):
+        for family in families:
+            k = (strategies.names() + USER_FAMILIES).index(family)
             for reducer in ("mean", "portfolio"):
                 for engine in ("fast", "vectorbt"):
                     cfg = validate({
@@ -33,6 +43,17 @@ def main() -> None:
                         "evaluation": {"reducer": reducer, "engine": engine},
                     })
                     drive(cfg, None, None, f"sqlite:///{tmp}/warm.db", None, False, Plain())
+
+
+def main() -> None:
+    if len(sys.argv) > 1:
+        warm(int(sys.argv[1]))
+        return
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.warm", str(p)]) for p in range(PARTS)]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"warming the kernels failed: exit codes {codes}")
     print(f"numba kernels compiled or loaded in {time.perf_counter() - t0:.0f} s")
 
 
