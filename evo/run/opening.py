@@ -10,7 +10,7 @@ from __future__ import annotations
 from evo.config import ConfigError, RunConfig, stored
 from evo.config.errors import BudgetError, RunError
 from evo.market import DataError, Market, check_length, get_market, windows
-from evo.run import preflight
+from evo.run import cluster, preflight
 from evo.run.context import RunContext, evaluation_key, run_windows
 from evo.run.lease import check_not_busy
 from evo.store import RunRecord, Store, StoreError, open_store
@@ -173,6 +173,7 @@ def reopen(
     _check_target(store, existing, target, generations is not None)
     if check_only:
         check_not_busy(store, existing)
+        cluster.preflight(config)  # its Dask scheduler answers and its workers can import its family
         return None
     return _context(existing, store, config, market), store
 

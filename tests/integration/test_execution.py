@@ -235,3 +235,39 @@ def test_evo_run_refuses_an_unreachable_scheduler_in_one_line_before_prefect_sta
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and f"no Dask scheduler answers at tcp://127.0.0.1:{port}" in lines[0], res.output
     assert not db.exists()
+
+
+def test_evo_resume_refuses_an_unreachable_scheduler_in_one_line_writing_nothing(tmp_path, monkeypatch):
+    import socket
+
+    from sqlalchemy import create_engine, text
+    from typer.testing import CliRunner
+
+    from evo.config import validate
+    from evo.flows.cli import app
+    from evo.run import cluster, opening
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1.0)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = validate({"name": "t", "data": {"synthetic": {"n_bars": 1000, "freq": "1h", "seed": 7}},
+                    "algorithm": {"pop_size": 8},
+                    "execution": {"task_runner": "dask", "dask_address": f"tcp://127.0.0.1:{port}"}})
+    url = f"sqlite:///{tmp_path}/x.db"
+    opening.start(cfg, database=url)  # the run exists; its scheduler is gone
+
+    def state():
+        eng = create_engine(url)
+        with eng.connect() as c:
+            out = (c.execute(text("SELECT status, lease_owner FROM runs")).all(),
+                   c.execute(text("SELECT COUNT(*) FROM generations")).scalar_one())
+        eng.dispose()
+        return out
+
+    before = state()
+    res = CliRunner().invoke(app, ["resume", "t", "--db", url])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"no Dask scheduler answers at tcp://127.0.0.1:{port}" in lines[0], res.output
+    assert state() == before
