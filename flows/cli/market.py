@@ -138,8 +138,8 @@ def paper_serve(
 ) -> None:
     """Serve the book's ticks as a Prefect deployment on a schedule (Ctrl-C or SIGTERM stops it)."""
     from evo import config as cfgmod
-    from evo.flows.cli.common import api_ready, flow_db_param, prefect_env
-    from evo.flows.cli.serve import _check_cron, _serve, _stop_on_sigterm
+    from evo.flows.cli.common import api_ready
+    from evo.flows.cli.serve import _prepare_serving, _serve
     from evo.live import paper
     from evo.store import url as urls
 
@@ -148,14 +148,7 @@ def paper_serve(
     url = database(db)
     paper.full_members(url, name)  # the book exists: refused in one line before anything is served
     params: dict = {"book": name}
-    if db:
-        db_url = flow_db_param(url)  # a URL with a password goes to the flow runs through the environment
-        if db_url:
-            params["db_url"] = db_url
-    _stop_on_sigterm()
-    prefect_env()
-    if cron:
-        _check_cron(cron)
+    _prepare_serving(params, db, url, cron)
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType
 

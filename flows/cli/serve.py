@@ -46,14 +46,7 @@ def serve(
         params = {"config": cfg.model_dump(mode="json"), "name": cfg.name}
         description = "Evolve a Pareto set of trading strategies; the form is RunConfig."
     url = database(db, cfg)
-    if db:
-        db_url = flow_db_param(url)  # a URL with a password goes to the flow runs through the environment
-        if db_url:
-            params["db_url"] = db_url
-    _stop_on_sigterm()
-    prefect_env()
-    if cron:
-        _check_cron(cron)
+    _prepare_serving(params, db, url, cron)
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.deployments.runner import EntrypointType
 
@@ -85,6 +78,20 @@ def serve(
         concurrency_limit=ConcurrencyLimitConfig(limit=limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
+
+
+def _prepare_serving(params: dict, db: str | None, url: str, cron: str | None) -> None:
+    """What every serving command does before Prefect starts: the database URL as a flow parameter (one
+    with a password goes to the flow runs through the environment), SIGTERM stops it as Ctrl-C does,
+    Prefect's environment, and the cron expression checked."""
+    if db:
+        db_url = flow_db_param(url)
+        if db_url:
+            params["db_url"] = db_url
+    _stop_on_sigterm()
+    prefect_env()
+    if cron:
+        _check_cron(cron)
 
 
 def _check_cron(expr: str) -> None:
