@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 
 from prefect.utilities.annotations import quote
 
+from evo import tasks
 from evo.config.errors import ClusterError
 from evo.run import cluster, process
 from evo.run.chunking import WorkerSlot
@@ -129,14 +130,16 @@ class Orchestrated(Plain):
         if len(items) == 1 and ctx.config.execution.task_runner == "thread":
             # nothing to run beside it: a task run in this thread, without the hand-off to a pool thread
             return [task(quote(ctx), quote(items[0]), number, 0)]
-        # quote() does not survive the trip to a process or Dask worker: there the arguments go sealed
+        if self.client is not None:
+            # one task run that hands the chunks to Dask itself: a task run per chunk costs a Dask worker
+            # more than evaluating its share of a generation does
+            return tasks.evaluate_on_cluster(quote(ctx), quote(items), number, quote(self.client))
+        # quote() does not survive the trip to a process: there the arguments go sealed
         wrap = quote if ctx.config.execution.task_runner == "thread" else cluster.Sealed
         futures = [
             self.runner.submit(task, {"ctx": wrap(ctx), "params": wrap(item), "number": number, "chunk": k})
             for k, item in enumerate(items)
         ]
-        if self.client is not None:
-            return cluster.results(self.client, futures, ctx.config.execution.worker_wait_seconds, number)
         return [f.result() for f in futures]
 
     def flow_run_id(self) -> str | None:

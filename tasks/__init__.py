@@ -24,9 +24,17 @@ def vary(ctx, state, number: int, new_data: bool = False, workers=None):
 @task(name="evaluate", cache_policy=NO_CACHE, persist_result=False, task_run_name="evaluate g{number} chunk {chunk}")
 def evaluate(ctx, params, number: int, chunk: int):
     """Metrics of one chunk of unseen offspring; retried on failure (see RunConfig.evaluation.retries)."""
-    ctx, params = cluster.unsealed(ctx), cluster.unsealed(params)
-    faults.maybe_fail_evaluate(ctx, number, chunk)
-    return generation.evaluate(ctx, params)
+    return generation.evaluate_chunk(cluster.unsealed(ctx), cluster.unsealed(params), number, chunk)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE, persist_result=False,
+      task_run_name="evaluate g{number} on the Dask cluster")
+def evaluate_on_cluster(ctx, items, number: int, client):
+    """Metrics of every chunk of unseen offspring, each chunk a Dask task on the cluster (one task run,
+    not one per chunk: Dask reschedules a lost worker's chunks and retries a failing one)."""
+    ev, ex = ctx.config.evaluation, ctx.config.execution
+    return cluster.fan_out(client, generation.evaluate_chunk, ctx, items, number, retries=ev.retries,
+                           wait_seconds=ex.worker_wait_seconds)
 
 
 @task(name="select", cache_policy=NO_CACHE, persist_result=False, task_run_name="select g{gen.number}")

@@ -158,9 +158,9 @@ CHUNKS_PER_THREAD = 3
 #: the fewest strategies worth a chunk of their own (a task run costs orchestration time); a small
 #: population gets fewer chunks than CHUNKS_PER_THREAD per thread, but still one per thread
 MIN_CHUNK = 8
-#: the least work (strategies x bars) worth a chunk of its own beyond one per thread: about a second of
-#: one thread's fast-engine time, several times what a Prefect task run costs on a Dask worker
-MIN_CHUNK_WORK = 2e8
+#: the least work (strategies x bars) worth a chunk of its own beyond one per thread: about a tenth of a
+#: second of one thread's fast-engine time, ten times what a chunk's Dask round trip costs
+MIN_CHUNK_WORK = 2e7
 
 
 @dataclass(frozen=True)
@@ -220,8 +220,10 @@ def plan_cluster(
     if cap:
         max_size = min(max_size, cap)
     smallest = max(1, min_chunk, math.ceil(min_work / bars) if bars > 0 else 0)
-    # a whole number of chunks per thread, so no thread is left with one more than the others
-    balanced = min(threads * max(1, per_thread), n_items // smallest) // threads * threads
+    # a whole number of chunks per thread, so no thread is left with one more than the others; one thread
+    # has nothing to balance
+    per = max(1, per_thread) if threads > 1 else 1
+    balanced = min(threads * per, n_items // smallest) // threads * threads
     n_chunks = max(math.ceil(n_items / max_size), min(threads, n_items), balanced)
     base, extra = divmod(n_items, n_chunks)
     sizes = tuple(base + (1 if i < extra else 0) for i in range(n_chunks))

@@ -93,13 +93,40 @@ def no_workers(client, wait_seconds: float, generation: int) -> str:
             f"(execution.worker_wait_seconds) in generation {generation}; start workers, then `evo resume`")
 
 
+def fan_out(client, fn, ctx, items, number: int, retries: int, wait_seconds: float) -> list:
+    """fn(ctx, item, number, k) for each chunk k of generation `number` as a Dask task, results in
+    chunk order (see results). Chunk k is meant for the k-th worker thread, round robin (the plan cut
+    one or more chunks per thread; a chunk that finishes quickly would otherwise draw the next one to
+    its worker), but may run on any other: a lost worker's chunks are rescheduled by Dask. A chunk that
+    raises is retried `retries` times. The context and each chunk travel sealed: Dask does not walk
+    them."""
+    import uuid
+
+    tag = uuid.uuid4().hex[:8]
+    threads = [s.address for s in slots(client) for _ in range(max(1, s.nthreads))]
+    futures = [
+        client.submit(_unsealing, fn, Sealed(ctx), Sealed(item), number, k, key=f"evo-evaluate-g{number}-{k}-{tag}",
+                      pure=False, retries=retries, workers=[threads[k % len(threads)]] if threads else None,
+                      allow_other_workers=True)
+        for k, item in enumerate(items)
+    ]
+    try:
+        return results(client, futures, wait_seconds, number)
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+
+
+def _unsealing(fn, ctx, item, number: int, chunk: int):
+    return fn(unsealed(ctx), unsealed(item), number, chunk)
+
+
 def results(client, futures, wait_seconds: float, generation: int) -> list:
     """The results of the task runner's futures, in order; raises ClusterError when the cluster has had
     no worker for `wait_seconds` while some are still pending (a lost worker's chunks are rescheduled
     by Dask meanwhile). Waits on the Dask futures themselves: they finish also when a task fails
     before it could report to anyone."""
     alone_since = None
-    pending = [f.wrapped_future for f in futures]
+    pending = [getattr(f, "wrapped_future", f) for f in futures]  # a Prefect future's, or a Dask future
     while pending:
         try:
             pending[0].result(timeout=POLL_SECONDS * 4)

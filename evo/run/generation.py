@@ -180,6 +180,15 @@ def evaluate(ctx: RunContext, params: Sequence[dict], window: tuple[int, int] | 
                        market_loads=load.loads + load.installs(), trades=ev.fingerprints, worker=worker)
 
 
+def evaluate_chunk(ctx: RunContext, params: Sequence[dict], number: int, chunk: int) -> ChunkResult:
+    """evaluate() of chunk `chunk` of generation `number`, where it runs (a task, a Dask worker), with the
+    test hooks that make a chunk fail or hold (evo.run.faults)."""
+    from evo.run import faults
+
+    faults.maybe_fail_evaluate(ctx, number, chunk)
+    return evaluate(ctx, params)
+
+
 def merged(gen: Generation, results: Sequence[ChunkResult]) -> Generation:
     """The generation with every offspring's metrics: from the store or the chunks."""
     return replace(gen, offspring=merge(gen.offspring, results), chunks=list(results))

@@ -156,14 +156,23 @@ def test_cluster_plan_gives_small_populations_fewer_chunks_per_thread():
 
 def test_cluster_plan_gives_short_work_one_chunk_per_thread():
     two = [WorkerSlot("tcp://a:1", 1, 0), WorkerSlot("tcp://b:1", 1, 0)]
-    # 1000 strategies x 87,600 bars: under MIN_CHUNK_WORK per extra chunk, so one chunk per thread
-    assert plan_cluster(1000, 100, two, bars=87_600).sizes == (500, 500)
-    # a million bars: five chunks' worth, so two per thread; ten million: three per thread
-    assert plan_cluster(1000, 100, two, bars=1_000_000).sizes == (250,) * 4
-    assert len(plan_cluster(1000, 100, two, bars=10_000_000).sizes) == 6
-    # 3e8 strategy-bars hold one MIN_CHUNK_WORK: still one chunk per thread; with a quarter of it, two
-    assert plan_cluster(1000, 100, two, bars=300_000).sizes == (500, 500)
-    assert plan_cluster(1000, 100, two, bars=300_000, min_work=MIN_CHUNK_WORK / 4).sizes == (250,) * 4
+
+    def bars(works: float) -> int:  # the bars that make 1000 strategies `works` times MIN_CHUNK_WORK
+        return int(works * MIN_CHUNK_WORK / 1000)
+    # under two MIN_CHUNK_WORK per thread: one chunk per thread
+    assert plan_cluster(1000, 100, two, bars=bars(1.5)).sizes == (500, 500)
+    assert plan_cluster(1000, 100, two, bars=bars(3.9)).sizes == (500, 500)
+    # five chunks' worth: two per thread (a whole number per thread); fifty: CHUNKS_PER_THREAD per thread
+    assert plan_cluster(1000, 100, two, bars=bars(5)).sizes == (250,) * 4
+    assert len(plan_cluster(1000, 100, two, bars=bars(50)).sizes) == 2 * CHUNKS_PER_THREAD
+    # a quarter of the least work: four times the chunks it allows
+    assert plan_cluster(1000, 100, two, bars=bars(1.5), min_work=MIN_CHUNK_WORK / 4).sizes == (250,) * 4
+    # the benchmark's size, 1000 strategies x 87,600 bars: two chunks per single-threaded worker
+    assert plan_cluster(1000, 100, two, bars=87_600).sizes == (250,) * 4
+    # one thread has nothing to balance: one chunk, unless memory cuts it
+    assert plan_cluster(1000, 100, two[:1], bars=bars(50)).sizes == (1000,)
+    assert plan_cluster(1000, 100, [WorkerSlot("tcp://a:1", 1, 40_000)], bars=bars(50),
+                        memory_fraction=1.0).sizes == (334, 333, 333)
 
 
 def test_cluster_plan_refuses_naming_the_tightest_worker():
