@@ -2,8 +2,9 @@
 
 The scheduler and the workers are started with the `dask` command line, each in its own namespace;
 the workers run with the data folder hidden behind an empty tmpfs, so the run can only work if the
-market is sent to them. One worker is SIGKILLed inside a chunk. The run must equal the thread
-runner's on this host, value for value.
+market is sent to them. One worker is SIGKILLed inside a chunk, then every worker is lost and the run
+resumed on a new one: each run must equal the thread runner's on this host, value for value. A
+scheduler address on a host where none listens is refused with nothing written.
 """
 
 from __future__ import annotations
@@ -56,13 +57,15 @@ def _kill_when_held(proc, hold_file: Path, seconds: float = 120) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_a_run_on_hosts_without_the_data_equals_one_machine_though_a_worker_dies(tmp_path, can_make_hosts):
+def test_runs_on_hosts_without_the_data_equal_one_machine_though_workers_die(tmp_path, can_make_hosts):
     from urllib.parse import urlsplit
 
     from distributed import Client
     from prefect.settings import PREFECT_API_URL
 
+    from evo.config.errors import ClusterError
     from evo.flows.evolve import evolve
+    from evo.run import cluster
 
     data = tmp_path / "data"
     csv = _market_file(data)
@@ -75,7 +78,7 @@ def test_a_run_on_hosts_without_the_data_equals_one_machine_though_a_worker_dies
         hosts.run(0, [DASK, "scheduler", "--host", hosts.address(0), "--port", "8786", "--no-dashboard"],
                   log=tmp_path / "scheduler.log")
         worker = [DASK, "worker", scheduler, "--nthreads", "1", "--no-dashboard", "--no-nanny"]
-        hosts.run(1, [*worker, "--host", hosts.address(1)], hide=data, log=tmp_path / "worker1.log")
+        survivor = hosts.run(1, [*worker, "--host", hosts.address(1)], hide=data, log=tmp_path / "worker1.log")
         doomed = hosts.run(2, [*worker, "--host", hosts.address(2)], hide=data, log=tmp_path / "worker2.log",
                            env={**os.environ, "EVO_TEST_HOLD": "evaluate@2", "EVO_TEST_HOLD_FILE": str(hold)})
         with Client(scheduler, timeout="30s") as client:
@@ -93,6 +96,52 @@ def test_a_run_on_hosts_without_the_data_equals_one_machine_though_a_worker_dies
             from evo.market import load
 
             loads = client.run(lambda: load.loads)
-    assert hold.read_text() == "evaluate@2", "the worker to kill never reached its chunk"
-    assert dump_run(f"sqlite:///{tmp_path}/hosts.db", "t") == dump_run(f"sqlite:///{tmp_path}/thread.db", "t")
-    assert list(loads.values()) == [0]  # the one worker left never read a market: it was sent one
+            assert hold.read_text() == "evaluate@2", "the worker to kill never reached its chunk"
+            assert dump_run(f"sqlite:///{tmp_path}/hosts.db", "t") == dump_run(f"sqlite:///{tmp_path}/thread.db", "t")
+            assert list(loads.values()) == [0]  # the one worker left never read a market: it was sent one
+
+            # every worker lost: the one left goes, and a new one dies inside generation 2's chunk
+            os.killpg(survivor.pid, signal.SIGKILL)
+            hold2 = tmp_path / "held2"
+            doomed = hosts.run(2, [*worker, "--host", hosts.address(2)], hide=data, log=tmp_path / "worker3.log",
+                               env={**os.environ, "EVO_TEST_HOLD": "evaluate@2", "EVO_TEST_HOLD_FILE": str(hold2)})
+            on_host_2 = f"tcp://{hosts.address(2)}:"
+            wait_for(lambda: [s.address[:len(on_host_2)] for s in cluster.slots(client)] == [on_host_2], 60)
+            killer = threading.Thread(target=_kill_when_held, args=(doomed, hold2))
+            killer.start()
+            gone = f"sqlite:///{tmp_path}/gone.db"
+            with pytest.raises(ClusterError) as e:
+                evolve(config=small_config(**cfg, execution={"task_runner": "dask", "dask_address": scheduler,
+                                                             "worker_wait_seconds": 2}), db_url=gone)
+            killer.join()
+            msg = str(e.value)
+            assert "\n" not in msg and scheduler in msg and "generation 2" in msg, msg
+            # a worker on another host comes back: `evo resume` ends identical to one machine
+            hosts.run(1, [*worker, "--host", hosts.address(1)], hide=data, log=tmp_path / "worker4.log")
+            client.wait_for_workers(1, timeout=60)
+            evolve(name="t", db_url=gone)
+    assert dump_run(gone, "t") == dump_run(f"sqlite:///{tmp_path}/thread.db", "t")
+
+
+def wait_for(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the cluster never reached the expected workers"
+        time.sleep(0.2)
+
+
+def test_a_scheduler_on_no_host_is_refused_with_nothing_written(tmp_path, can_make_hosts, monkeypatch):
+    """A dask_address on another host where no scheduler listens: one line, nothing written."""
+    from evo.config.errors import ClusterError
+    from evo.flows.evolve import evolve
+    from evo.run import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1.0)
+
+    db = tmp_path / "none.db"
+    with Hosts(1) as hosts:
+        address = f"tcp://{hosts.address(0)}:8786"
+        with pytest.raises(ClusterError, match=rf"execution.dask_address: no Dask scheduler answers at {address}"):
+            evolve(config=small_config(execution={"task_runner": "dask", "dask_address": address}),
+                   db_url=f"sqlite:///{db}")
+    assert not db.exists()
