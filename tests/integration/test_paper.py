@@ -62,6 +62,42 @@ def _vectorbt(genes, df, begin):
             high=df["high"].iloc[begin:], low=df["low"].iloc[begin:], upon_opposite_entry="reversereduce")
 
 
+def _against(df, genes, begin, end):
+    """df's bars up to `end`, where each bar from `begin` on that would pay the side a trend member holds is
+    mirrored (its open, high, low and close relative to the previous close inverted, high and low swapped):
+    the appended bars reverse the member's edge, as it trades them, with the market's own bar sizes.
+    The side is the member's EMA crossover state (a direction-"both" member is long above, short below;
+    a short-only one is short above), EMAs as vectorbt's (adjust=False); prices are rounded to cents."""
+    cols = ["open", "high", "low", "close"]
+    raw = df[cols].to_numpy()
+    a = raw[:end].copy()
+    fast, slow = 2 / (genes["fast_window"] + 1), 2 / (genes["slow_window"] + 1)
+    f = s = raw[0, 3]
+    side = -1.0 if int(genes["direction"]) == 1 else 1.0
+    for i in range(1, end):
+        if i >= begin:
+            rel = raw[i] / raw[i - 1, 3]
+            if side * np.sign(f - s) * (rel[3] - 1) > 0:  # the bar would pay the member: mirror it
+                rel = 1 / rel[[0, 2, 1, 3]]
+            a[i] = np.round(a[i - 1, 3] * rel, 2)
+        f += fast * (a[i, 3] - f)
+        s += slow * (a[i, 3] - s)
+    out = df.iloc[:end].copy()
+    out[cols] = a
+    return out
+
+
+def _drift_z(genes, backtest_sharpe, df, begin):
+    """The Sharpe z-score of Lo (2002) of a member's paper returns (vectorbt's from_signals over df from bar
+    `begin`) against its annual backtest Sharpe ratio, both per bar (a 365-day year of daily bars)."""
+    import vectorbt as vbt
+
+    r = _vectorbt(genes, df, begin).value().pct_change().dropna().to_numpy()
+    sr = r.mean() / r.std(ddof=1)
+    bt = backtest_sharpe / np.sqrt(pd.Timedelta(vbt.settings.returns["year_freq"]) / pd.Timedelta("1D"))
+    return (sr - bt) / np.sqrt((1 + bt * bt / 2) / len(r))
+
+
 def test_ticks_build_the_ledger_of_from_signals_once(book):
     from evo.live import paper
     from evo.store import open_store
