@@ -217,7 +217,7 @@ def show(database: str, name: str) -> dict:
 
 def markdown(s: dict) -> str:
     """A paper book as markdown (its Prefect artifact, updated each tick): each member's last row and drift."""
-    from evo.view.summary import fmt
+    from evo.view.summary import fmt, money
     from evo.view.text import markdown as md
 
     lines = [f"# paper book {md(s['name'])} (run {md(s['run'])})", "",
@@ -226,6 +226,6 @@ def markdown(s: dict) -> str:
     drift_of = {d["member"]: d for d in s["drift"]}
     for r in s["last"]:
         d = drift_of[r["member"]]
-        lines.append(f"| {r['member']} | {md(r['symbol'])} | {fmt(r['position'])} | {fmt(r['cash'])} | "
-                     f"{fmt(r['equity'])} | {d['bars']} | {fmt(d['z'])} | {'yes' if d['drift'] else 'no'} |")
+        lines.append(f"| {r['member']} | {md(r['symbol'])} | {fmt(r['position'])} | {money(r['cash'])} | "
+                     f"{money(r['equity'])} | {d['bars']} | {fmt(d['z'])} | {'yes' if d['drift'] else 'no'} |")
     return "\n".join(lines) + "\n"

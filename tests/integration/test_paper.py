@@ -178,6 +178,31 @@ def test_drift_is_the_sharpe_z_score_of_the_paper_returns(book):
         assert d["drift"] == (d["z"] < -2.0)
 
 
+def test_the_book_shows_cash_and_equity_to_the_cent(book):
+    """`evo paper show` and the tick's markdown artifact print the ledger's money to the cent (four significant
+    digits printed 10,000 as 1e+04 and 9,967.63 as 9968)."""
+    from typer.testing import CliRunner
+
+    from evo.flows.cli import app
+    from evo.live import paper
+    from evo.store import open_store
+
+    tmp, url, df, live = book
+    _write(live, df, BEGIN + 100)
+    paper.tick(url, "book")
+    store = open_store(url, write=False)
+    led = paper.frame(store, store.get_book("book"))
+    last = led[led["bar"] == led["bar"].max()]
+    assert len(last) == len(store.get_book("book").members) and (last["cash"] != last["equity"]).any()
+    table = CliRunner().invoke(app, ["paper", "show", "book", "--db", url]).stdout
+    md = paper.markdown(paper.show(url, "book"))
+    for cash, equity in zip(last["cash"], last["equity"]):
+        for v in (cash, equity):
+            cents = f"{round(v, 2):,.2f}"
+            assert cents in table and f"| {cents} |" in md, (cents, table, md)
+    assert "e+0" not in table and "e+0" not in md
+
+
 def test_a_breach_is_reported_once_not_every_tick(book, monkeypatch):
     from evo.live import paper
 
