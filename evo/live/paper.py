@@ -72,7 +72,19 @@ def create(database: str, name: str, run_name: str, data: Sequence[str], member_
         if when is pd.NaT:
             raise ConfigError(f"--start {start!r} is not a timestamp")
         start = when.isoformat()
-    return store.create_book(name, run.record.id, [m.genome_hash for m in members], list(data), start)
+    return store.create_book(name, run.record.id, [m.genome_hash for m in members], _where(data), start)
+
+
+def _where(data: Sequence[str]) -> list[str]:
+    """The book's data as every tick finds it, whatever folder it runs in: files as absolute paths (a
+    scheduled tick runs wherever its worker does), a `module:function` loader as given."""
+    from pathlib import Path
+
+    from evo.live.signals import is_loader
+
+    if is_loader(data):
+        return list(data)
+    return [p if "://" in p else str(Path(p).resolve()) for p in data]
 
 
 def _record(store: Store, run_name: str):

@@ -203,6 +203,21 @@ def test_the_book_shows_cash_and_equity_to_the_cent(book):
     assert "e+0" not in table and "e+0" not in md
 
 
+def test_a_book_made_from_relative_paths_ticks_from_any_folder(book, monkeypatch):
+    """A book keeps its files' absolute paths: created with `--data GOOG.csv` in one folder, it ticks (as a
+    scheduled worker does) from another."""
+    from evo.live import paper
+
+    tmp, url, df, live = book
+    (tmp / "rel").mkdir()
+    _write(tmp / "rel" / "GOOG.csv", df, BEGIN + 30)
+    monkeypatch.chdir(tmp / "rel")
+    b = paper.create(url, "relative", "g", ["GOOG.csv"], start=df.index[BEGIN].isoformat())
+    assert b.data == [str(tmp / "rel" / "GOOG.csv")]
+    monkeypatch.chdir(tmp)
+    assert paper.tick(url, "relative")["rows"] == 30 * len(b.members)
+
+
 def test_a_breach_is_reported_once_not_every_tick(book, monkeypatch):
     from evo.live import paper
 
