@@ -11,7 +11,9 @@ Drift: after each tick, each member's paper Sharpe ratio (per bar, over the pape
 its backtest's (the stored in-sample Sharpe ratio, per bar) by the z-score of Lo (2002):
 z = (SR_paper - SR_backtest) / sqrt((1 + SR_backtest^2 / 2) / n), for n paper returns; a member drifts when
 n >= EVO_PAPER_DRIFT_MIN_BARS (default 20) and z < -EVO_PAPER_DRIFT_Z (default 2). A tick reports the
-members that drift now and did not before it (`breached`): one alarm per breach, not one per tick.
+members that drift now and did not before it (`breached`). The served tick (evo.flows.paper) announces
+each breach once: the book records the members whose current drift it has announced (`announced`), so a
+breach judged by a tick that announces nothing is announced by the next served one (`unannounced`).
 """
 
 from __future__ import annotations
@@ -205,6 +207,21 @@ def drift(store: Store, book, run: OpenRun) -> list[dict]:
         out.append({"member": genome_hash, "bars": n, "sharpe_per_bar": sr, "backtest_sharpe_per_bar": bt, "z": z,
                     "drift": bool(n >= min_bars and math.isfinite(z) and z < -z_limit)})
     return out
+
+
+def unannounced(database: str, name: str, now: list[dict]) -> list[dict]:
+    """The drift rows (`tick()["drift"]`) of the members drifting now whose breach has not been announced: a
+    breach first judged by a tick that announces nothing (`evo paper tick`, `paper.tick`), or by a served
+    tick killed before it announced, is announced by the next served tick."""
+    done = set(_book(open_store(database, write=False), name).alarms)
+    return [d for d in now if d["drift"] and d["member"] not in done]
+
+
+def announced(database: str, name: str, now: list[dict]) -> None:
+    """Record that the members drifting now have been announced; a member that stopped drifting is
+    forgotten, so that its next breach is announced again."""
+    store = open_store(database, write=True)
+    store.set_alarms(_book(store, name).id, [d["member"] for d in now if d["drift"]])
 
 
 def full_members(database: str, name: str) -> list[str]:

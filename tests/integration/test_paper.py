@@ -272,6 +272,48 @@ def test_the_tick_flow_announces_each_breach_once_and_updates_its_artifact(book,
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
+def test_a_breach_no_tick_announced_is_announced_once_by_the_next_served_tick(book, monkeypatch):
+    """A breach judged by a tick that announces nothing (`evo paper tick`), or by a served tick that died
+    before it announced, is announced by the next served tick, once. The breach is planted by bars that
+    reverse the best member's edge, under the default drift rule."""
+    from evo.flows import paper as flows_paper
+    from evo.live import paper
+    from evo.store import open_store
+    from evo.view.summary import describe
+
+    tmp, url, df, _ = book
+    pareto = describe(open_store(url, write=False), "g")["pareto"]
+    best = max(pareto, key=lambda p: p["metrics"]["sharpe_ratio"])
+    rev = _against(df, best["genes"], BEGIN, BEGIN + 50)
+    sent = []
+    monkeypatch.setattr(flows_paper, "announce", lambda book, member, figures: sent.append((book, member)))
+    for name in ("byhand", "died"):
+        live = tmp / name / "GOOG.csv"
+        live.parent.mkdir()
+        _write(live, rev, BEGIN + 30)
+        b = paper.create(url, name, "g", [str(live)], start=df.index[BEGIN].isoformat())
+        ids = dict(zip(b.members, paper.show(url, name)["members"]))
+        if name == "byhand":
+            first = paper.tick(url, name)  # as `evo paper tick`: judges the breach, announces nothing
+        else:
+            def die(book, member, figures):
+                raise RuntimeError("killed before it announced")
+
+            with monkeypatch.context() as m:
+                m.setattr(flows_paper, "announce", die)
+                with pytest.raises(RuntimeError, match="killed before"):
+                    flows_paper.paper_tick(book=name, db_url=url)
+            first = {"drift": paper.show(url, name)["drift"]}
+        drifting = sorted(ids[h] for h, p in zip(b.members, first["drift"]) if p["drift"])
+        assert ids[best["genome_hash"]] in drifting and len(drifting) < len(b.members), first["drift"]
+        for n in (30, 50):  # the next served ticks: the first announces, the second (more bars) does not again
+            _write(live, rev, BEGIN + n)
+            flows_paper.paper_tick(book=name, db_url=url)
+        assert sorted(m for bk, m in sent if bk == name) == drifting, (name, sent)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
 def test_an_evolve_run_announces_its_end_its_verdict_or_its_failure(tmp_path, monkeypatch):
     from evo.flows import paper as flows_paper
     from evo.flows.evolve import evolve
