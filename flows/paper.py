@@ -34,10 +34,12 @@ def paper_tick(book: str, db_url: str | None = None) -> dict:
     r = paper.tick(database, book)
     s = paper.show(database, book)
     ids = dict(zip(paper.full_members(database, book), s["members"]))
-    for d in r["breached"]:
+    # announced first, recorded after: a tick killed in between announces again (twice rather than never)
+    for d in paper.unannounced(database, book, r["drift"]):
         announce(book, ids[d["member"]], codec.encode(dict(d, member=ids[d["member"]]), nan=None))
         log.warning("paper book %r: member %s drifts (Sharpe z %.3g over %d bars)", book, ids[d["member"]], d["z"],
                     d["bars"])
+    paper.announced(database, book, r["drift"])
     create_markdown_artifact(markdown=paper.markdown(s), key=artifact_key(book, "paper"),
                              description=f"paper book {book}: last bar and drift per member")
     log.info("paper book %r: %d ledger rows written, last bar %s", book, r["rows"], r["last_bar"])

@@ -11,7 +11,9 @@ Drift: after each tick, each member's paper Sharpe ratio (per bar, over the pape
 its backtest's (the stored in-sample Sharpe ratio, per bar) by the z-score of Lo (2002):
 z = (SR_paper - SR_backtest) / sqrt((1 + SR_backtest^2 / 2) / n), for n paper returns; a member drifts when
 n >= EVO_PAPER_DRIFT_MIN_BARS (default 20) and z < -EVO_PAPER_DRIFT_Z (default 2). A tick reports the
-members that drift now and did not before it (`breached`): one alarm per breach, not one per tick.
+members that drift now and did not before it (`breached`). The served tick (evo.flows.paper) announces
+each breach once: the book records the members whose current drift it has announced (`announced`), so a
+breach judged by a tick that announces nothing is announced by the next served one (`unannounced`).
 """
 
 from __future__ import annotations
@@ -72,7 +74,19 @@ def create(database: str, name: str, run_name: str, data: Sequence[str], member_
         if when is pd.NaT:
             raise ConfigError(f"--start {start!r} is not a timestamp")
         start = when.isoformat()
-    return store.create_book(name, run.record.id, [m.genome_hash for m in members], list(data), start)
+    return store.create_book(name, run.record.id, [m.genome_hash for m in members], _where(data), start)
+
+
+def _where(data: Sequence[str]) -> list[str]:
+    """The book's data as every tick finds it, whatever folder it runs in: files as absolute paths (a
+    scheduled tick runs wherever its worker does), a `module:function` loader as given."""
+    from pathlib import Path
+
+    from evo.live.signals import is_loader
+
+    if is_loader(data):
+        return list(data)
+    return [p if "://" in p else str(Path(p).resolve()) for p in data]
 
 
 def _record(store: Store, run_name: str):
@@ -195,6 +209,21 @@ def drift(store: Store, book, run: OpenRun) -> list[dict]:
     return out
 
 
+def unannounced(database: str, name: str, now: list[dict]) -> list[dict]:
+    """The drift rows (`tick()["drift"]`) of the members drifting now whose breach has not been announced: a
+    breach first judged by a tick that announces nothing (`evo paper tick`, `paper.tick`), or by a served
+    tick killed before it announced, is announced by the next served tick."""
+    done = set(_book(open_store(database, write=False), name).alarms)
+    return [d for d in now if d["drift"] and d["member"] not in done]
+
+
+def announced(database: str, name: str, now: list[dict]) -> None:
+    """Record that the members drifting now have been announced; a member that stopped drifting is
+    forgotten, so that its next breach is announced again."""
+    store = open_store(database, write=True)
+    store.set_alarms(_book(store, name).id, [d["member"] for d in now if d["drift"]])
+
+
 def full_members(database: str, name: str) -> list[str]:
     """The genome hashes of the book's members, in the book's order."""
     return _book(open_store(database, write=False), name).members
@@ -217,7 +246,7 @@ def show(database: str, name: str) -> dict:
 
 def markdown(s: dict) -> str:
     """A paper book as markdown (its Prefect artifact, updated each tick): each member's last row and drift."""
-    from evo.view.summary import fmt
+    from evo.view.summary import fmt, money
     from evo.view.text import markdown as md
 
     lines = [f"# paper book {md(s['name'])} (run {md(s['run'])})", "",
@@ -226,6 +255,6 @@ def markdown(s: dict) -> str:
     drift_of = {d["member"]: d for d in s["drift"]}
     for r in s["last"]:
         d = drift_of[r["member"]]
-        lines.append(f"| {r['member']} | {md(r['symbol'])} | {fmt(r['position'])} | {fmt(r['cash'])} | "
-                     f"{fmt(r['equity'])} | {d['bars']} | {fmt(d['z'])} | {'yes' if d['drift'] else 'no'} |")
+        lines.append(f"| {r['member']} | {md(r['symbol'])} | {fmt(r['position'])} | {money(r['cash'])} | "
+                     f"{money(r['equity'])} | {d['bars']} | {fmt(d['z'])} | {'yes' if d['drift'] else 'no'} |")
     return "\n".join(lines) + "\n"

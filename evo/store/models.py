@@ -145,6 +145,7 @@ paper_books = Table(
     Column("start", String(40), nullable=False),  # ISO timestamp: the book trades from the first bar at or after it
     Column("last_bar", String(40)),  # ISO timestamp of the last bar in the ledger (NULL: none yet)
     Column("history", String(64)),  # sha256 of the market's bars up to last_bar: a restated history differs
+    Column("alarms", JSON),  # genome hashes whose current drift has been announced (NULL: none)
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -25,6 +25,7 @@ class Book:
     start: str
     last_bar: str | None
     history: str | None
+    alarms: list[str]  # the members whose current drift has been announced
 
 
 #: a ledger row: member, symbol, bar, fill, price, position, cash, equity
@@ -49,7 +50,7 @@ class PaperMixin:
         if r is None:
             return None
         return Book(r["id"], r["name"], r["run_id"], list(r["members"]), list(r["data"]), r["start"], r["last_bar"],
-                    r["history"])
+                    r["history"], list(r["alarms"] or []))
 
     def books_of(self, run_id: int) -> list[Book]:
         """The paper books trading run `run_id`'s members, by name."""
@@ -83,6 +84,11 @@ class PaperMixin:
             if before_commit is not None:
                 before_commit()
         return len(new)
+
+    def set_alarms(self, book_id: int, members: Sequence[str]) -> None:
+        """Record the members whose current drift has been announced (replacing the set before)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(paper_books).where(paper_books.c.id == book_id).values(alarms=list(members)))
 
     def ledger(self, book_id: int) -> list[dict]:
         """The book's ledger, by member, symbol and bar."""

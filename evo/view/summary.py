@@ -257,6 +257,11 @@ def fmt(v) -> str:
     return str(v)
 
 
+def money(v) -> str:
+    """Cash or equity: to the cent, thousands separated (fmt's four significant digits print 10,000 as 1e+04)."""
+    return "-" if v is None else f"{v:,.2f}"
+
+
 #: columns per markdown table: wider tables scroll off the Prefect UI's artifact page
 MD_COLUMNS = 9
 

@@ -106,7 +106,7 @@ def paper_show(
 ) -> None:
     """Show a paper book: its members' last ledger rows and their drift."""
     from evo.live import paper
-    from evo.view.summary import fmt
+    from evo.view.summary import fmt, money
 
     s = paper.show(database(db), name)
     if as_json:
@@ -121,7 +121,7 @@ def paper_show(
     drift = {d["member"]: d for d in s["drift"]}
     for r in s["last"]:
         d = drift[r["member"]]
-        t.add_row(r["member"], text(r["symbol"]), r["bar"][:19], fmt(r["position"]), fmt(r["cash"]), fmt(r["equity"]),
+        t.add_row(r["member"], text(r["symbol"]), r["bar"][:19], fmt(r["position"]), money(r["cash"]), money(r["equity"]),
                   str(d["bars"]), fmt(d["z"]), "yes" if d["drift"] else "no")
     console().print(t)
 

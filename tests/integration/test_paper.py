@@ -62,6 +62,42 @@ def _vectorbt(genes, df, begin):
             high=df["high"].iloc[begin:], low=df["low"].iloc[begin:], upon_opposite_entry="reversereduce")
 
 
+def _against(df, genes, begin, end):
+    """df's bars up to `end`, where each bar from `begin` on that would pay the side a trend member holds is
+    mirrored (its open, high, low and close relative to the previous close inverted, high and low swapped):
+    the appended bars reverse the member's edge, as it trades them, with the market's own bar sizes.
+    The side is the member's EMA crossover state (a direction-"both" member is long above, short below;
+    a short-only one is short above), EMAs as vectorbt's (adjust=False); prices are rounded to cents."""
+    cols = ["open", "high", "low", "close"]
+    raw = df[cols].to_numpy()
+    a = raw[:end].copy()
+    fast, slow = 2 / (genes["fast_window"] + 1), 2 / (genes["slow_window"] + 1)
+    f = s = raw[0, 3]
+    side = -1.0 if int(genes["direction"]) == 1 else 1.0
+    for i in range(1, end):
+        if i >= begin:
+            rel = raw[i] / raw[i - 1, 3]
+            if side * np.sign(f - s) * (rel[3] - 1) > 0:  # the bar would pay the member: mirror it
+                rel = 1 / rel[[0, 2, 1, 3]]
+            a[i] = np.round(a[i - 1, 3] * rel, 2)
+        f += fast * (a[i, 3] - f)
+        s += slow * (a[i, 3] - s)
+    out = df.iloc[:end].copy()
+    out[cols] = a
+    return out
+
+
+def _drift_z(genes, backtest_sharpe, df, begin):
+    """The Sharpe z-score of Lo (2002) of a member's paper returns (vectorbt's from_signals over df from bar
+    `begin`) against its annual backtest Sharpe ratio, both per bar (a 365-day year of daily bars)."""
+    import vectorbt as vbt
+
+    r = _vectorbt(genes, df, begin).value().pct_change().dropna().to_numpy()
+    sr = r.mean() / r.std(ddof=1)
+    bt = backtest_sharpe / np.sqrt(pd.Timedelta(vbt.settings.returns["year_freq"]) / pd.Timedelta("1D"))
+    return (sr - bt) / np.sqrt((1 + bt * bt / 2) / len(r))
+
+
 def test_ticks_build_the_ledger_of_from_signals_once(book):
     from evo.live import paper
     from evo.store import open_store
@@ -142,6 +178,46 @@ def test_drift_is_the_sharpe_z_score_of_the_paper_returns(book):
         assert d["drift"] == (d["z"] < -2.0)
 
 
+def test_the_book_shows_cash_and_equity_to_the_cent(book):
+    """`evo paper show` and the tick's markdown artifact print the ledger's money to the cent (four significant
+    digits printed 10,000 as 1e+04 and 9,967.63 as 9968)."""
+    from typer.testing import CliRunner
+
+    from evo.flows.cli import app
+    from evo.live import paper
+    from evo.store import open_store
+
+    tmp, url, df, live = book
+    _write(live, df, BEGIN + 100)
+    paper.tick(url, "book")
+    store = open_store(url, write=False)
+    led = paper.frame(store, store.get_book("book"))
+    last = led[led["bar"] == led["bar"].max()]
+    assert len(last) == len(store.get_book("book").members) and (last["cash"] != last["equity"]).any()
+    table = CliRunner().invoke(app, ["paper", "show", "book", "--db", url]).stdout
+    md = paper.markdown(paper.show(url, "book"))
+    for cash, equity in zip(last["cash"], last["equity"]):
+        for v in (cash, equity):
+            cents = f"{round(v, 2):,.2f}"
+            assert cents in table and f"| {cents} |" in md, (cents, table, md)
+    assert "e+0" not in table and "e+0" not in md
+
+
+def test_a_book_made_from_relative_paths_ticks_from_any_folder(book, monkeypatch):
+    """A book keeps its files' absolute paths: created with `--data GOOG.csv` in one folder, it ticks (as a
+    scheduled worker does) from another."""
+    from evo.live import paper
+
+    tmp, url, df, live = book
+    (tmp / "rel").mkdir()
+    _write(tmp / "rel" / "GOOG.csv", df, BEGIN + 30)
+    monkeypatch.chdir(tmp / "rel")
+    b = paper.create(url, "relative", "g", ["GOOG.csv"], start=df.index[BEGIN].isoformat())
+    assert b.data == [str(tmp / "rel" / "GOOG.csv")]
+    monkeypatch.chdir(tmp)
+    assert paper.tick(url, "relative")["rows"] == 30 * len(b.members)
+
+
 def test_a_breach_is_reported_once_not_every_tick(book, monkeypatch):
     from evo.live import paper
 
@@ -192,6 +268,48 @@ def test_the_tick_flow_announces_each_breach_once_and_updates_its_artifact(book,
 
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key("flowbook", "paper")])))
     assert arts and any(ids[0] in a.data for a in arts)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_breach_no_tick_announced_is_announced_once_by_the_next_served_tick(book, monkeypatch):
+    """A breach judged by a tick that announces nothing (`evo paper tick`), or by a served tick that died
+    before it announced, is announced by the next served tick, once. The breach is planted by bars that
+    reverse the best member's edge, under the default drift rule."""
+    from evo.flows import paper as flows_paper
+    from evo.live import paper
+    from evo.store import open_store
+    from evo.view.summary import describe
+
+    tmp, url, df, _ = book
+    pareto = describe(open_store(url, write=False), "g")["pareto"]
+    best = max(pareto, key=lambda p: p["metrics"]["sharpe_ratio"])
+    rev = _against(df, best["genes"], BEGIN, BEGIN + 50)
+    sent = []
+    monkeypatch.setattr(flows_paper, "announce", lambda book, member, figures: sent.append((book, member)))
+    for name in ("byhand", "died"):
+        live = tmp / name / "GOOG.csv"
+        live.parent.mkdir()
+        _write(live, rev, BEGIN + 30)
+        b = paper.create(url, name, "g", [str(live)], start=df.index[BEGIN].isoformat())
+        ids = dict(zip(b.members, paper.show(url, name)["members"]))
+        if name == "byhand":
+            first = paper.tick(url, name)  # as `evo paper tick`: judges the breach, announces nothing
+        else:
+            def die(book, member, figures):
+                raise RuntimeError("killed before it announced")
+
+            with monkeypatch.context() as m:
+                m.setattr(flows_paper, "announce", die)
+                with pytest.raises(RuntimeError, match="killed before"):
+                    flows_paper.paper_tick(book=name, db_url=url)
+            first = {"drift": paper.show(url, name)["drift"]}
+        drifting = sorted(ids[h] for h, p in zip(b.members, first["drift"]) if p["drift"])
+        assert ids[best["genome_hash"]] in drifting and len(drifting) < len(b.members), first["drift"]
+        for n in (30, 50):  # the next served ticks: the first announces, the second (more bars) does not again
+            _write(live, rev, BEGIN + n)
+            flows_paper.paper_tick(book=name, db_url=url)
+        assert sorted(m for bk, m in sent if bk == name) == drifting, (name, sent)
 
 
 @pytest.mark.slow
