@@ -1,5 +1,6 @@
 """Two Prefect workers on two hosts (network namespaces, tests/hosts.py) polling the shipped work pool of one
-Prefect server, with one PostgreSQL evo database.
+Prefect server, with one PostgreSQL evo database: the README's prefect.yaml path (`prefect work-pool create`,
+`prefect deploy --all`, `evo heal`, `prefect worker start`) and its "Scaling out" recipe.
 
 - Two flow runs of two experiments run at once, one on each host, and each equals the same experiment run
   alone with `evo run`, value for value.
@@ -43,6 +44,19 @@ def _scaling_out() -> tuple[list[str], str]:
     worker = next(ln for ln in section.splitlines() if ln.startswith("prefect worker start"))
     start = section.index("```yaml\n") + len("```yaml\n")
     return shlex.split(worker), section[start:section.index("```", start)]
+
+
+def _deployed_as_shipped(api: str) -> None:
+    """prefect.yaml's deployments, and the README's one more, as the README describes them."""
+    with client(api) as c:
+        evolve, cont, other = (c.read_deployment_by_name(f"evolve/{n}") for n in ("evolve", "continue-default", "other"))
+    assert evolve.work_pool_name == other.work_pool_name == POOL
+    assert evolve.parameters == {"name": "default"} and other.parameters == {"name": "other"}
+    assert cont.parameters == {"name": "default", "extend_by": 5, "reevaluate_on_new_data": True}
+    assert [s.schedule.cron for s in cont.schedules] == ["0 * * * *"] and not cont.schedules[0].active
+    for d in (evolve, cont, other):
+        assert d.global_concurrency_limit.limit == 1 and set(d.tags) == {"evo", "evo-heal"}
+        assert d.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
 
 
 def _configs() -> dict:
@@ -157,6 +171,9 @@ def test_two_prefect_workers_on_two_hosts_run_two_experiments_at_once_and_never_
         env = evo_env(tmp_path, api)
         _cli([PREFECT, "work-pool", "create", POOL, "--type", "process"], env)
         _cli([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(project)], env)
+        heal = subprocess.run([EVO, "heal"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert heal.returncode == 0 and "evo: resume crashed runs" in heal.stdout, heal.stdout + heal.stderr
+        _deployed_as_shipped(api)
 
         logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
         for i in range(2):
