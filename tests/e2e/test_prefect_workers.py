@@ -169,18 +169,20 @@ def test_two_prefect_workers_on_two_hosts_run_two_experiments_at_once_and_never_
         project = tmp_path / "prefect.yaml"
         project.write_text((ROOT / "prefect.yaml").read_text() + deployment)
         env = evo_env(tmp_path, api)
+        heal = subprocess.Popen([EVO, "heal"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        stack.callback(heal.kill)
         _cli([PREFECT, "work-pool", "create", POOL, "--type", "process"], env)
-        _cli([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(project)], env)
-        heal = subprocess.run([EVO, "heal"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-        assert heal.returncode == 0 and "evo: resume crashed runs" in heal.stdout, heal.stdout + heal.stderr
-        _deployed_as_shipped(api)
-
         logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
-        for i in range(2):
+        for i in range(2):  # the workers start while the deployments are made
             (tmp_path / f"host-{i}").mkdir()
             wenv = evo_env(tmp_path / f"host-{i}", api, EVO_DATABASE_URL=evo_db_of_hosts,
                            EVO_TEST_BARRIER_DIR=str(barrier), PREFECT_WORKER_QUERY_SECONDS="1", **{MARK: mark})
             hosts.run(i, [PREFECT, *worker[1:]], env=wenv, log=logs[i], hostname=f"host-{i}")
+        _cli([PREFECT, "--no-prompt", "deploy", "--all", "--prefect-file", str(project)], env)
+        out = heal.communicate(timeout=180)[0]
+        assert heal.returncode == 0 and "evo: resume crashed runs" in out, out
+        _deployed_as_shipped(api)
 
         # 1. two experiments at once, one per host
         t1 = time.monotonic()
