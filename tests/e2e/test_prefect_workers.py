@@ -105,14 +105,13 @@ def _race(api: str, barrier: Path, hosts: Hosts, runs: list[tuple[str, dict]], l
     def at_the_lease():
         with client(api) as c:  # a flow run that ended before the lease: say how, at once
             ended = [r for r in map(c.read_flow_run, ids) if r.state and r.state.is_final()]
-        assert not ended, ([(r.name, r.state.type, r.state.message) for r in ended],
-                           [log.read_text()[-3000:] for log in logs])
+        assert not ended, [(r.name, r.state.type, r.state.message) for r in ended]
         return _at_the_lease(barrier, len(runs))
 
     try:
         pids = wait(at_the_lease, 240, "the flow runs at the lease", every=0.5)
-    except AssertionError as e:
-        raise AssertionError(f"{e}: {[log.read_text()[-3000:] for log in logs]}") from None
+    except AssertionError as e:  # with what the workers said
+        raise AssertionError(f"{e}\nworker logs: {[log.read_text()[-3000:] for log in logs]}") from None
     assert len(pids) == len(runs), pids
 
     def located():
