@@ -3,7 +3,8 @@
 `Hosts(n)` makes n namespaces, each joined to a bridge in the test's own namespace by a veth pair,
 so the test (the flow's "host") reaches every one of them at 10.X.Y.(10+i) and they reach each other.
 `run(i, argv, hide=folder)` starts a command in host i through `ip netns exec`; with `hide`, under
-`unshare -m` with an empty tmpfs mounted over that folder, so the command cannot see what is in it.
+`unshare -m` with an empty tmpfs mounted over that folder, so the command cannot see what is in it;
+with `hostname`, in a UTS namespace of its own under that host name (what `socket.gethostname()` says there).
 Leaving the `with` block (also on failure) kills every process started and deletes the namespaces,
 the veth pairs and the bridge. Needs root (CI runs as root); `available()` says why not otherwise.
 """
@@ -79,11 +80,14 @@ class Hosts:
         return self
 
     def run(self, i: int, argv: list[str], *, env: dict | None = None, hide: Path | None = None,
-            log: Path | None = None) -> subprocess.Popen:
-        """Start `argv` in host i (hiding the folder `hide` behind an empty tmpfs); its output goes to `log`."""
+            log: Path | None = None, hostname: str | None = None) -> subprocess.Popen:
+        """Start `argv` in host i (hiding the folder `hide` behind an empty tmpfs, named `hostname`); its
+        output goes to `log`."""
         if hide is not None:
             script = f"mount -t tmpfs evo-hidden {shlex.quote(str(hide))} && exec \"$@\""
             argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv]
+        if hostname is not None:
+            argv = ["unshare", "-u", "sh", "-c", f"hostname {shlex.quote(hostname)} && exec \"$@\"", "sh", *argv]
         out = open(log, "ab") if log is not None else subprocess.DEVNULL
         try:
             p = subprocess.Popen(["ip", "netns", "exec", self.names[i], *argv], env=env, stdout=out,

@@ -1,4 +1,5 @@
-"""A real `prefect server start` on a free loopback port, for tests that run `evo` in subprocesses."""
+"""A real `prefect server start` on a free port (of loopback, or of a given address), for tests that run `evo`
+in subprocesses."""
 
 from __future__ import annotations
 
@@ -15,17 +16,18 @@ from pathlib import Path
 import httpx
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
 class PrefectServer:
-    def __init__(self, home: Path, database_url: str | None = None):
+    def __init__(self, home: Path, database_url: str | None = None, host: str = "127.0.0.1"):
         self.home = home
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.host = host
+        self.port = free_port(host)
+        self.api_url = f"http://{host}:{self.port}/api"
         self.database_url = database_url
         self.proc: subprocess.Popen | None = None
         self.log = home / "server.log"
@@ -46,7 +48,7 @@ class PrefectServer:
         self.home.mkdir(parents=True, exist_ok=True)
         prefect = str(Path(sys.executable).parent / "prefect")
         self.proc = subprocess.Popen(
-            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port), "--no-ui", "--analytics-off"],
+            [prefect, "server", "start", "--host", self.host, "--port", str(self.port), "--no-ui", "--analytics-off"],
             env=self.env(), stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout

@@ -158,6 +158,7 @@ class Store(RunsMixin, GenerationsMixin, EvaluationsMixin, ResultsMixin, PaperMi
             urls.check_sqlite_path(self.sqlite_path)
         try:
             with self.engine.begin() as conn:
+                _one_migrator(conn)
                 if set(MigrationContext.configure(conn).get_current_heads()) != set(script.get_heads()):
                     cfg.attributes["connection"] = conn
                     command.upgrade(cfg, "head")
@@ -179,6 +180,21 @@ class Store(RunsMixin, GenerationsMixin, EvaluationsMixin, ResultsMixin, PaperMi
             v = conn.execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
             return dt.datetime.fromisoformat(v).replace(tzinfo=dt.timezone.utc)
         return utc(conn.execute(text("SELECT clock_timestamp()")).scalar_one()).astimezone(dt.timezone.utc)
+
+
+#: the PostgreSQL advisory lock that one migration at a time holds (any constant of evo's own)
+MIGRATION_LOCK = 0x65766F_6D6967  # "evo" "mig"
+
+
+def _one_migrator(conn) -> None:
+    """Make the migration transaction the only one: processes that open one empty database at once (the
+    first runs of two hosts) would otherwise all see no schema and all create it, and all but one fail.
+    The others wait here, then find the schema made. PostgreSQL: a transaction-scoped advisory lock;
+    SQLite: the database's write lock, taken before the schema is read."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits up to the connection's busy_timeout
 
 
 def open_store(url: str, *, write: bool) -> Store:

@@ -18,23 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from evo.config.settings import settings
 from tests.conftest import small_config
 from tests.helpers import dump_run
-from tests.hosts import Hosts, available
+from tests.hosts import Hosts
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 DASK = str(Path(sys.executable).with_name("dask"))
-
-
-@pytest.fixture
-def can_make_hosts():
-    reason = available()
-    if reason:
-        if settings().require_namespaces:
-            pytest.fail(f"EVO_REQUIRE_NAMESPACES is set but {reason}")
-        pytest.skip(reason)
 
 
 def _market_file(folder: Path) -> Path:

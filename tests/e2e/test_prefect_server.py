@@ -7,7 +7,8 @@
   reschedules it; a new `evo serve` completes it, identical to an uninterrupted run), and a run that
   crashes every time stops;
 - a schedule fires: `evo serve --continue-run NAME --by 2 --interval S` grows the run tick after tick;
-- prefect.yaml: `prefect work-pool create`, `prefect deploy --all`, `prefect worker start`, a run completes.
+(prefect.yaml's path, `prefect work-pool create`, `prefect deploy --all`, `prefect worker start`: in
+tests/e2e/test_prefect_workers.py, with two workers on two hosts.)
 
 The Prefect server runs on PostgreSQL when EVO_TEST_POSTGRES_URL is set (CI), else on SQLite.
 Every wait is bounded; every process is torn down.
@@ -28,7 +29,7 @@ import pytest
 from evo.flows.heal import HEAL_MESSAGE, SILENT_SECONDS
 from evo.flows.orchestration import artifact_key
 from tests.conftest import small_config
-from tests.helpers import EVO, MARK, ROOT, dump_run, evo, evo_env, integrity_problems, rows, wait_until_gone, write_config
+from tests.helpers import EVO, dump_run, evo, evo_env, integrity_problems, rows, wait_until_gone, write_config
 from tests.prefect_server import client, deployment, errors_in, final_state, serving, wait
 
 pytestmark = pytest.mark.slow
@@ -262,50 +263,3 @@ def test_a_schedule_fires_and_grows_the_run(tmp_path, prefect_server):
     assert errors_in(log) == [], errors_in(log)
     assert errors_in(prefect_server.log) == [], errors_in(prefect_server.log)
     print(f"\ntwo scheduled ticks in {elapsed:.0f} s")
-
-
-def test_prefect_yaml_deploys_and_a_worker_runs_it(tmp_path, prefect_server):
-    """The README's prefect.yaml path: a process work pool, `prefect deploy --all`, a worker, a run."""
-    api = prefect_server.api_url
-    db = f"sqlite:///{tmp_path}/worker.db"
-    mark = uuid.uuid4().hex
-    env = evo_env(tmp_path, api, **{MARK: mark, "EVO_DATABASE_URL": db})
-    prefect = str(Path(EVO).parent / "prefect")
-    pool = subprocess.run([prefect, "work-pool", "create", "evo-process", "--type", "process", "--overwrite"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert pool.returncode == 0, pool.stdout + pool.stderr
-    dep = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=180)
-    assert dep.returncode == 0, dep.stdout + dep.stderr
-    heal = evo(["heal"], tmp_path, api_url=api)
-    assert heal.returncode == 0 and "evo: resume crashed runs" in heal.stdout, heal.stdout + heal.stderr
-    with client(api) as c:
-        evolve = c.read_deployment_by_name("evolve/evolve")
-        cont = c.read_deployment_by_name("evolve/continue-default")
-    assert evolve.work_pool_name == "evo-process" and evolve.parameters == {"name": "default"}
-    assert cont.parameters == {"name": "default", "extend_by": 5, "reevaluate_on_new_data": True}
-    assert evolve.global_concurrency_limit.limit == cont.global_concurrency_limit.limit == 1
-    assert [s.schedule.cron for s in cont.schedules] == ["0 * * * *"]
-    assert set(evolve.tags) == {"evo", "evo-heal"}
-    assert evolve.job_variables["env"]["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
-
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen([prefect, "worker", "start", "--pool", "evo-process"], cwd=ROOT, env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        params = {"name": "by-worker",
-                  "config": small_config(name="by-worker", algorithm={"pop_size": 6, "generations": 2}).model_dump(mode="json")}
-        with client(api) as c:
-            fr = c.create_flow_run_from_deployment(evolve.id, parameters=params)
-        done = final_state(api, fr.id, timeout=240)
-        assert done.state.is_completed(), (done.state, (tmp_path / "worker.log").read_text()[-3000:])
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
-        log.close()
-    assert _generations(db, "by-worker") == [1, 2]
-    assert wait_until_gone(mark, 30) == []

@@ -482,3 +482,19 @@ def test_readme_commands_run_as_a_user_runs_them(tmp_path, prefect_server, group
             fn(cmd, tmp_path, env, prefect_server.api_url)
             ran.add(fn)
     assert ran == GROUPS[group], "a command this test knows is no longer in the README"
+
+
+def test_the_two_worker_recipe_is_what_the_two_host_test_runs():
+    """"Scaling out"'s worker command and extra deployment run in tests/e2e/test_prefect_workers.py (two
+    namespace hosts), read from the README; here: they are found, and prefect.yaml takes the deployment."""
+    import yaml
+
+    from tests.e2e.test_prefect_workers import POOL, _scaling_out
+
+    worker, deployment = _scaling_out()
+    assert worker[:3] == ["prefect", "worker", "start"], worker
+    assert worker[worker.index("--pool") + 1] == POOL and worker[worker.index("--limit") + 1] == "1", worker
+    project = yaml.safe_load((ROOT / "prefect.yaml").read_text() + deployment)
+    assert [d["name"] for d in project["deployments"]] == ["evolve", "continue-default", "other"]
+    other = project["deployments"][-1]
+    assert other["work_pool"]["name"] == POOL and other["parameters"] == {"name": "other"}

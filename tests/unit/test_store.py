@@ -210,6 +210,48 @@ def test_migrate_twice_is_noop(store):
         s2.dispose()
 
 
+def _first_run(url: str, start, results) -> None:
+    from evo.store import Store
+
+    s = Store(url)
+    start.wait()
+    try:
+        s.migrate()
+        results.put("ok")
+    except BaseException as e:  # noqa: BLE001 - the parent reports it
+        results.put(f"{type(e).__name__}: {e}")
+    finally:
+        s.dispose()
+
+
+@pytest.mark.slow
+def test_processes_that_create_one_database_at_once_all_succeed(url):
+    """The first runs of several hosts on one empty database: each process migrates it; one creates the
+    schema, the others wait for it and find it made (they all tried to CREATE TABLE alembic_version)."""
+    import multiprocessing
+
+    mp = multiprocessing.get_context("fork")
+    start, results = mp.Barrier(4), mp.Queue()
+    procs = [mp.Process(target=_first_run, args=(url, start, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    try:
+        got = sorted(results.get(timeout=120) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert got == ["ok"] * 4
+    s = Store(url)
+    try:
+        assert s.schema_revision() == HEAD
+        with s.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
+    finally:
+        s.dispose()
+
+
 def test_migrate_refuses_newer_revision(store):
     with store.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num='9999'"))
