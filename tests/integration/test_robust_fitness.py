@@ -60,7 +60,7 @@ def _evaluations(url: str, key: str) -> dict:
 
 
 @pytest.mark.parametrize("aggregate", ["worst", "median"])
-def test_aggregated_F_equals_vectorbt_and_each_generation_evaluates_K_plus_1_less_the_cache(tmp_path, aggregate):
+def test_aggregated_F_equals_vectorbt_and_each_generation_evaluates_K_plus_1_less_the_cache(db_url, aggregate):
     from evo.config.metrics import SLOT
     from evo.engine import evaluate
     from evo.market import get_market
@@ -70,7 +70,7 @@ def test_aggregated_F_equals_vectorbt_and_each_generation_evaluates_K_plus_1_les
     from evo.store import Store
 
     cfg = robust_config(aggregate)
-    url = f"sqlite:///{tmp_path}/evo.db"
+    url = db_url  # SQLite and PostgreSQL (whose commit copies the neighbours' rows in bulk)
     _drive(cfg, url)
     ctx, _ = reopen("t", database=url)
     space = process.space_for(ctx)
