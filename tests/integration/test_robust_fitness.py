@@ -96,6 +96,10 @@ def test_aggregated_F_equals_vectorbt_and_each_generation_evaluates_K_plus_1_les
     stored = _evaluations(url, ctx.evaluation_key)
     assert set(stored) == seen  # every neighbour is stored, nothing else under the training key
     assert sum(s.evaluated for s in stats) == len(stored)
+    from evo.view.summary import summary
+
+    cache = summary("t", url)["cache"]  # what `evo show` reports: every genome evaluated or reused
+    assert (cache["evaluated"], cache["hits"]) == (len(stored), (K + 1) * sum(s.n_offspring for s in stats) - len(stored))
     assert len(stored) > 2 * cfg.algorithm.pop_size * cfg.algorithm.generations  # neighbours were evaluated
 
     # F and G NSGA-II saw, as checkpointed: the aggregate over the genome and its neighbours, from vectorbt
