@@ -170,7 +170,7 @@ class RobustnessConfig(_Model):
     aggregate: Literal["worst", "median"] | None = Field(
         None, description="Robust fitness: the objectives a genome competes with in NSGA-II become the worst (in "
         "each objective's direction) or the median over itself and its neighbours on the training window, and it "
-        "is feasible only if it is itself and the same aggregate of each constraint is met. Each new genome costs "
+        "is feasible only if it is feasible itself and the same aggregate of each constraint is met. Each new genome costs "
         "neighbours + 1 evaluations, less those in the cache. Empty: report only."
     )
 
