@@ -30,7 +30,9 @@ def robust_config(aggregate: str, generations: int = 4, name: str = "t"):
     return small_config(name=name, data={"synthetic": {"n_bars": 900, "freq": "1h", "seed": 11}},
                         strategy={"family": "rsi_pullback", "trading": [], "bounds": NARROW},
                         algorithm={"pop_size": 8, "generations": generations,
-                                   "robustness": {"neighbours": K, "radius": RADIUS, "aggregate": aggregate}})
+                                   "robustness": {"neighbours": K, "radius": RADIUS, "aggregate": aggregate}},
+                        # the end-of-run statistics are not what these tests look at: the least they allow
+                        validation={"monte_carlo_resamples": 10, "cscv_blocks": 2})
 
 
 def _drive(cfg, url):
