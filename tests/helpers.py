@@ -113,8 +113,10 @@ def integrity_problems(url: str) -> list[str]:
             "AND NOT EXISTS (SELECT 1 FROM evaluations e JOIN evaluation_keys k ON k.id = e.key_id "
             "WHERE e.individual_id = m.individual_id AND k.key = g.evaluation_key)"
         ),
-        "individual never a member": (
-            "SELECT i.id FROM individuals i WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.individual_id = i.id)"
+        # robust fitness stores the offspring's neighbours: evaluated, never members
+        "individual neither a member nor evaluated": (
+            "SELECT i.id FROM individuals i WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.individual_id = i.id) "
+            "AND NOT EXISTS (SELECT 1 FROM evaluations e WHERE e.individual_id = i.id)"
         ),
         "evaluation of no individual": (
             "SELECT e.id FROM evaluations e WHERE NOT EXISTS (SELECT 1 FROM individuals i WHERE i.id = e.individual_id)"

@@ -155,7 +155,8 @@ class Constraint(_Model):
 
 
 class RobustnessConfig(_Model):
-    """Neighbouring genes of each final Pareto member, evaluated on the training window for the report."""
+    """Neighbouring genes of each final Pareto member, evaluated on the training window for the report;
+    with `aggregate`, of every genome evolution tries, and what it competes with."""
 
     neighbours: int = Field(8, ge=0, le=1000, description="Seeded neighbours per Pareto member (0: none).")
     radius: float = Field(
@@ -166,6 +167,18 @@ class RobustnessConfig(_Model):
         0.1, ge=0, le=1, description="Probability that a neighbour changes a switch or a choice of at most three "
         "values (sl_trail, direction) to another value."
     )
+    aggregate: Literal["worst", "median"] | None = Field(
+        None, description="Robust fitness: the objectives a genome competes with in NSGA-II become the worst (in "
+        "each objective's direction) or the median over itself and its neighbours on the training window, and it "
+        "is feasible only if it is feasible itself and the same aggregate of each constraint is met. Each new genome costs "
+        "neighbours + 1 evaluations, less those in the cache. Empty: report only."
+    )
+
+    @model_validator(mode="after")
+    def _aggregate_needs_neighbours(self) -> "RobustnessConfig":
+        if self.aggregate is not None and self.neighbours == 0:
+            raise ValueError(f"aggregate = {self.aggregate!r} needs neighbours >= 1 (it aggregates over them)")
+        return self
 
 
 class AlgorithmConfig(_Model):
@@ -375,6 +388,8 @@ class RunConfig(_Model):
         # where the files are is not what they are: the data fingerprint is checked separately
         d["data"].pop("paths")
         d["algorithm"].pop("generations")
+        if d["algorithm"]["robustness"]["aggregate"] is None:  # report only: identical to configs before it
+            d["algorithm"]["robustness"].pop("aggregate")
         # how the winners are judged afterwards does not change what evolution does
         for k in ("oos_each_generation", "edge_probability", "walk_forward"):
             d["validation"].pop(k)

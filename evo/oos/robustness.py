@@ -10,20 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def neighbours(space, x: np.ndarray, k: int, radius: float, flip: float, rng: np.random.Generator) -> np.ndarray:
-    """k neighbours [k, n_var] of genome x in `space` (evo.strategies GeneSpace)."""
-    X = np.repeat(np.asarray(x, dtype=np.float64)[None, :], k, axis=0)
-    width = space.xu - space.xl
-    for j, g in enumerate(space.genes):
-        if g.kind == "int" and g.high - g.low <= 2:  # a switch or a small choice: flip to another value
-            values = np.arange(g.low, g.high + 1)
-            change = rng.random(k) < flip
-            others = [values[values != v] for v in X[:, j]]
-            X[:, j] = [rng.choice(o) if c else v for o, c, v in zip(others, change, X[:, j])]
-        else:
-            X[:, j] += rng.uniform(-radius, radius, k) * width[j]
-    return space.repair(X)
+from evo.search.neighbours import neighbours  # noqa: F401  (moved: evolution draws them too)
 
 
 def spread(metrics: np.ndarray, objectives, constraints) -> dict:

@@ -12,6 +12,7 @@ from evo.run import process
 from evo.run.context import RunContext, evaluation_key, oos_evaluation_key
 from evo.run.generation import evaluate, lookup, merge
 from evo.search.algorithm import decode_checkpoint, pareto_mask
+from evo.search.neighbours import genome_rng, neighbours_of
 from evo.search.population import Population
 from evo.store import EvaluationRows
 
@@ -115,7 +116,7 @@ def reality_check(ctx: RunContext, holdout_returns: list[np.ndarray] | None) -> 
 def member_seed(ctx: RunContext, genome_hash: str, purpose: int) -> np.random.Generator:
     """The generator of one statistic of one member: seeded by the run's seed, the statistic and the
     genome (not its place in the Pareto set, which the display may order otherwise)."""
-    return np.random.default_rng([ctx.config.seed, purpose, int(genome_hash[:15], 16)])
+    return genome_rng(ctx.config.seed, genome_hash, purpose)
 
 
 def monte_carlo(ctx: RunContext, X: np.ndarray, hashes, holdout_returns: list[np.ndarray] | None) -> list[dict]:
@@ -136,15 +137,14 @@ def monte_carlo(ctx: RunContext, X: np.ndarray, hashes, holdout_returns: list[np
 
 
 def neighbourhood(ctx: RunContext, X: np.ndarray, hashes) -> list[dict | None]:
-    """Each Pareto member's neighbours (evo.oos.robustness) evaluated on the training window, seeded by
-    member_seed. They are not stored: the store holds the genomes evolution tried, each a member of a
-    generation."""
+    """Each Pareto member's neighbours (evo.search.neighbours, the ones robust fitness uses) evaluated on
+    the training window. Evaluated here and not stored: a report-only run's store holds only the genomes
+    evolution tried (with `aggregate` it holds these too; evaluating K per member again costs little)."""
     r = ctx.config.algorithm.robustness
     if r.neighbours == 0 or len(X) == 0:
         return [None] * len(X)
     space = process.space_for(ctx)
-    near = np.concatenate([robustness.neighbours(space, x, r.neighbours, r.radius, r.flip, member_seed(ctx, h, 4))
-                           for x, h in zip(X, hashes)])
+    near = neighbours_of(space, X, hashes, r, ctx.config.seed)
     metrics = evaluate(ctx, space.decode(near), ctx.window).metrics
     return [robustness.spread(metrics[i * r.neighbours:(i + 1) * r.neighbours], ctx.config.objectives,
                               ctx.config.constraints) for i in range(len(X))]

@@ -1,7 +1,8 @@
 """One generation as one record, and the steps that fill it: what the Prefect tasks wrap.
 
-    vary      survivors(g-1) -> offspring, with what the store already holds of them (g=1: the sample)
-    chunks    the offspring the store has no complete evaluation of, in memory-sized chunks
+    vary      survivors(g-1) -> offspring, with what the store already holds of them (g=1: the sample);
+              with robust fitness, also each offspring's neighbours and what the store holds of them
+    chunks    the offspring (and neighbours) the store has no complete evaluation of, in memory-sized chunks
     evaluate  one chunk -> metrics                                   (one task per chunk)
     select    survivors(g-1) + offspring(g) -> survivors(g), and the generation's stats
     persist   offspring, evaluations, survivors, stats, checkpoint: one transaction
@@ -29,6 +30,7 @@ from evo.run.context import RunContext, metric_directions
 from evo.run.lease import lease_seconds
 from evo.search.algorithm import Checkpoint, decode_checkpoint, encode_checkpoint, new_rng
 from evo.search.algorithm import pareto_mask, rng_from_state, rng_state
+from evo.search.neighbours import neighbours_of, robust_FG
 from evo.search.objectives import hypervolume, ref_point, sign, to_FG
 from evo.search.population import Population
 from evo.store import ChunkStats, GenerationStats
@@ -76,11 +78,20 @@ class Generation:
     chunks: list[ChunkResult] = field(default_factory=list)
     survivors: Population | None = None
     stats: GenerationStats | None = None
+    # robust fitness (algorithm.robustness.aggregate): the offspring's neighbours that are not offspring
+    # themselves, each genome once, and per offspring its row, then its K neighbours' rows, in `pool`
+    neighbours: Population | None = None
+    near: np.ndarray | None = None
+
+    @property
+    def pool(self) -> Population:
+        """Every genome the generation needs metrics of: the offspring, then their neighbours."""
+        return self.offspring if self.neighbours is None else Population.merge(self.offspring, self.neighbours)
 
     @property
     def unseen(self) -> np.ndarray:
-        """Offspring indices this generation evaluates, in order."""
-        return np.flatnonzero(self.offspring.evaluated)
+        """Indices in `pool` this generation evaluates, in order."""
+        return np.flatnonzero(self.pool.evaluated)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,8 +133,33 @@ def reevaluation(ctx: RunContext, state: Resume, number: int, workers=None) -> G
 def _generation(ctx, number: int, off: Population, rng: dict, state: Resume, *, parents: Population | None,
                 started: float, new_data: bool = False, workers=None) -> Generation:
     off = lookup(ctx, off)
+    others, near = neighbourhood(ctx, off)
+    pool = off if others is None else Population.merge(off, others)
     return Generation(number=number, offspring=off, parents=parents, rng=rng, n_eval=state.n_eval + len(off),
-                      plan=plan(ctx, off, state.observed_bytes, workers), started=started, new_data=new_data)
+                      plan=plan(ctx, pool, state.observed_bytes, workers), started=started, new_data=new_data,
+                      neighbours=others, near=near)
+
+
+def neighbourhood(ctx: RunContext, off: Population) -> tuple[Population | None, np.ndarray | None]:
+    """With robust fitness: the offspring's neighbours (evo.search.neighbours) that are not offspring,
+    each distinct genome once, with what the store holds of them; and `near` [len(off), K + 1], each
+    offspring's row and its neighbours' rows in offspring + neighbours. (None, None) without."""
+    r = ctx.config.algorithm.robustness
+    if r.aggregate is None:
+        return None, None
+    space = process.space_for(ctx)
+    X = neighbours_of(space, off.X, off.hash.tolist(), r, ctx.config.seed)
+    hashes = space.hashes(X) if len(X) else []
+    row = {h: i for i, h in enumerate(off.hash.tolist())}
+    new: list[int] = []
+    for i, h in enumerate(hashes):
+        if h not in row:
+            row[h] = len(off) + len(new)
+            new.append(i)
+    near = np.column_stack([np.arange(len(off)), np.array([row[h] for h in hashes], dtype=np.int64).reshape(
+        len(off), r.neighbours)]) if len(off) else np.empty((0, r.neighbours + 1), dtype=np.int64)
+    others = Population.of(X[new], hash=[hashes[i] for i in new]) if new else Population.of(np.empty((0, space.n_var)))
+    return lookup(ctx, others), near
 
 
 def lookup(ctx: RunContext, pop: Population, key: str | None = None) -> Population:
@@ -158,8 +194,9 @@ def plan(ctx: RunContext, off: Population, observed_bytes: float | None = None, 
 
 
 def chunks(ctx: RunContext, gen: Generation) -> list[list[dict]]:
-    """The parameters of the offspring to evaluate, chunk by chunk (one evaluate task each)."""
-    params = process.space_for(ctx).decode(gen.offspring.X[gen.unseen]) if len(gen.unseen) else []
+    """The parameters of the genomes to evaluate (offspring, then neighbours), chunk by chunk (one
+    evaluate task each)."""
+    params = process.space_for(ctx).decode(gen.pool.X[gen.unseen]) if len(gen.unseen) else []
     return [params[s] for s in gen.plan.slices()]
 
 
@@ -190,8 +227,11 @@ def evaluate_chunk(ctx: RunContext, params: Sequence[dict], number: int, chunk: 
 
 
 def merged(gen: Generation, results: Sequence[ChunkResult]) -> Generation:
-    """The generation with every offspring's metrics: from the store or the chunks."""
-    return replace(gen, offspring=merge(gen.offspring, results), chunks=list(results))
+    """The generation with every offspring's (and neighbour's) metrics: from the store or the chunks."""
+    pool = merge(gen.pool, results)
+    n = len(gen.offspring)
+    others = None if gen.neighbours is None else pool[n:]
+    return replace(gen, offspring=pool[:n], neighbours=others, chunks=list(results))
 
 
 def merge(pop: Population, results: Sequence[ChunkResult]) -> Population:
@@ -216,8 +256,15 @@ def merge(pop: Population, results: Sequence[ChunkResult]) -> Population:
 
 
 def select(ctx: RunContext, gen: Generation) -> Generation:
-    """NSGA-II survival over the parents and the evaluated offspring; the generation's stats."""
-    F, G = to_FG(gen.offspring.metrics, ctx.config.objectives, ctx.config.constraints)
+    """NSGA-II survival over the parents and the evaluated offspring; the generation's stats. With robust
+    fitness the offspring's F and G are the aggregate over each and its neighbours (evo.search.neighbours);
+    their metrics stay their own."""
+    F, G = to_FG(gen.pool.metrics, ctx.config.objectives, ctx.config.constraints)
+    others = gen.neighbours
+    if gen.near is not None:
+        n = len(gen.offspring)
+        others = others.set(F=F[n:], G=G[n:])  # a neighbour's own: it does not compete
+        F, G = robust_FG(F, G, gen.near, ctx.config.algorithm.robustness.aggregate)
     off = gen.offspring.set(F=F, G=G)
     rng = rng_from_state(gen.rng)
     copies = None
@@ -225,7 +272,7 @@ def select(ctx: RunContext, gen: Generation) -> Generation:
         parents = gen.parents.trades.tolist() if gen.parents is not None else []
         copies = copies_of(parents + off.trades.tolist())
     survivors = process.optimizer_for(ctx).select(gen.parents, off, rng, copies)
-    gen = replace(gen, offspring=off, survivors=survivors, rng=rng_state(rng))
+    gen = replace(gen, offspring=off, neighbours=others, survivors=survivors, rng=rng_state(rng))
     return replace(gen, stats=stats(ctx, gen))
 
 
@@ -249,6 +296,7 @@ def stats(ctx: RunContext, gen: Generation) -> GenerationStats:
         col = state.F[feasible, j]
         best[o.metric] = None if len(col) == 0 else float(col.min() * sign(o.direction))
     evaluated = len(gen.unseen)
+    slots = len(gen.offspring) * (1 + (0 if gen.near is None else gen.near.shape[1] - 1))
     return GenerationStats(
         generation=gen.number,
         hypervolume=hypervolume(state.F, state.G, ref_point(ctx.config.objectives)),
@@ -257,7 +305,7 @@ def stats(ctx: RunContext, gen: Generation) -> GenerationStats:
         pareto_size=int(pareto_mask(state).sum()),
         n_offspring=len(gen.offspring),
         evaluated=evaluated,
-        cache_hits=len(gen.offspring) - evaluated,
+        cache_hits=slots - evaluated,  # robust fitness: of K + 1 genomes per offspring, those not evaluated
         eval_seconds=sum(c.seconds for c in gen.chunks),
         chunks=ChunkStats(
             **gen.plan.as_stats(),
@@ -291,6 +339,8 @@ def persist(ctx: RunContext, gen: Generation, *, owner: str | None = None, flow_
         offspring=off,
         survivors=state,
         genes_json=process.space_for(ctx).genes_json(off.X),
+        neighbours=gen.neighbours,
+        neighbour_genes_json=[] if gen.neighbours is None else process.space_for(ctx).genes_json(gen.neighbours.X),
         objective_signs=objective_signs(ctx),
         checkpoint=encode_checkpoint(ck),
         stats=gen.stats,

@@ -65,6 +65,8 @@ class GenerationsMixin:
         lease_seconds: float = 0.0,
         new_data: tuple[str, str] | None = None,
         on_stage: Callable[[str], None] | None = None,
+        neighbours: Population | None = None,
+        neighbour_genes_json: Sequence[str] = (),
     ) -> bool:
         """Commit generation `number` of a run, all or nothing: the generation row (checkpoint, stats), the
         offspring's new individuals (`genes_json`: their genes as JSON text), the evaluations made in this
@@ -75,7 +77,9 @@ class GenerationsMixin:
         an error. With `lease_owner`, the commit also renews the run's lease and fails with LeaseLost if
         another process took it. `new_data` = (fingerprint, evaluation key) moves the run onto new market
         data in the same transaction. `on_stage(stage)` is called after each stage inside the
-        transaction (the fault-injection tests use it).
+        transaction (the fault-injection tests use it). `neighbours` (robust fitness: genomes evaluated
+        only as the offspring's neighbours, genes as `neighbour_genes_json`) become individuals, and their
+        evaluations made in this generation are written with the offspring's; they are not members.
         """
         key_id = self.key_id(evaluation_key)
         set_id = self.metric_set_id(METRICS)
@@ -86,9 +90,11 @@ class GenerationsMixin:
                     run_id=run_id, number=number, checkpoint=checkpoint, stats=stats.to_json(),
                     evaluation_key=evaluation_key, flow_run_id=flow_run_id, created_at=now))
                 stage(on_stage, "generation")
-                ids = self._ensure_individuals(conn, family, offspring.hash.tolist(), genes_json)
+                pool = offspring if neighbours is None else Population.merge(offspring, neighbours)
+                ids = self._ensure_individuals(conn, family, pool.hash.tolist(), genes_json if neighbours is None
+                                               else [*genes_json, *neighbour_genes_json])
                 stage(on_stage, "individuals")
-                new = offspring[offspring.evaluated]
+                new = pool[pool.evaluated]
                 self._write_evaluations(conn, ids, key_id, set_id, EvaluationRows(
                     new.hash.tolist(), (), METRICS, new.metrics, new.per_asset.tolist(), new.trades.tolist()), now)
                 stage(on_stage, "evaluations")

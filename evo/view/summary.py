@@ -109,7 +109,7 @@ def describe(store: Store, name: str) -> dict:
             verdict.setdefault(k, None)
     stats = store.generation_stats(run.id)
     hits = sum(st.cache_hits for st in stats)
-    total = sum(st.n_offspring for st in stats)
+    total = sum(st.evaluated + st.cache_hits for st in stats)  # robust fitness: K + 1 genomes per offspring
     return _clean(
         {
             "name": run.name,
@@ -222,7 +222,10 @@ def print_summary(s: dict) -> None:
             console.print(r)
     c = s.get("cache")
     if c and (c["hits"] + c["evaluated"]):
-        console.print(f"evaluation cache: {c['hits']} of {c['hits'] + c['evaluated']} offspring reused ({100 * c['hit_rate']:.0f} %)")
+        last = s.get("last_generation") or {}
+        robust = last.get("evaluated", 0) + last.get("cache_hits", 0) > last.get("n_offspring", 0)  # K + 1 each
+        what = "offspring and their neighbours" if robust else "offspring"
+        console.print(f"evaluation cache: {c['hits']} of {c['hits'] + c['evaluated']} {what} reused ({100 * c['hit_rate']:.0f} %)")
     console.print(f"stored in {markup(s['database'])} as run '{markup(s['name'])}'  (evo show {markup(s['name'])} --json)")
 
 

@@ -364,6 +364,10 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         from evo.flows.bench.cluster import table
 
         out.append(table(results["cluster"]))
+    if results.get("robust"):
+        from evo.flows.bench.robust import table as robust_table
+
+        out.append(robust_table(results["robust"]))
     r = results.get("orchestration")
     if r:
         out.append((

@@ -253,6 +253,19 @@ def _check_bench_verdict(cmd, cwd, env, api):
     assert r["block_sums_ms_per_strategy"] > 0 and r["evaluation_ms_per_strategy"] > 0
 
 
+def _check_bench_robust(cmd, cwd, env, api):
+    argv = _small(cmd)
+    for flag, small in (("--n", "8"), ("--bars", "1000"), ("--generations", "3")):
+        argv[argv.index(flag) + 1] = small
+    res, out = _evo([*argv, "--repeats", "1"], cwd, env, timeout=600)
+    assert res.returncode == 0, out[-3000:]
+    r = json.loads((cwd / "bench-results" / "bench.json").read_text())["robust"]
+    # K = 8: nine genomes per new one, less those repeated or stored
+    assert r["robust"]["evaluated"] + r["robust"]["cache_hits"] == 9 * r["robust"]["offspring"]
+    assert r["report_only"]["evaluated"] + r["report_only"]["cache_hits"] == r["report_only"]["offspring"]
+    assert r["ratio"]["evaluated"] > 1 and r["ratio"]["run_seconds"] > 0 and "robust fitness" in out
+
+
 def _check_bench_cluster(cmd, cwd, env, api):
     res, out = _evo([*_small(cmd), "--n", "24", "--bars", "2000", "--generations", "3", "--repeats", "1"], cwd, env,
                     timeout=900)
@@ -421,6 +434,7 @@ COMMANDS = [
     (r"evo bench --orchestration", _check_bench_orchestration),
     (r"evo bench --verdict", _check_bench_verdict),
     (r"evo bench --cluster", _check_bench_cluster),
+    (r"evo bench --robust --n \d+ --bars \d+ --generations \d+", _check_bench_robust),
     (r"evo bench --no-engine --no-signals --no-portfolio --no-rss --population \d+ --db postgresql://\S+",
      _check_bench_postgres),
     (r"evo --debug \.\.\.", _check_debug),
@@ -458,7 +472,7 @@ GROUPS = {
     "serving and healing": {_check_serve, _check_heal},
     "the benchmarks": {_check_bench, _check_bench_orchestration, _check_bench_postgres},
     "the cluster benchmark": {_check_bench_cluster},
-    "the verdict benchmark": {_check_bench_verdict},
+    "the verdict benchmark": {_check_bench_verdict, _check_bench_robust},
     "the multi-host setup": {_check_run_on_dask},
 }
 

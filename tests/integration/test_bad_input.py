@@ -63,6 +63,8 @@ CONFIG_CASES = {
                              ["field 'strategy.bounds'", "rsi_window", "inverted"]),
     "population below 4": ({"algorithm": {"pop_size": 3}}, ["field 'algorithm.pop_size'", "greater than or equal to 4"]),
     "generations below 1": ({"algorithm": {"generations": 0}}, ["field 'algorithm.generations'"]),
+    "robust fitness without neighbours": ({"algorithm": {"robustness": {"neighbours": 0, "aggregate": "worst"}}},
+                                          ["field 'algorithm.robustness'", "aggregate = 'worst' needs neighbours >= 1"]),
 }
 
 
