@@ -158,9 +158,10 @@ CHUNKS_PER_THREAD = 3
 #: the fewest strategies worth a chunk of their own (a task run costs orchestration time); a small
 #: population gets fewer chunks than CHUNKS_PER_THREAD per thread, but still one per thread
 MIN_CHUNK = 8
-#: the least work (strategies x bars) worth a chunk of its own beyond one per thread: about a tenth of a
-#: second of one thread's fast-engine time, ten times what a chunk's Dask round trip costs
-MIN_CHUNK_WORK = 2e7
+#: the least work (strategies x bars) worth a chunk of its own beyond one per thread: about a second of
+#: one thread's fast-engine time. A chunk computes the indicators of its own genomes, so four chunks of
+#: a population compute nearly four times the indicator rows one does (most windows occur in each)
+MIN_CHUNK_WORK = 2e8
 
 
 @dataclass(frozen=True)

@@ -167,8 +167,8 @@ def test_cluster_plan_gives_short_work_one_chunk_per_thread():
     assert len(plan_cluster(1000, 100, two, bars=bars(50)).sizes) == 2 * CHUNKS_PER_THREAD
     # a quarter of the least work: four times the chunks it allows
     assert plan_cluster(1000, 100, two, bars=bars(1.5), min_work=MIN_CHUNK_WORK / 4).sizes == (250,) * 4
-    # the benchmark's size, 1000 strategies x 87,600 bars: two chunks per single-threaded worker
-    assert plan_cluster(1000, 100, two, bars=87_600).sizes == (250,) * 4
+    # the benchmark's size, 1000 strategies x 87,600 bars: one chunk per single-threaded worker
+    assert plan_cluster(1000, 100, two, bars=87_600).sizes == (500, 500)
     # one thread has nothing to balance: one chunk, unless memory cuts it
     assert plan_cluster(1000, 100, two[:1], bars=bars(50)).sizes == (1000,)
     assert plan_cluster(1000, 100, [WorkerSlot("tcp://a:1", 1, 40_000)], bars=bars(50),
