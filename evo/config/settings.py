@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         "every process left behind.")
     property_examples: int | None = Field(
         None, ge=1, le=1_000_000, description="Test suite: draw this many random configs in the property test "
-        "(default: a fixed set of 150).")
+        "(default: a fixed set of 100).")
 
 
 #: the last EVO_* environment validated, and its settings (frozen, so they can be shared)

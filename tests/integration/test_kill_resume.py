@@ -1,4 +1,4 @@
-"""SIGKILL `evo run` / `evo resume` at 20 seeded moments of one run on SQLite (12 on PostgreSQL, whose
+"""SIGKILL `evo run` / `evo resume` at 12 seeded moments of one run on SQLite (8 on PostgreSQL, whose
 transactions the same code drives), then finish it with `evo resume`.
 
 Only the evo process is killed (as the OOM killer does), not its process group: every process it
@@ -32,7 +32,7 @@ from tests.helpers import EVO, MARK, dump_run, evo, evo_env, integrity_problems,
 pytestmark = pytest.mark.slow
 
 #: kills per backend
-N_KILLS = {"sqlite": 20, "postgresql": 12}
+N_KILLS = {"sqlite": 12, "postgresql": 8}
 GENERATIONS = 12
 
 
