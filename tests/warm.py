@@ -2,9 +2,9 @@
 
 numba caches compiled kernels on disk; on a clean clone every pytest-xdist worker would otherwise compile
 the same kernels at the same time. `make test` runs this first: one generation of every family on two
-symbols, with both engines, the portfolio reducer and the trading genes, fills the cache. Most kernels
-are compiled per family (the driver is specialised to each family's signals), so the families are split
-between two processes, one per core.
+symbols, with both engines, both kinds of reducer and the trading genes, fills the cache. The two
+largest kernels, a column's simulation and a shared-cash group's, are compiled at once in two processes
+(one per core), one per kind of reducer.
 """
 
 from __future__ import annotations
@@ -26,13 +26,17 @@ USER_FAMILIES = ["tests.user_families:SmaCross"]
 PARTS = 2
 
 
+#: what each process warms: the simulation of one column, and that of a shared-cash group (the two largest
+#: kernels, which every family's run shares), each then with every family and engine
+REDUCERS = ("mean", "portfolio")
+
+
 def warm(part: int) -> None:
-    """One generation of every PARTS-th family (from `part`) in every configuration."""
-    families = (strategies.names() + USER_FAMILIES)[part::PARTS]
+    """One generation of every family in every configuration of the part-th reducer."""
+    families = strategies.names() + USER_FAMILIES
     with tempfile.TemporaryDirectory(prefix="evo-warm-") as tmp:
-        for family in families:
-            k = (strategies.names() + USER_FAMILIES).index(family)
-            for reducer in ("mean", "portfolio"):
+        for k, family in enumerate(families):
+            for reducer in REDUCERS[part::PARTS]:
                 for engine in ("fast", "vectorbt"):
                     cfg = validate({
                         "name": f"warm-{k}-{reducer}-{engine}",

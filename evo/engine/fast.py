@@ -15,7 +15,9 @@ from evo.engine.inputs import (  # noqa: F401  (ann_factor, make_params, sim_set
     asset_signal_rows,
     bar_duration,
     check_reversal,
+    frozen,
     make_params,
+    owned,
     ohlc,
     positive_prices,
     short_signals,
@@ -91,8 +93,8 @@ def simulate_signals(
                        upon_opposite_entry=uoe)
     o, h, lo = ohlc(c, open, high, low)
     with kernel_lock:
-        out, _ = nb.simulate_signals_nb(Prices(o, h, lo, c), Signals(e, x, se, sx), params, sim,
-                                        numba.get_num_threads())
+        out, _ = nb.simulate_signals_nb(frozen(Prices(o, h, lo, c)), owned(Signals(e, x, se, sx)), frozen(params),
+                                        sim, numba.get_num_threads())
     return pd.DataFrame(out, index=cols, columns=list(METRICS))
 
 
@@ -159,9 +161,10 @@ def simulate_portfolio(
                        upon_opposite_entry=uoe)
     o, h, lo = ohlc(c, open, high, low)
     # one contiguous row per asset
-    prices = Prices(*(np.ascontiguousarray(a.T) for a in (o, h, lo, c)))
+    prices = _bar_major([Prices(*(a[:, k] for a in (o, h, lo, c))) for k in range(n_assets)])
     with kernel_lock:
-        out, _ = nb.simulate_portfolios_nb(prices, Signals(e, x, se, sx), params, sim, numba.get_num_threads())
+        out, _ = nb.simulate_portfolios_nb(prices, owned(Signals(e, x, se, sx)), frozen(params), sim,
+                                           numba.get_num_threads())
     return pd.DataFrame(out, columns=list(METRICS))
 
 
@@ -188,7 +191,7 @@ def memory_model(n_bars: int, n_cache_rows: int, n_threads: int, portfolio_asset
 
 
 def _window_arrays(arrays: dict, stop: int) -> dict:
-    return {k: np.ascontiguousarray(v[:stop], dtype=np.float64) for k, v in arrays.items()}
+    return frozen({k: np.ascontiguousarray(v[:stop], dtype=np.float64) for k, v in arrays.items()})
 
 
 def _setup(arrays: dict, family, X: np.ndarray, names, settings, freq, window, *, params=None, ohlc_stops=None,
@@ -208,13 +211,19 @@ def _setup(arrays: dict, family, X: np.ndarray, names, settings, freq, window, *
     sim = sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage, freq=freq,
                        upon_opposite_entry=uoe, start=start)
     ohlc_stops = settings.ohlc_stops if ohlc_stops is None else ohlc_stops
-    return arrays, params, sim, ohlc_stops
+    return arrays, frozen(params), sim, ohlc_stops
 
 
 def _prices(arrays: dict, ohlc_stops: bool) -> Prices:
     """The Prices of one symbol for the stops: from the bar's range, or the close four times (close-only stops)."""
     close = arrays["close"]
-    return Prices(arrays["open"], arrays["high"], arrays["low"], close) if ohlc_stops else Prices(*(close,) * 4)
+    return frozen(Prices(arrays["open"], arrays["high"], arrays["low"], close) if ohlc_stops else Prices(*(close,) * 4))
+
+
+def _bar_major(per_asset: list[Prices]) -> Prices:
+    """One Prices of (assets, bars) views of bar-major arrays, from each symbol's: a bar's prices on every
+    symbol are adjacent, as the portfolio kernel reads them (bar by bar, symbol by symbol)."""
+    return frozen(Prices(*(np.stack([p[k] for p in per_asset], axis=1).T for k in range(4))))
 
 
 def _signals_of(family, cache, idx, X, names, arrays, entries, exits) -> None:
@@ -270,8 +279,8 @@ def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, 
                 idx = order[first : first + b]
                 k = len(idx)
                 _signals_of(family, cache, idx, X, names, arrays, entries, exits)
-                out[idx], fps[idx] = nb.simulate_signals_nb(prices, Signals(entries[:k], exits[:k], no_signals[:k],
-                                                                            no_signals[:k]), params[idx], sim, n_threads)
+                signals = owned(Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k]))
+                out[idx], fps[idx] = nb.simulate_signals_nb(prices, signals, frozen(params[idx]), sim, n_threads)
     if fingerprints is not None:
         fingerprints[:] = fps.view(np.int64)
     return out
@@ -299,10 +308,7 @@ def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, se
                                             portfolio_assets=n_assets)
     stop = len(first["close"])
     windows = [_window_arrays(a, stop) for a in arrays_list]
-    per_asset = [_prices(w, ohlc_stops) for w in windows]
-    # (assets, bars) views of bar-major arrays: a bar's prices on every symbol are adjacent, as the
-    # portfolio kernel reads them (bar by bar, symbol by symbol)
-    prices = Prices(*(np.stack([p[k] for p in per_asset], axis=1).T for k in range(4)))
+    prices = _bar_major([_prices(w, ohlc_stops) for w in windows])
     out = np.empty((n, len(METRICS)))
     fps = np.empty((n, n_assets), dtype=np.uint64)
     # block by block: every symbol's signals of a block of genomes (from every symbol's cache), then its
@@ -325,16 +331,20 @@ def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, se
                 _signals_of(family, cache, idx, X, names, w, one_entries, one_exits)
                 entries[:k, a] = one_entries[:k]
                 exits[:k, a] = one_exits[:k]
-            signals = Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k])
-            out[idx], fps[idx] = nb.simulate_portfolios_nb(prices, signals, params[idx], sim, numba.get_num_threads())
+            signals = owned(Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k]))
+            out[idx], fps[idx] = nb.simulate_portfolios_nb(prices, signals, frozen(params[idx]), sim,
+                                                           numba.get_num_threads())
     if fingerprints is not None:
         fingerprints[:] = fps.T.view(np.int64)
     return out
 
 
-def _workspace(n_cols: int, n_bars: int) -> Workspace:
-    """A Workspace for one strategy simulated outside the kernels' drivers."""
-    return Workspace(np.empty(n_bars), np.empty(n_bars, dtype=np.bool_), np.empty(n_bars, dtype=np.bool_),
+def _workspace(close: np.ndarray) -> Workspace:
+    """A Workspace for one strategy simulated outside the kernels' drivers, as drive_nb lays one out: signal
+    buffers shaped like `close` (bars, or (columns, bars) for a group) and a trade log per column."""
+    n_bars = close.shape[-1]
+    n_cols = close.size // n_bars
+    return Workspace(np.empty(n_bars), np.empty(close.shape, dtype=np.bool_), np.empty(close.shape, dtype=np.bool_),
                      np.empty((n_cols, n_bars), dtype=trade_dt), np.empty(len(METRICS)),
                      np.empty(n_cols, dtype=np.uint64))
 
@@ -351,10 +361,10 @@ def returns_of(arrays: dict, family, x: np.ndarray, names, settings, freq, windo
         entries = np.empty((1, n_bars), dtype=np.bool_)
         exits = np.empty((1, n_bars), dtype=np.bool_)
         family.fast_signals(cache, X, names, arrays, entries, exits)
-    ws = _workspace(1, n_bars)
+    prices = _prices(arrays, ohlc_stops)
+    ws = _workspace(prices.close)
     no_signals = np.empty(0, dtype=np.bool_)
-    nb.simulate_column_nb(_prices(arrays, ohlc_stops), Signals(entries[0], exits[0], no_signals, no_signals),
-                          params[0], sim, ws)
+    nb.simulate_column_nb(prices, owned(Signals(entries[0], exits[0], no_signals, no_signals)), params[0], sim, ws)
     return ws.returns[sim.start:].copy()
 
 
@@ -369,17 +379,16 @@ def portfolio_returns_of(arrays_list: list[dict], family, x: np.ndarray, names, 
                                             portfolio_assets=n_assets)
     stop = len(first["close"])
     windows = [_window_arrays(a, stop) for a in arrays_list]
-    per_asset = [_prices(w, ohlc_stops) for w in windows]
-    prices = Prices(*(np.ascontiguousarray(np.stack([p[k] for p in per_asset])) for k in range(4)))
+    prices = _bar_major([_prices(w, ohlc_stops) for w in windows])
     entries = np.empty((n_assets, stop), dtype=np.bool_)
     exits = np.empty_like(entries)
     with kernel_lock:
         for a, w in enumerate(windows):
             cache = indicators.build(family.indicators, w, X, names)
             family.fast_signals(cache, X, names, w, entries[a : a + 1], exits[a : a + 1])
-    ws = _workspace(n_assets, stop)
+    ws = _workspace(prices.close)
     no_signals = np.empty((0, 0), dtype=np.bool_)
-    nb.simulate_group_nb(prices, Signals(entries, exits, no_signals, no_signals), params[0], sim, ws)
+    nb.simulate_group_nb(prices, owned(Signals(entries, exits, no_signals, no_signals)), params[0], sim, ws)
     return ws.returns[sim.start:].copy()
 
 
@@ -422,6 +431,7 @@ def block_sums_of(arrays: dict, family, X: np.ndarray, names, settings, freq, wi
             idx = np.arange(first, min(n, first + b))
             k = len(idx)
             _signals_of(family, cache, idx, X, names, arrays, entries, exits)
-            out[idx] = nb.block_sums_nb(prices, Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k]),
-                                        params[idx], sim, edges, numba.get_num_threads())
+            signals = owned(Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k]))
+            out[idx] = nb.block_sums_nb(prices, signals, frozen(params[idx]), sim, frozen(edges),
+                                        numba.get_num_threads())
     return out

@@ -6,6 +6,7 @@ kernel runs: the kernels trust their inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -33,6 +34,39 @@ def bar_duration(close, freq):
         if freq is None:
             raise ValueError("freq is required (the bar duration, e.g. '1h')")
     return freq
+
+
+def frozen(x):
+    """x with each of its arrays a read-only view, without a copy: an ndarray, a NamedTuple of them
+    (Prices, Signals), a mapping of them (a symbol's OHLCV arrays) or a dataclass holding them (an
+    IndicatorCache).
+
+    numba compiles a kernel once per argument type, and an array's mutability is part of its type: a
+    market array that arrives read-only (deserialised on a worker, or a user's read-only buffer) and a
+    writable one would each compile the whole simulation. Every input array reaches a kernel through
+    this, so each kernel compiles once; the arrays a kernel writes (its outputs, the signal buffers a
+    family fills) are never passed through it, and signals go through `owned`."""
+    if isinstance(x, np.ndarray):
+        if not x.flags.writeable:
+            return x
+        v = x.view()
+        v.flags.writeable = False
+        return v
+    if isinstance(x, tuple):
+        items = (frozen(a) for a in x)
+        return type(x)(*items) if hasattr(x, "_fields") else tuple(items)
+    if isinstance(x, dict):
+        return {k: frozen(v) for k, v in x.items()}
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.replace(x, **{f.name: frozen(getattr(x, f.name)) for f in dataclasses.fields(x)})
+    return x
+
+
+def owned(signals):
+    """Signals whose arrays are writable and C-contiguous (a copy only of one that is not): the layout of the
+    signal buffers a fused family fills, so a kernel given signals simulates them with the same compiled
+    column as a family's fused kernel. The other inputs go through `frozen`."""
+    return type(signals)(*(np.require(a, requirements=["C", "W"]) for a in signals))
 
 
 def signal_rows(a, name: str, n_bars: int) -> tuple[np.ndarray, pd.Index]:

@@ -155,7 +155,7 @@ def _not_filled_nb(status: int) -> OrderResult:
     return OrderResult(np.nan, np.nan, np.nan, -1, status)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def buy_nb(state: ExecState, size: float, price: float, direction: int, fees: float, slippage: float,
            min_size: float, percent: float):
     """vectorbt's buy (lock_cash=False, fixed_fees=0, max_size=inf, no granularity, partial fills allowed)."""
@@ -208,7 +208,7 @@ def buy_nb(state: ExecState, size: float, price: float, direction: int, fees: fl
             OrderResult(final_size, adj_price, fees_paid, OrderSide.Buy, OrderStatus.Filled))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def sell_nb(state: ExecState, size: float, price: float, direction: int, fees: float, slippage: float,
             min_size: float, percent: float):
     """vectorbt's sell (lock_cash=False, fixed_fees=0, max_size=inf, no granularity, partial fills allowed)."""

@@ -323,7 +323,9 @@ class Family:
                      entries: np.ndarray, exits: np.ndarray) -> None:
         """Fill entries/exits (n_strategies, n_bars) for genomes X (genes in `names` order) from the
         indicator cache (evo.engine.indicators.build) and the OHLCV `arrays`."""
-        self._fast_signals(cache, self._kernel_genes(X, names), arrays, entries, exits)
+        from evo.engine.inputs import frozen
+
+        self._fast_signals(frozen(cache), frozen(self._kernel_genes(X, names)), frozen(dict(arrays)), entries, exits)
 
     def fast_metrics(self, cache, X: np.ndarray, names: Sequence[str], arrays: Mapping[str, np.ndarray],
                      prices: tuple, params: np.ndarray, sim, n_threads: int) -> np.ndarray:
@@ -338,7 +340,10 @@ class Family:
         """
         if not self.fused:
             raise TypeError(f"family {self.name!r} has no fused kernel (fused = False): use fast_signals")
-        return self._fast_metrics(cache, self._kernel_genes(X, names), arrays, prices, params, sim, n_threads)
+        from evo.engine.inputs import frozen
+
+        return self._fast_metrics(frozen(cache), frozen(self._kernel_genes(X, names)), frozen(dict(arrays)),
+                                  frozen(prices), frozen(params), sim, n_threads)
 
     def sim_params(self, X: np.ndarray, names: Sequence[str], init_cash: float, portfolio_assets: int = 0
                    ) -> np.ndarray:

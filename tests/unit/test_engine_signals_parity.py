@@ -541,10 +541,11 @@ def test_portfolio_kernel_trades_from_a_window_start():
     start = 1000
     params = fast.make_params(1, direction="both", size=5_000.0, size_type="value", sl_stop=0.04, sl_trail=True)
     sim = fast.sim_settings(freq="1D", start=start, **COSTS)
-    prices = enums.Prices(*(np.ascontiguousarray(fr[f].to_numpy().T) for f in ("Open", "High", "Low", "Close")))
+    prices = fast._bar_major([enums.Prices(*(fr[f].to_numpy()[:, k] for f in ("Open", "High", "Low", "Close")))
+                              for k in range(c.shape[1])])
     no = np.empty((1, 0, 0), dtype=np.bool_)
-    signals = enums.Signals(np.ascontiguousarray(e.T[None]), np.ascontiguousarray(x.T[None]), no, no)
-    ours, _ = nb.simulate_portfolios_nb(prices, signals, params, sim, numba.get_num_threads())
+    signals = fast.owned(enums.Signals(np.ascontiguousarray(e.T[None]), np.ascontiguousarray(x.T[None]), no, no))
+    ours, _ = nb.simulate_portfolios_nb(prices, signals, fast.frozen(params), sim, numba.get_num_threads())
     w = slice(start, None)
     ref = vbt_group_metrics(c.iloc[w], e[w], x[w], direction="both", size=5_000.0, size_type="value", sl_stop=0.04,
                             sl_trail=True, open=fr["Open"].iloc[w], high=fr["High"].iloc[w], low=fr["Low"].iloc[w],

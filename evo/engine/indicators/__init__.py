@@ -83,5 +83,7 @@ def build(
     hlc = [series[names_of_series.index("close")]] * 3
     if "high" in arrays and "low" in arrays:
         hlc = [np.ascontiguousarray(arrays[f], dtype=np.float64) for f in ("high", "low", "close")]
-    nb.fill_rows_nb(kinds, src, windows, series, hlc[0], hlc[1], hlc[2], values)
+    from evo.engine.inputs import frozen
+
+    nb.fill_rows_nb(*frozen((kinds, src, windows, series, *hlc)), values)
     return IndicatorCache(values, rows)
