@@ -162,3 +162,24 @@ def pytest_unconfigure(config):
         from tests.prefect_server import stop_shared
 
         stop_shared()
+
+
+# where the suite's time goes: one JSON line per test (settings' test_timeline)
+_TIMELINE = _settings().test_timeline
+if _TIMELINE:
+    import json as _json
+    import resource as _resource
+    import time as _time
+
+    def _cpu() -> tuple[float, float]:
+        s, c = _resource.getrusage(_resource.RUSAGE_SELF), _resource.getrusage(_resource.RUSAGE_CHILDREN)
+        return s.ru_utime + s.ru_stime, c.ru_utime + c.ru_stime
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        t0, (s0, c0) = _time.time(), _cpu()
+        yield
+        t1, (s1, c1) = _time.time(), _cpu()
+        with open(_TIMELINE, "a") as f:
+            f.write(_json.dumps({"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER", "-"),
+                                 "start": t0, "end": t1, "cpu": s1 - s0, "children": c1 - c0}) + "\n")

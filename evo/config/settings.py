@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     require_browser: bool = Field(False, description="Test suite: fail, never skip, when Chromium is not installed.")
     require_namespaces: bool = Field(
         False, description="Test suite: fail, never skip, when Linux network namespaces cannot be made (needs root).")
+    test_timeline: Path | None = Field(
+        None, description="Test suite: a file that receives one JSON line per test (its worker, start, end, and the "
+        "CPU seconds it spent, with the child processes it waited for).")
     test_shared_dir: Path | None = Field(
         None, description="Test suite: set by the test session for its workers: where its one shared Prefect "
         "server is described.")
