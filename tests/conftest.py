@@ -125,7 +125,10 @@ def pytest_collection_modifyitems(config, items):
 
 
 def workers(config) -> int:
-    n = getattr(config.option, "numprocesses", None)
+    """How many pytest-xdist workers share the collection: each worker collects, and the order its
+    collection takes is the one the scheduler hands out, so the count comes from xdist's workerinput there
+    (a worker's `numprocesses` option is None)."""
+    n = getattr(config, "workerinput", {}).get("workercount") or getattr(config.option, "numprocesses", None)
     return n if isinstance(n, int) and n > 0 else 1
 
 

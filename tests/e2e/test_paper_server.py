@@ -45,6 +45,7 @@ def _append(path, df, n):
     os.replace(path.with_suffix(".part"), path)
 
 
+@pytest.mark.long
 def test_paper_book_served_on_a_schedule_ledger_and_one_notification_per_breach(tmp_path, prefect_server):
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId

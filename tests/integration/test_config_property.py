@@ -142,6 +142,7 @@ configs = st.builds(
 )
 
 
+@pytest.mark.long
 @settings(max_examples=evo_settings().property_examples or 100, deadline=None,
           derandomize=not evo_settings().property_examples,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
