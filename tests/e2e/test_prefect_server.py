@@ -22,6 +22,7 @@ import signal
 import subprocess
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,21 @@ from tests.helpers import EVO, dump_run, evo, evo_env, integrity_problems, rows,
 from tests.prefect_server import client, deployment, errors_in, final_state, serving, wait
 
 pytestmark = pytest.mark.slow
+
+
+def _events_of(api: str, flow_run_id) -> str:
+    """The events the server holds for a flow run, oldest first, and the server's triggers' view of it."""
+    import httpx
+
+    body = {"filter": {"any_resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}}, "limit": 50}
+    try:
+        res = httpx.post(f"{api}/events/filter", json=body, timeout=10)
+        res.raise_for_status()
+        events = sorted(res.json()["events"], key=lambda e: e["occurred"])
+    except (httpx.HTTPError, ValueError, KeyError) as e:
+        return f"events unreadable: {e}"
+    return f"now {datetime.now(timezone.utc).isoformat()}; events: " + "; ".join(
+        f"{e['occurred']} (received {e['received']}) {e['event']}" for e in events)
 
 
 def _generations(db: str, name: str) -> list[int]:
@@ -174,7 +190,7 @@ def test_sigkill_of_serve_and_its_children_heals(tmp_path, prefect_server, prefe
         wait(hold.exists, 180, "generation 3 to be committed")
         time.sleep(2)  # the run is Running and has sent heartbeats
         os.killpg(proc.pid, signal.SIGKILL)  # serve, its flow run, everything in its group
-        killed_at = time.monotonic()
+        killed_at, killed_utc = time.monotonic(), datetime.now(timezone.utc).isoformat()
         left = wait_until_gone(mark, 30)
         left = [(p, Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")[:200]) for p in left]
 
@@ -183,7 +199,10 @@ def test_sigkill_of_serve_and_its_children_heals(tmp_path, prefect_server, prefe
                 run = c.read_flow_run(fr.id)
             return run if run.state.type.value != "RUNNING" else None
 
-        after = wait(crashed, 150, "the killed run to leave Running", every=1)
+        try:
+            after = wait(crashed, 150, "the killed run to leave Running", every=1)
+        except AssertionError as e:  # say when the server last heard the run, so a late automation is explained
+            raise AssertionError(f"{e}; killed at {killed_utc}; {_events_of(api, fr.id)}") from None
         to_crashed = time.monotonic() - killed_at
     assert left == [], f"processes left behind: {left}"
     assert to_crashed <= 120, to_crashed
