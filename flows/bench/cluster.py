@@ -64,8 +64,11 @@ def _one_numba_thread():
         numba.set_num_threads(before)
 
 
-def _per_generation(url: str, name: str, n_bars: int) -> tuple[float, float]:
-    """(median seconds between generation commits, median strategy-bars/s of those generations)."""
+def _per_generation(url: str, name: str, n_bars: int, workers: int) -> dict[str, float]:
+    """Medians over the generations measured: the seconds between generation commits ("wall"), the
+    strategy-bars/s of those generations ("rate"), the seconds of evaluation in them ("evaluating": the
+    chunks' own seconds over the `workers` running them at once) and the rest ("outside": vary, select,
+    persist, Prefect's task runs, Dask's round trips), and the chunks' summed seconds ("chunk_seconds")."""
     from evo.store import Store
 
     store = Store(url)
@@ -74,8 +77,15 @@ def _per_generation(url: str, name: str, n_bars: int) -> tuple[float, float]:
     store.dispose()
     stamps = [g.created_at.timestamp() for g in gens]
     walls = [b - a for a, b in zip(stamps[1:], stamps[2:])]
-    rates = [g.stats.evaluated * n_bars / w for g, w in zip(gens[2:], walls)]
-    return statistics.median(walls), statistics.median(rates)
+    measured = gens[2:]
+    evaluating = [g.stats.eval_seconds / max(1, min(workers, len(g.stats.chunks.sizes))) for g in measured]
+    return {
+        "wall": statistics.median(walls),
+        "rate": statistics.median(g.stats.evaluated * n_bars / w for g, w in zip(measured, walls)),
+        "evaluating": statistics.median(evaluating),
+        "outside": statistics.median(w - e for w, e in zip(walls, evaluating)),
+        "chunk_seconds": statistics.median(g.stats.eval_seconds for g in measured),
+    }
 
 
 def cluster_benchmark(pop_size: int = 1000, n_bars: int = 87_600, generations: int = 6, repeats: int = 3) -> dict:
@@ -94,8 +104,7 @@ def cluster_benchmark(pop_size: int = 1000, n_bars: int = 87_600, generations: i
         "evaluation": {"engine": "fast"},
     }
     kinds = ("thread", "dask1", "dask2")
-    gen_s: dict[str, list[float]] = {k: [] for k in kinds}
-    rate: dict[str, list[float]] = {k: [] for k in kinds}
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     traffic: dict[str, list[float]] = {"dask1": [], "dask2": []}
     ship_s, ship_bytes = [], []
     with tempfile.TemporaryDirectory(prefix="evo-bench-") as tmp:
@@ -126,11 +135,19 @@ def cluster_benchmark(pop_size: int = 1000, n_bars: int = 87_600, generations: i
                                db_url=url)
                         after = _totals(client)
                         traffic[kind].append(((after[0] - sent[0]) / generations, (after[1] - sent[1]) / generations))
-                g, s = _per_generation(url, "bench", n_bars)
-                gen_s[kind].append(g)
-                rate[kind].append(s)
-    med = {k: statistics.median(v) for k, v in rate.items()}
-    gen = {k: statistics.median(v) for k, v in gen_s.items()}
+                runs[kind].append(_per_generation(url, "bench", n_bars, 2 if kind == "dask2" else 1))
+
+    def median(what: str) -> dict[str, float]:
+        return {k: statistics.median(r[what] for r in v) for k, v in runs.items()}
+
+    med, gen, evaluating, outside = median("rate"), median("wall"), median("evaluating"), median("outside")
+    # two workers computing at once against one: the same genomes (the runs evolve identically), so
+    # their summed chunk seconds differ only by what the two processes cost each other on this machine
+    contention = median("chunk_seconds")["dask2"] / median("chunk_seconds")["dask1"]
+    # the efficiency two workers would reach if the cluster cost nothing beyond the thread path: what
+    # stays serial (outside evaluation) and the contention bound it (Amdahl)
+    S, E = outside["thread"], evaluating["thread"]
+    ceiling = (S + E) / (2 * (S + contention * E / 2))
     return {
         "benchmark": "cluster",
         "population": pop_size,
@@ -139,7 +156,11 @@ def cluster_benchmark(pop_size: int = 1000, n_bars: int = 87_600, generations: i
         "repeats": repeats,
         "generation_seconds": gen,
         "strategy_bars_per_s": med,
-        "runs_strategy_bars_per_s": rate,
+        "runs_strategy_bars_per_s": {k: [r["rate"] for r in v] for k, v in runs.items()},
+        "evaluating_seconds": evaluating,
+        "outside_evaluation_seconds": outside,
+        "two_workers_compute_over_one": contention,
+        "efficiency_ceiling": ceiling,
         "efficiency_2_workers": med["dask2"] / (2 * med["dask1"]),
         "cluster_over_thread_1_worker": gen["dask1"] / gen["thread"],
         "received_bytes_per_generation": {k: statistics.median(r for r, _ in v) for k, v in traffic.items()},
@@ -157,7 +178,7 @@ def _market_bytes(market) -> bytes:
 
 
 def table(r: dict) -> tuple[str, list[str], list[list[str]]]:
-    g, s = r["generation_seconds"], r["strategy_bars_per_s"]
+    g, s, o = r["generation_seconds"], r["strategy_bars_per_s"], r["outside_evaluation_seconds"]
     rx, tx = r["received_bytes_per_generation"], r["sent_bytes_per_generation"]
     return (
         f"cluster: population {r['population']}, {r['bars']} bars, fast engine, single-threaded workers, "
@@ -168,6 +189,11 @@ def table(r: dict) -> tuple[str, list[str], list[list[str]]]:
             ["Dask, 1 worker: a generation", f"{1000 * g['dask1']:.0f} ms, {s['dask1']:.3g} strategy-bars/s"],
             ["Dask, 2 workers: a generation", f"{1000 * g['dask2']:.0f} ms, {s['dask2']:.3g} strategy-bars/s"],
             ["scaling efficiency, 2 workers over 2 x 1", f"{r['efficiency_2_workers']:.2f}"],
+            ["a generation outside evaluation: thread / Dask 1 / Dask 2",
+             " / ".join(f"{1000 * o[k]:.0f}" for k in ("thread", "dask1", "dask2")) + " ms"],
+            ["2 workers' summed chunk seconds over 1 worker's (same genomes)", f"{r['two_workers_compute_over_one']:.2f}"],
+            ["efficiency ceiling: the thread path's serial part and that contention",
+             f"{r['efficiency_ceiling']:.2f}"],
             ["cluster path over thread path, 1 worker", f"{r['cluster_over_thread_1_worker']:.3f}"],
             ["workers received / sent per generation, 1 worker", f"{rx['dask1'] / 1024:.0f} KiB / {tx['dask1'] / 1024:.0f} KiB"],
             ["workers received / sent per generation, 2 workers", f"{rx['dask2'] / 1024:.0f} KiB / {tx['dask2'] / 1024:.0f} KiB"],

@@ -273,6 +273,11 @@ def _check_bench_cluster(cmd, cwd, env, api):
     r = json.loads((cwd / "bench-results" / "bench.json").read_text())["cluster"]
     assert set(r["strategy_bars_per_s"]) == {"thread", "dask1", "dask2"} and min(r["strategy_bars_per_s"].values()) > 0
     assert r["efficiency_2_workers"] > 0 and r["cluster_over_thread_1_worker"] > 0
+    # the split of a generation: evaluating and the rest add up to its wall time, per variant
+    for k, wall in r["generation_seconds"].items():
+        assert r["evaluating_seconds"][k] > 0 and abs(r["evaluating_seconds"][k] + r["outside_evaluation_seconds"][k]
+                                                      - wall) <= 0.5 * wall, k
+    assert r["two_workers_compute_over_one"] > 0 and r["efficiency_ceiling"] > 0
     # the market reached each worker whole, counted at distributed's comm; generations carry bytes too
     assert r["market_received_bytes_per_worker"] >= r["market_bytes"] > 0
     assert min(r["received_bytes_per_generation"].values()) > 0 and min(r["sent_bytes_per_generation"].values()) > 0
