@@ -136,6 +136,8 @@ def _advance(ctx, store, extend_by: int | None, orch: Plain, log) -> dict:
                 orch.generation_done(ctx, store, state.stats)
                 faults.hold_if("between", number)
                 faults.crash_if("between", number, ctx.name)
+            log.info("validating generation %d's Pareto set: holdout, verdict tests, Monte Carlo risk, neighbours",
+                     ctx.target)
             verdict = orch.call(tasks.validate, ctx, ctx.target)
             log.info(verdict_line(verdict))
         except BaseException as e:

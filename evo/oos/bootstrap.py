@@ -25,12 +25,16 @@ def spa(strategy_returns: np.ndarray, benchmark_returns: np.ndarray, *, block: i
             "spa_pvalue_upper": float(p["upper"])}
 
 
-def max_drawdown(returns: np.ndarray) -> np.ndarray:
-    """Deepest drawdown of each row of bar returns [..., T], a negative fraction (vectorbt's sign),
-    wealth starting at 1 before the first bar."""
-    wealth = np.cumprod(1 + np.asarray(returns, dtype=np.float64), axis=-1)
-    peak = np.maximum(np.maximum.accumulate(wealth, axis=-1), 1.0)
-    return np.minimum((wealth / peak - 1).min(axis=-1), 0.0)
+def resampled_risk(returns: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(total return, deepest drawdown as a negative fraction, vectorbt's sign) of each resample of the
+    bar returns `returns` [T] at the bar indices idx [k, n], wealth starting at 1 before its first bar
+    (evo.oos.nb.resampled_risk_nb)."""
+    from evo.oos.nb import resampled_risk_nb
+
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    totals, dds = np.empty(len(idx)), np.empty(len(idx))
+    resampled_risk_nb(np.ascontiguousarray(returns, dtype=np.float64), idx, totals, dds)
+    return totals, dds
 
 
 def monte_carlo(returns: np.ndarray, *, block: int, reps: int, ruin: float, seed, bins: int = 20) -> dict:
@@ -50,9 +54,7 @@ def monte_carlo(returns: np.ndarray, *, block: int, reps: int, ruin: float, seed
     while done < reps:
         k = min(step, reps - done)
         idx = np.stack([bs.update_indices() for _ in range(k)])  # arch's resampled bar indices
-        sample = r[idx]
-        totals[done:done + k] = np.prod(1 + sample, axis=1) - 1
-        dds[done:done + k] = max_drawdown(sample)
+        totals[done:done + k], dds[done:done + k] = resampled_risk(r, idx)
         done += k
     counts, edges = np.histogram(dds, bins=bins)
     return {

@@ -1,4 +1,5 @@
-"""numba kernels of the out-of-sample statistics: CSCV over phenotypes' block sums."""
+"""numba kernels of the out-of-sample statistics: CSCV over phenotypes' block sums, and the risk of
+the Monte Carlo resamples."""
 
 from __future__ import annotations
 
@@ -98,3 +99,22 @@ def cscv_nb(sq, counts, in_sets, reducer: int, chosen, is_sr, oos_sr, logits) ->
         is_sr[i] = rin[best]
         oos_sr[i] = pick
         logits[i] = np.log(omega / (1 - omega))
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def resampled_risk_nb(returns, idx, totals, drawdowns) -> None:
+    """For each resample i (the bar indices idx[i]): totals[i], its total return, and drawdowns[i], its
+    deepest drawdown (a negative fraction, vectorbt's sign), wealth starting at 1 before its first bar.
+
+    One pass over the indices per resample, reading `returns` where they point: no resampled copy."""
+    for i in prange(idx.shape[0]):
+        wealth, peak, deepest = 1.0, 1.0, 0.0
+        for t in range(idx.shape[1]):
+            wealth *= 1.0 + returns[idx[i, t]]
+            if wealth > peak:
+                peak = wealth
+            dd = wealth / peak - 1.0
+            if dd < deepest:
+                deepest = dd
+        totals[i] = wealth - 1.0
+        drawdowns[i] = deepest

@@ -45,9 +45,22 @@ def test_spa_finds_a_planted_edge_and_not_noise():
     assert bootstrap.spa(worse, bench, block=10, reps=500, seed=1)["spa_pvalue"] > 0.5
 
 
-def test_max_drawdown_equals_vectorbts():
-    r = market(5, 300)
-    assert bootstrap.max_drawdown(r) == pytest.approx(pd.Series(r).vbt.returns.max_drawdown(), rel=1e-12)
+@pytest.mark.parametrize("seed", range(4))
+def test_resampled_risk_equals_vectorbts_on_each_resample(seed):
+    """Each resample's total return and deepest drawdown, read through its indices, equal vectorbt's
+    returns accessor on the resampled series itself; with a bar of -100 % (ruin) and a flat stretch."""
+    rng = np.random.default_rng(seed)
+    r = market(seed, 400)
+    r[rng.integers(0, 400, 3)] = 0.0
+    if seed == 3:
+        r[123] = -1.0  # wealth gone: a drawdown of -100 % from then on
+    idx = rng.integers(0, len(r), size=(6, 250))
+    idx[0] = np.arange(250)  # one resample is the series itself
+    totals, dds = bootstrap.resampled_risk(r, idx)
+    for i in range(len(idx)):
+        ref = pd.Series(r[idx[i]]).vbt.returns(freq="1h")
+        assert totals[i] == pytest.approx(ref.total(), rel=1e-9, abs=1e-12), i
+        assert dds[i] == pytest.approx(ref.max_drawdown(), rel=1e-9, abs=1e-12), i
 
 
 def test_monte_carlo_is_reproducible():
