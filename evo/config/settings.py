@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     server_nice: int = Field(
         10, ge=0, le=19, description="Niceness of the ephemeral Prefect API server evo starts, so its work waits for "
         "a core the evaluation kernels do not use.")
+    indicator_cache_mb: float = Field(
+        256.0, ge=0, le=1e7, description="Memory each process keeps indicator rows in between evaluations, so a "
+        "generation (or a chunk on a Dask worker) computes only the windows it has not met yet (0: none).")
     heal_attempts: int = Field(
         3, ge=0, le=1000, description="How often a crashed deployment run is rescheduled before it ends Failed "
         "(read where the flow runs).")

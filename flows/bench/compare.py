@@ -13,6 +13,7 @@ so equal digests show that the two give the same bits.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -92,6 +93,8 @@ class _Worker:
         self.proc = subprocess.Popen(
             [python, "-c", _WORKER, case, str(n), str(n_bars), str(n_shared)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # every repeat computes its indicators, as a checkout without kept rows does
+            env={**os.environ, "EVO_INDICATOR_CACHE_MB": "0"},
         )
         self.digest = self._read()["ready"]
 

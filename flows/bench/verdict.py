@@ -19,7 +19,7 @@ def verdict_benchmark(n: int = 1000, n_bars: int = 87_600, phenotypes: int = 20_
     import numba
 
     from evo.config import EvaluationConfig
-    from evo.engine import fast
+    from evo.engine import fast, indicators
     from evo.oos import cscv
 
     rng = np.random.default_rng(seed)
@@ -59,9 +59,11 @@ def verdict_benchmark(n: int = 1000, n_bars: int = 87_600, phenotypes: int = 20_
         mc_t.append(time.perf_counter() - t0)
     eval_t, sums_t = [], []
     for _ in range(repeats):  # interleaved: the shared machine's load hits both alike
+        indicators.ROWS.clear()  # the evaluation from nothing, as block_sums_of's own indicators are
         t0 = time.perf_counter()
         fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq)
         eval_t.append(time.perf_counter() - t0)
+        indicators.ROWS.clear()
         t0 = time.perf_counter()
         fast.block_sums_of(arrays, fam, X, space.names, settings, market.freq, None, edges)
         sums_t.append(time.perf_counter() - t0)

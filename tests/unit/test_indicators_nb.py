@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import vectorbt as vbt
 
+from evo.engine import indicators
 from evo.engine.indicators import nb
 
 WINDOWS = [1, 2, 3, 5, 14, 20, 50, 200]
@@ -241,8 +242,81 @@ def test_the_cache_computes_every_kind_as_vectorbt():
     arrays = {"high": high.to_numpy(), "low": low.to_numpy(), "close": close.to_numpy()}
     for kind, ref in VECTORBT_KINDS.items():
         cache = indicators.build((indicators.Indicator(kind, "w"),), arrays, X, ["w"])
-        assert cache.values.shape[0] == 2  # one row per distinct window
+        assert cache.rows[0, 0] == cache.rows[2, 0] != cache.rows[1, 0]  # one row per distinct window
         for s, w in enumerate((5, 14, 5)):
             assert_same(cache.values[cache.rows[s, 0]], ref(high, low, close, w))
     with pytest.raises(ValueError, match="unknown indicator kind 'wma'"):
         indicators.Indicator("wma", "w")
+
+
+def _counting_fill(monkeypatch):
+    """Count the rows fill_rows_nb computes."""
+    from evo.engine.indicators import nb
+
+    computed = []
+    real = nb.fill_rows_nb
+
+    def counted(kinds, sources, windows, series, high, low, close, out):
+        computed.append(len(windows))
+        real(kinds, sources, windows, series, high, low, close, out)
+
+    monkeypatch.setattr(nb, "fill_rows_nb", counted)
+    return computed
+
+
+def test_kept_rows_are_reused_and_equal_new_ones(monkeypatch):
+    """A later evaluation on the same bars computes only the windows not met yet; its rows equal those
+    of a process that kept nothing, bit for bit. Other bars (a changed close) get rows of their own."""
+    monkeypatch.setenv("EVO_INDICATOR_CACHE_MB", "64")
+    indicators.ROWS.clear()
+    computed = _counting_fill(monkeypatch)
+    high, low, close = _random_walk(700, seed=8)
+    arrays = {"high": high, "low": low, "close": close, "volume": np.abs(close)}
+    inds = (indicators.Indicator("rsi", "a"), indicators.Indicator("sma", "b"), indicators.Indicator("sma", "c", "volume"))
+    X1 = np.array([[5.0, 10, 7], [9, 10, 7], [5, 30, 3]])
+    X2 = np.array([[5.0, 30, 7], [12, 10, 8]])
+    first = indicators.build(inds, arrays, X1, ["a", "b", "c"])
+    assert computed == [6]  # rsi 5, 9; sma 10, 30; volume sma 7, 3
+    second = indicators.build(inds, arrays, X2, ["a", "b", "c"])
+    assert computed == [6, 2]  # only rsi 12 and volume sma 8 are new
+    monkeypatch.setenv("EVO_INDICATOR_CACHE_MB", "0")  # keeps nothing: every row computed afresh
+    for X, kept in ((X1, first), (X2, second)):
+        fresh = indicators.build(inds, arrays, X, ["a", "b", "c"])
+        for s in range(len(X)):
+            for j in range(len(inds)):
+                np.testing.assert_array_equal(kept.values[kept.rows[s, j]], fresh.values[fresh.rows[s, j]])
+    monkeypatch.setenv("EVO_INDICATOR_CACHE_MB", "64")
+    computed.clear()
+    other = dict(arrays, close=close * 1.01)
+    changed = indicators.build(inds, other, X2, ["a", "b", "c"])
+    assert computed == [6]  # other bars: nothing kept applies
+    np.testing.assert_array_equal(changed.values[changed.rows[0, 0]],
+                                  indicators.build(inds[:1], {"close": close * 1.01}, X2[:, :1], ["a"]).values[0])
+
+
+def test_kept_rows_stay_within_the_budget(monkeypatch):
+    """Rows of all series together stay within EVO_INDICATOR_CACHE_MB; the series used least recently
+    make room first, and an evaluation whose rows alone exceed it keeps nothing."""
+    indicators.ROWS.clear()
+    computed = _counting_fill(monkeypatch)
+    n = 2**14  # a row: 128 KiB
+    monkeypatch.setenv("EVO_INDICATOR_CACHE_MB", str(1.0))  # 8 rows
+    ind = (indicators.Indicator("sma", "w"),)
+    markets = [{"close": _random_walk(n, seed=k)[2]} for k in range(3)]
+    X = np.array([[5.0], [6], [7], [8]])
+    indicators.build(ind, markets[0], X, ["w"])
+    indicators.build(ind, markets[1], X, ["w"])
+    indicators.build(ind, markets[0], X, ["w"])  # both fit: nothing new
+    assert computed == [4, 4]
+    indicators.build(ind, markets[2], X, ["w"])  # market 1, the least recently used, makes room
+    indicators.build(ind, markets[0], X, ["w"])
+    assert computed == [4, 4, 4]
+    held = sum(b.nbytes() for b in indicators.ROWS._blocks.values())
+    assert held <= 2**20, held
+    indicators.build(ind, markets[1], X, ["w"])
+    assert computed == [4, 4, 4, 4]
+    wide = np.arange(5.0, 14.0)[:, None]  # 9 rows: more than the budget on their own
+    before = sum(b.nbytes() for b in indicators.ROWS._blocks.values())
+    cache = indicators.build(ind, markets[1], wide, ["w"])
+    assert computed[-1] == 9 and cache.values.shape[0] == 9
+    assert sum(b.nbytes() for b in indicators.ROWS._blocks.values()) == before
