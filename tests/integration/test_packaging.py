@@ -18,9 +18,17 @@ LAYOUT = {"evo": "evo", "flows": "evo/flows", "tasks": "evo/tasks", "migrations"
 
 
 def test_the_wheel_holds_only_evo_and_every_package_of_the_repository(tmp_path):
+    # built from a copy: setuptools writes build/ into the tree it builds, and files a stale build/ keeps
+    # would reach the wheel
+    import shutil
+
+    src, had_build = tmp_path / "src", (ROOT / "build").exists()
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                             ".pytest_cache", "bench-results"))
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-                          "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+                          "-w", str(tmp_path), str(src)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+    assert had_build or not (ROOT / "build").exists()  # nothing written into the checkout
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
