@@ -361,6 +361,8 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 [f"evaluation (full fitness), {r['bars']} bars", f"{r['evaluation_ms_per_strategy']:.2f} ms per strategy"],
                 [f"block sums for CSCV at the end of a run, {r['bars']} bars", f"{r['block_sums_ms_per_strategy']:.2f} ms per phenotype"],
                 ["block sums / evaluation", f"{r['block_sums_over_evaluation']:.2f}"],
+                ["block sums with the indicator rows evolution kept / evaluation",
+                 f"{r['block_sums_kept_rows_over_evaluation']:.2f}"],
                 [f"Monte Carlo risk of one Pareto member, {r['monte_carlo_resamples']} resamples of each window",
                  f"{r['monte_carlo_seconds_per_member']:.2f} s"],
             ],

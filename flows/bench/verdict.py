@@ -57,12 +57,17 @@ def verdict_benchmark(n: int = 1000, n_bars: int = 87_600, phenotypes: int = 20_
             bootstrap.monte_carlo(w, block=v.bootstrap_block, reps=v.monte_carlo_resamples, ruin=v.ruin_drawdown,
                                   seed=r)
         mc_t.append(time.perf_counter() - t0)
-    eval_t, sums_t = [], []
+    eval_t, sums_t, kept_t = [], [], []
     for _ in range(repeats):  # interleaved: the shared machine's load hits both alike
         indicators.ROWS.clear()  # the evaluation from nothing, as block_sums_of's own indicators are
         t0 = time.perf_counter()
         fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq)
         eval_t.append(time.perf_counter() - t0)
+        # at the end of a run the process has kept the rows evolution computed (within
+        # EVO_INDICATOR_CACHE_MB): the block sums then compute no indicator
+        t0 = time.perf_counter()
+        fast.block_sums_of(arrays, fam, X, space.names, settings, market.freq, None, edges)
+        kept_t.append(time.perf_counter() - t0)
         indicators.ROWS.clear()
         t0 = time.perf_counter()
         fast.block_sums_of(arrays, fam, X, space.names, settings, market.freq, None, edges)
@@ -80,6 +85,8 @@ def verdict_benchmark(n: int = 1000, n_bars: int = 87_600, phenotypes: int = 20_
         "evaluation_ms_per_strategy": 1e3 * statistics.median(eval_t) / n,
         "block_sums_ms_per_strategy": 1e3 * statistics.median(sums_t) / n,
         "block_sums_over_evaluation": statistics.median(sums_t) / statistics.median(eval_t),
+        "block_sums_kept_rows_ms_per_strategy": 1e3 * statistics.median(kept_t) / n,
+        "block_sums_kept_rows_over_evaluation": statistics.median(kept_t) / statistics.median(eval_t),
         "monte_carlo_resamples": v.monte_carlo_resamples,
         "monte_carlo_seconds_per_member": statistics.median(mc_t),
     }

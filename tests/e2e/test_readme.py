@@ -252,6 +252,7 @@ def _check_bench_verdict(cmd, cwd, env, api):
     assert r["cscv_phenotypes"] == 20_000 and r["cscv_splits"] == 12_870 and r["cscv_seconds"] > 0
     assert r["block_sums_ms_per_strategy"] > 0 and r["evaluation_ms_per_strategy"] > 0
     assert r["monte_carlo_resamples"] == 1000 and r["monte_carlo_seconds_per_member"] > 0
+    assert 0 < r["block_sums_kept_rows_ms_per_strategy"]
 
 
 def _check_bench_robust(cmd, cwd, env, api):
