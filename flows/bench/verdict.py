@@ -59,7 +59,7 @@ def verdict_benchmark(n: int = 1000, n_bars: int = 87_600, phenotypes: int = 20_
         mc_t.append(time.perf_counter() - t0)
     eval_t, sums_t, kept_t = [], [], []
     for _ in range(repeats):  # interleaved: the shared machine's load hits both alike
-        indicators.ROWS.clear()  # the evaluation from nothing, as block_sums_of's own indicators are
+        indicators.ROWS.clear()  # the evaluation computes its indicators from nothing
         t0 = time.perf_counter()
         fast.evaluate_arrays(arrays, fam, X, space.names, settings, market.freq)
         eval_t.append(time.perf_counter() - t0)

@@ -61,7 +61,7 @@ def build(
     from evo.engine.indicators import nb
     from evo.engine.inputs import frozen
 
-    keys_of: list[np.ndarray] = []
+    keys_of: list[tuple[list[tuple], np.ndarray]] = []  # per indicator: its distinct keys, each genome's
     wanted: dict[tuple, None] = {}
     for ind in indicators:
         w = X[:, list(names).index(ind.gene)].astype(np.int64)
@@ -118,9 +118,9 @@ class RowStore:
         budget = int(settings().indicator_cache_mb * 2**20)
         row = 8 * n_bars
         if len(keys) * row > budget:  # not even this evaluation's rows fit: keep nothing
-            values = np.empty((len(keys), n_bars))
-            fill(keys, values)
-            return values, {k: i for i, k in enumerate(keys)}
+            alone = _Block(n_bars)
+            alone.add(keys, fill, len(keys))
+            return alone.values, alone.index
         tag = _content(series)
         with self._lock:
             block = self._blocks.pop(tag, None) or _Block(n_bars)
