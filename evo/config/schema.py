@@ -265,9 +265,9 @@ class ValidationConfig(_Model):
         0.95, gt=0.5, lt=1, description="Deflated Sharpe ratio needed for the verdict 'edge'."
     )
     cscv_blocks: int = Field(
-        16, ge=2, le=20, multiple_of=2,
+        16, ge=0, le=20, multiple_of=2,
         description="Contiguous blocks of the training window for the probability of backtest overfitting "
-        "(CSCV): C(S, S/2) splits, 12,870 at 16.",
+        "(CSCV): C(S, S/2) splits, 12,870 at 16; 0: no PBO (evaluation then sums no blocks).",
     )
     pbo_max: float = Field(
         0.5, gt=0, le=1, description="Highest probability of backtest overfitting the verdict 'edge' accepts."

@@ -20,6 +20,9 @@ class Evaluation:
     #: equal for genomes whose orders (bars, sides, sizes) are equal, different otherwise (almost surely)
     fingerprints: np.ndarray
     asset_fingerprints: np.ndarray  # (n_assets, n) int64: the fingerprint of each asset's orders
+    #: (n, series, blocks, 2): each genome's sum and sum of squares of bar returns on each block of the
+    #: window, per symbol (the portfolio: its one series), when asked for and the engine gives them
+    blocks: np.ndarray | None = None
 
 
 def reduce_assets(per_asset: np.ndarray, reducer: str, directions: dict | None = None) -> np.ndarray:
@@ -46,12 +49,15 @@ def reduce_assets(per_asset: np.ndarray, reducer: str, directions: dict | None =
     raise ValueError(f"unknown reducer {reducer!r}")
 
 
-def evaluate(market, family, params: Sequence[dict], settings, window=None, directions=None) -> Evaluation:
+def evaluate(market, family, params: Sequence[dict], settings, window=None, directions=None, edges=None
+             ) -> Evaluation:
     """Evaluate parameter sets on every symbol of `market` with `settings.engine` ("fast" or "vectorbt").
 
     window = (start, stop) bar indices: signals see bars before `stop`, trading happens in
     [start, stop) (an in-sample or out-of-sample window); None means every bar.
     directions: metric -> "max"/"min", what "worst" means for the worst-case reducer.
+    edges: block offsets [0, ..., window bars]: the fast engine then also gives each genome's block sums
+    (Evaluation.blocks, computed in the same pass; the vectorbt engine gives none).
     settings.reducer "portfolio" trades all symbols as one portfolio with shared cash (equal
     allocation by value); the others backtest each symbol on its own and reduce the metrics.
     """
@@ -59,6 +65,7 @@ def evaluate(market, family, params: Sequence[dict], settings, window=None, dire
     portfolio = settings.reducer == "portfolio"
     per_asset = np.empty((1 if portfolio else n_assets, n, len(METRICS)))
     fps = np.empty((n_assets, n), dtype=np.int64)
+    blocks = None
     if n == 0:
         return Evaluation(np.empty((0, len(METRICS))), per_asset, np.empty(0, dtype=np.int64), fps)
     if settings.engine == "fast":
@@ -66,12 +73,16 @@ def evaluate(market, family, params: Sequence[dict], settings, window=None, dire
 
         space = family.space()
         X = space.encode(list(params))
+        if edges is not None:
+            blocks = np.empty((n, per_asset.shape[0], len(edges) - 1, 2))
         if portfolio:
             per_asset[0] = fast.evaluate_portfolio([market.arrays(a) for a in range(n_assets)], family, X,
-                                                   space.names, settings, market.freq, window, fingerprints=fps)
+                                                   space.names, settings, market.freq, window, fingerprints=fps,
+                                                   edges=edges, blocks=None if blocks is None else blocks[:, 0])
         for a in range(0 if portfolio else n_assets):
             per_asset[a] = fast.evaluate_arrays(market.arrays(a), family, X, space.names, settings, market.freq,
-                                                window, fingerprints=fps[a])
+                                                window, fingerprints=fps[a], edges=edges,
+                                                blocks=None if blocks is None else blocks[:, a])
     elif settings.engine == "vectorbt":
         from evo.engine import vbt
 
@@ -87,7 +98,7 @@ def evaluate(market, family, params: Sequence[dict], settings, window=None, dire
 
     metrics = per_asset[0].copy() if portfolio else reduce_assets(per_asset, settings.reducer, directions)
     combined = combine_fingerprints_nb(fps.view(np.uint64)).view(np.int64)
-    return Evaluation(metrics, per_asset, combined, fps)
+    return Evaluation(metrics, per_asset, combined, fps, blocks)
 
 
 def simulate_signals(close, entries, exits, *, init_cash, fees, slippage, sl_stop=None, tp_stop=None, freq,

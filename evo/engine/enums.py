@@ -100,7 +100,9 @@ class SimSettings(NamedTuple):
     vol_factor its square root as libm's pow gives it (vectorbt's annualized_volatility scales by
     ann_factor ** (1 / 2), which is not always sqrt's bits; numba would turn a constant power of 1/2
     into sqrt). `start` is the first traded bar: signals before it are ignored and the portfolio
-    starts flat there with init_cash.
+    starts flat there with init_cash. `edges` (int64, read-only) cuts the traded bars into blocks
+    [start + edges[b], start + edges[b + 1]) whose sums of returns the drivers emit beside the metrics
+    (what CSCV needs, evo.oos.cscv); empty: no blocks.
     """
 
     init_cash: float
@@ -111,6 +113,7 @@ class SimSettings(NamedTuple):
     vol_factor: float
     upon_opposite_entry: int
     start: int
+    edges: np.ndarray
 
 
 #: vectorbt's `portfolio.min_size` default

@@ -93,8 +93,8 @@ def simulate_signals(
                        upon_opposite_entry=uoe)
     o, h, lo = ohlc(c, open, high, low)
     with kernel_lock:
-        out, _ = nb.simulate_signals_nb(frozen(Prices(o, h, lo, c)), owned(Signals(e, x, se, sx)), frozen(params),
-                                        sim, numba.get_num_threads())
+        out, _, _ = nb.simulate_signals_nb(frozen(Prices(o, h, lo, c)), owned(Signals(e, x, se, sx)),
+                                           frozen(params), sim, numba.get_num_threads())
     return pd.DataFrame(out, index=cols, columns=list(METRICS))
 
 
@@ -163,8 +163,8 @@ def simulate_portfolio(
     # one contiguous row per asset
     prices = _bar_major([Prices(*(a[:, k] for a in (o, h, lo, c))) for k in range(n_assets)])
     with kernel_lock:
-        out, _ = nb.simulate_portfolios_nb(prices, owned(Signals(e, x, se, sx)), frozen(params), sim,
-                                           numba.get_num_threads())
+        out, _, _ = nb.simulate_portfolios_nb(prices, owned(Signals(e, x, se, sx)), frozen(params), sim,
+                                              numba.get_num_threads())
     return pd.DataFrame(out, columns=list(METRICS))
 
 
@@ -195,8 +195,9 @@ def _window_arrays(arrays: dict, stop: int) -> dict:
 
 
 def _setup(arrays: dict, family, X: np.ndarray, names, settings, freq, window, *, params=None, ohlc_stops=None,
-           upon_opposite_entry="reversereduce", portfolio_assets: int = 0):
-    """What every evaluation of genomes needs: the window's arrays, the per-genome records, the settings."""
+           upon_opposite_entry="reversereduce", portfolio_assets: int = 0, edges=None):
+    """What every evaluation of genomes needs: the window's arrays, the per-genome records, the settings
+    (with `edges`, block offsets within the window, checked to cut exactly its bars)."""
     start, stop = window if window is not None else (0, len(arrays["close"]))
     arrays = _window_arrays(arrays, stop)
     n_bars = len(arrays["close"])
@@ -208,8 +209,10 @@ def _setup(arrays: dict, family, X: np.ndarray, names, settings, freq, window, *
         raise ValueError(f"params must be {len(X)} records of evo.engine.enums.params_dt")
     uoe = map_enum(upon_opposite_entry, OppositeEntryMode, "upon_opposite_entry")
     check_reversal(params, False, uoe)
+    if edges is not None and (len(edges) < 2 or edges[0] != 0 or edges[-1] != n_bars - start):
+        raise ValueError(f"block edges must cut the window's {n_bars - start} bars from 0, got {list(edges)}")
     sim = sim_settings(init_cash=settings.init_cash, fees=settings.fees, slippage=settings.slippage, freq=freq,
-                       upon_opposite_entry=uoe, start=start)
+                       upon_opposite_entry=uoe, start=start, edges=edges)
     ohlc_stops = settings.ohlc_stops if ohlc_stops is None else ohlc_stops
     return arrays, frozen(params), sim, ohlc_stops
 
@@ -237,7 +240,8 @@ def _signals_of(family, cache, idx, X, names, arrays, entries, exits) -> None:
 
 def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, window=None, *, params=None,
                     ohlc_stops: bool | None = None, upon_opposite_entry="reversereduce",
-                    fingerprints: np.ndarray | None = None) -> np.ndarray:
+                    fingerprints: np.ndarray | None = None, edges=None, blocks: np.ndarray | None = None
+                    ) -> np.ndarray:
     """Metrics (len(X), len(METRICS)) of genomes X on one symbol's OHLCV arrays.
 
     window = (start, stop): indicators and signals see bars [0, stop), the
@@ -247,6 +251,9 @@ def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, 
     fill within the bar from the open, high and low, else from the close only (None: settings.ohlc_stops).
     fingerprints: an array of len(X) that receives each genome's trade fingerprint (int64), computed in
     the same pass (evo.engine.nb.order_hash_nb).
+    edges, blocks: block offsets [0, ..., window bars] and a (len(X), len(edges) - 1, 2) array that
+    receives each genome's sum and sum of squares of bar returns on each block (a NaN return counts as
+    0), computed in the Sharpe ratio's pass (evo.engine.nb.sharpe_batch_nb): what CSCV needs.
     """
     import numba
 
@@ -256,19 +263,21 @@ def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, 
     if n == 0:
         return np.empty((0, len(METRICS)))
     arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window, params=params,
-                                             ohlc_stops=ohlc_stops, upon_opposite_entry=upon_opposite_entry)
+                                             ohlc_stops=ohlc_stops, upon_opposite_entry=upon_opposite_entry,
+                                             edges=edges)
     prices = _prices(arrays, ohlc_stops)
     n_threads = numba.get_num_threads()
     out = np.empty((n, len(METRICS)))
     fps = np.empty(n, dtype=np.uint64)
+    sums = np.empty((n, max(len(sim.edges) - 1, 0), 2))
     with kernel_lock:
         cache = indicators.build(family.indicators, arrays, X, names)
         # strategies that read the same indicator rows run next to each other: the rows stay in cache
         order = np.lexsort(cache.rows.T[::-1]) if cache.rows.shape[1] else np.arange(n)
         if family.fused:
             sorted_cache = indicators.IndicatorCache(cache.values, cache.rows[order])
-            out[order], fps[order] = family.fast_metrics(sorted_cache, X[order], names, arrays, prices, params[order],
-                                                         sim, n_threads)
+            out[order], fps[order], sums[order] = family.fast_metrics(sorted_cache, X[order], names, arrays, prices,
+                                                                      params[order], sim, n_threads)
         else:
             # signals for a block of strategies, then the simulation of that block
             b = block_size(len(arrays["close"]), n)
@@ -280,21 +289,25 @@ def evaluate_arrays(arrays: dict, family, X: np.ndarray, names, settings, freq, 
                 k = len(idx)
                 _signals_of(family, cache, idx, X, names, arrays, entries, exits)
                 signals = owned(Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k]))
-                out[idx], fps[idx] = nb.simulate_signals_nb(prices, signals, frozen(params[idx]), sim, n_threads)
+                out[idx], fps[idx], sums[idx] = nb.simulate_signals_nb(prices, signals, frozen(params[idx]), sim,
+                                                                       n_threads)
     if fingerprints is not None:
         fingerprints[:] = fps.view(np.int64)
+    if blocks is not None:
+        blocks[:] = sums
     return out
 
 
 def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, settings, freq, window=None, *,
                        params=None, ohlc_stops: bool | None = None, upon_opposite_entry="reversereduce",
-                       fingerprints: np.ndarray | None = None) -> np.ndarray:
+                       fingerprints: np.ndarray | None = None, edges=None, blocks: np.ndarray | None = None
+                       ) -> np.ndarray:
     """Metrics (len(X), len(METRICS)) of genomes X, each trading all the symbols (`arrays_list`, one
     OHLCV dict each, on common bars) as ONE portfolio with shared cash: vectorbt's
     from_signals(..., group_by=True, cash_sharing=True) with equal allocation by value
     (`family.sim_params(..., portfolio_assets=n_assets)`). window, params, ohlc_stops as
     `evaluate_arrays`; fingerprints: an (n_assets, len(X)) array receiving each symbol's trade
-    fingerprint within the portfolio.
+    fingerprint within the portfolio; edges, blocks: as `evaluate_arrays`, of the portfolio's returns.
     """
     import numba
 
@@ -305,12 +318,13 @@ def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, se
         return np.empty((0, len(METRICS)))
     first, params, sim, ohlc_stops = _setup(arrays_list[0], family, X, names, settings, freq, window, params=params,
                                             ohlc_stops=ohlc_stops, upon_opposite_entry=upon_opposite_entry,
-                                            portfolio_assets=n_assets)
+                                            portfolio_assets=n_assets, edges=edges)
     stop = len(first["close"])
     windows = [_window_arrays(a, stop) for a in arrays_list]
     prices = _bar_major([_prices(w, ohlc_stops) for w in windows])
     out = np.empty((n, len(METRICS)))
     fps = np.empty((n, n_assets), dtype=np.uint64)
+    sums = np.empty((n, max(len(sim.edges) - 1, 0), 2))
     # block by block: every symbol's signals of a block of genomes (from every symbol's cache), then its
     # portfolios, while the block's signals are still in the processor's caches
     b = block_size(stop, n, n_assets)
@@ -332,10 +346,12 @@ def evaluate_portfolio(arrays_list: list[dict], family, X: np.ndarray, names, se
                 entries[:k, a] = one_entries[:k]
                 exits[:k, a] = one_exits[:k]
             signals = owned(Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k]))
-            out[idx], fps[idx] = nb.simulate_portfolios_nb(prices, signals, frozen(params[idx]), sim,
-                                                           numba.get_num_threads())
+            out[idx], fps[idx], sums[idx] = nb.simulate_portfolios_nb(prices, signals, frozen(params[idx]), sim,
+                                                                      numba.get_num_threads())
     if fingerprints is not None:
         fingerprints[:] = fps.T.view(np.int64)
+    if blocks is not None:
+        blocks[:] = sums
     return out
 
 
@@ -405,33 +421,13 @@ def sums_by_block(returns: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 def block_sums_of(arrays: dict, family, X: np.ndarray, names, settings, freq, window, edges: np.ndarray
                   ) -> np.ndarray:
-    """sums_by_block of each genome's per-bar returns over its window ([len(X), blocks, 3]), in one
-    parallel kernel that keeps no return series (evo.engine.nb.block_sums_nb): what CSCV needs of every
-    phenotype a run tried."""
-    import numba
-
-    from evo.engine import indicators, nb
-
+    """sums_by_block of each genome's per-bar returns over its window ([len(X), blocks, 3]), from the
+    evaluation's own pass (evaluate_arrays with edges): what CSCV needs of a phenotype whose sums were
+    not kept when it was evaluated."""
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
-    n = len(X)
-    out = np.empty((n, len(edges) - 1, 3))
-    if n == 0:
-        return out
-    arrays, params, sim, ohlc_stops = _setup(arrays, family, X, names, settings, freq, window)
-    n_bars = len(arrays["close"])
-    prices = _prices(arrays, ohlc_stops)
-    b = block_size(n_bars, n)
-    entries = np.empty((b, n_bars), dtype=np.bool_)
-    exits = np.empty_like(entries)
-    no_signals = np.empty((b, 0), dtype=np.bool_)
     edges = np.asarray(edges, dtype=np.int64)
-    with kernel_lock:
-        cache = indicators.build(family.indicators, arrays, X, names)
-        for first in range(0, n, b):
-            idx = np.arange(first, min(n, first + b))
-            k = len(idx)
-            _signals_of(family, cache, idx, X, names, arrays, entries, exits)
-            signals = owned(Signals(entries[:k], exits[:k], no_signals[:k], no_signals[:k]))
-            out[idx] = nb.block_sums_nb(prices, signals, frozen(params[idx]), sim, frozen(edges),
-                                        numba.get_num_threads())
+    out = np.empty((len(X), len(edges) - 1, 3))
+    if len(X):
+        evaluate_arrays(arrays, family, X, names, settings, freq, window, edges=edges, blocks=out[..., :2])
+    out[..., 2] = np.diff(edges)
     return out

@@ -202,17 +202,29 @@ def check_reversal(params: np.ndarray, ls_mode: bool, upon_opposite_entry: int) 
         )
 
 
+def block_edges(n_bars: int, n_blocks: int) -> np.ndarray:
+    """Bar offsets [0, ..., n_bars] of n_blocks contiguous blocks, as equal as whole bars allow: the blocks
+    whose sums of returns evaluation gives for CSCV (evo.oos.cscv)."""
+    if n_blocks < 2 or n_bars < 2 * n_blocks:
+        raise ValueError(f"{n_bars} bars cannot make {n_blocks} blocks of at least 2 bars")
+    return (np.arange(n_blocks + 1) * n_bars) // n_blocks
+
+
 def sim_settings(*, init_cash, fees, slippage, freq, upon_opposite_entry=OppositeEntryMode.ReverseReduce,
-                 start: int = 0) -> SimSettings:
-    """The SimSettings record of a call, its costs and cash checked."""
+                 start: int = 0, edges=None) -> SimSettings:
+    """The SimSettings record of a call, its costs and cash checked; `edges`: the block offsets whose
+    sums of returns the drivers emit (None: none)."""
     for name, v in (("init_cash", init_cash), ("fees", fees), ("slippage", slippage)):
         if not np.isfinite(v) or v < 0:
             raise ValueError(f"{name} must be finite and >= 0")
     if init_cash <= 0:
         raise ValueError("init_cash must be positive")
     af = ann_factor(freq)
+    edges = frozen(np.ascontiguousarray(edges if edges is not None else [], dtype=np.int64).reshape(-1))
+    if len(edges) == 1 or np.any(np.diff(edges) < 0) or (len(edges) and edges[0] < 0):
+        raise ValueError("block edges must be none, or at least two non-decreasing offsets from 0 up")
     return SimSettings(float(init_cash), float(fees), float(slippage), MIN_SIZE, af, math.pow(af, 0.5),
-                       int(upon_opposite_entry), int(start))
+                       int(upon_opposite_entry), int(start), edges)
 
 
 def short_signals(short_entries, short_exits, entries: np.ndarray, direction, rows) -> tuple:

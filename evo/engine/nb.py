@@ -885,10 +885,31 @@ def second_pass_nb(out, returns, mean: float, k: int, sim) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def sharpe_batch_nb(returns, batch, n_used: int, sim, out) -> None:
+def block_sums_nb(returns, lo: int, hi: int, out) -> None:
+    """out = (sum, sum of squares) of returns[lo:hi], a NaN return (no value to return from) counting as
+    a flat bar, 0."""
+    a = 0.0
+    q = 0.0
+    for i in range(lo, hi):
+        v = returns[i]
+        if not np.isnan(v):
+            a += v
+            q += v * v
+    out[0] = a
+    out[1] = q
+
+
+@njit(cache=True, error_model="numpy")
+def sharpe_batch_nb(returns, batch, n_used: int, sim, out, blocks) -> None:
     """second_pass_nb for a batch: strategy q (< n_used) has its returns in returns[q, sim.start:] and its
     mean, count of returns and metrics row in the batch_dt record batch[q]. The same sums, bar by bar,
-    four at once."""
+    four at once.
+
+    With block edges (sim.edges), the same pass also gives each block's sum of returns and sum of squared
+    returns in blocks[row, b] = (sum, sum of squares), NaN returns counting as 0 (block_sums_nb): the bars
+    are visited block by block in the same order, so the Sharpe ratio's sum keeps its bits. The sum of
+    squares is the block's squared deviations from the mean m (the running sum's difference across the
+    block) plus m * (2 * sum - bars * m): equal to a direct sum up to rounding."""
     start = sim.start
     n = returns.shape[1] - start
     last = n_used - 1  # a missing strategy repeats the last; its result is dropped
@@ -904,7 +925,57 @@ def sharpe_batch_nb(returns, batch, n_used: int, sim, out) -> None:
     s1 = 0.0
     s2 = 0.0
     s3 = 0.0
-    for i in range(n):
+    edges = sim.edges
+    n_blocks = edges.shape[0] - 1
+    # the bars before the first block, the blocks, the bars after the last (no blocks: all bars at once)
+    lo = min(max(edges[0], 0), n) if n_blocks > 0 else n
+    for i in range(lo):
+        u = np.uint64(i)
+        s0 += squared_deviation_nb(r0[u], m0)
+        s1 += squared_deviation_nb(r1[u], m1)
+        s2 += squared_deviation_nb(r2[u], m2)
+        s3 += squared_deviation_nb(r3[u], m3)
+    for b in range(max(n_blocks, 0)):
+        hi = min(max(edges[b + 1], lo), n)
+        # per bar only a plain sum: a NaN return (rare: a value of 0 before it) makes the block's sum NaN,
+        # and the block is summed again below with NaN as 0; the sum of squares follows from the block's
+        # squared deviations from the mean, which the Sharpe ratio's running sum gives at its ends
+        d0 = s0
+        d1 = s1
+        d2 = s2
+        d3 = s3
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        a3 = 0.0
+        for i in range(lo, hi):
+            u = np.uint64(i)
+            v0 = r0[u]
+            v1 = r1[u]
+            v2 = r2[u]
+            v3 = r3[u]
+            s0 += squared_deviation_nb(v0, m0)
+            s1 += squared_deviation_nb(v1, m1)
+            s2 += squared_deviation_nb(v2, m2)
+            s3 += squared_deviation_nb(v3, m3)
+            a0 += v0
+            a1 += v1
+            a2 += v2
+            a3 += v3
+        sums = (a0, a1, a2, a3)
+        deviations = (s0 - d0, s1 - d1, s2 - d2, s3 - d3)
+        for q in range(n_used):
+            bq = batch[q]
+            row = bq.row
+            a = sums[q]
+            if np.isnan(a):
+                block_sums_nb(returns[q, start:], lo, hi, blocks[row, b])
+            else:
+                m = bq.mean
+                blocks[row, b, 0] = a
+                blocks[row, b, 1] = max(deviations[q] + m * (2.0 * a - (hi - lo) * m), 0.0)
+        lo = max(lo, hi)
+    for i in range(lo, n):
         u = np.uint64(i)
         s0 += squared_deviation_nb(r0[u], m0)
         s1 += squared_deviation_nb(r1[u], m1)
@@ -1179,8 +1250,9 @@ def filled_nb(entries, exits) -> Signals:
 
 @njit(error_model="numpy", inline="always")
 def drive_nb(simulate_fn, signals_fn, args, prices, params, sim, n_threads):
-    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies, n_columns) uint64) of one
-    strategy per params record, each simulated by `simulate_fn` (simulate_column_nb or simulate_group_nb)
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies, n_columns) uint64, block sums
+    (n_strategies, blocks, 2): each block's sum and sum of squares of returns, for the blocks sim.edges
+    cuts (0 blocks without edges)) of one strategy per params record, each simulated by `simulate_fn` (simulate_column_nb or simulate_group_nb)
     on `prices` with the signals `signals_fn(args, s, entries, exits)` gives for strategy s: a Signals
     tuple, either filled into the thread's buffers `entries`/`exits` (shaped like one strategy's
     signals) or taken from `args` (given_signals_nb).
@@ -1198,6 +1270,7 @@ def drive_nb(simulate_fn, signals_fn, args, prices, params, sim, n_threads):
     n_cols = prices.close.size // n_bars
     out = np.empty((n_strat, N_METRICS))
     fps = np.empty((n_strat, n_cols), dtype=np.uint64)
+    blocks = np.zeros((n_strat, max(sim.edges.shape[0] - 1, 0), 2))
     n_threads = max(1, min(n_threads, n_strat))
     returns = np.empty((n_threads, BATCH, n_bars))
     trades = np.empty((n_threads, n_cols, n_bars), dtype=trade_dt)
@@ -1214,67 +1287,35 @@ def drive_nb(simulate_fn, signals_fn, args, prices, params, sim, n_threads):
             b.row = s
             q += 1
             if q == BATCH:
-                sharpe_batch_nb(returns[t], batch[t], q, sim, out)
+                sharpe_batch_nb(returns[t], batch[t], q, sim, out, blocks)
                 q = 0
         if q > 0:
-            sharpe_batch_nb(returns[t], batch[t], q, sim, out)
-    return out, fps
+            sharpe_batch_nb(returns[t], batch[t], q, sim, out, blocks)
+    return out, fps, blocks
 
 
 @njit(error_model="numpy", inline="always")
 def simulate_columns_nb(signals_fn, args, prices, params, sim, n_threads):
     """drive_nb over one asset: (metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies,)
-    uint64). For a family's fused kernel: `signals_fn` fills one strategy's signals (evo/strategies/nb.py)."""
-    out, fps = drive_nb(simulate_column_nb, signals_fn, args, prices, params, sim, n_threads)
-    return out, fps[:, 0]
+    uint64, block sums (n_strategies, blocks, 2)). For a family's fused kernel: `signals_fn` fills one
+    strategy's signals (evo/strategies/nb.py)."""
+    out, fps, blocks = drive_nb(simulate_column_nb, signals_fn, args, prices, params, sim, n_threads)
+    return out, fps[:, 0], blocks
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def simulate_signals_nb(prices, signals, params, sim, n_threads):
-    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies,) uint64) of signals shaped
-    (n_strategies, n_bars) (short ones (n_strategies, 0) when not given) on one asset's Prices, one
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies,) uint64, block sums (drive_nb))
+    of signals shaped (n_strategies, n_bars) (short ones (n_strategies, 0) when not given) on one asset's Prices, one
     params record per strategy, simulated over bars [sim.start, n_bars)."""
     return simulate_columns_nb(given_signals_nb, signals, prices, params, sim, n_threads)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def simulate_portfolios_nb(prices, signals, params, sim, n_threads):
-    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies, n_assets) uint64) of one
-    shared-cash portfolio per strategy over all assets.
+    """(metrics (n_strategies, N_METRICS), trade fingerprints (n_strategies, n_assets) uint64, block sums
+    of the portfolio's returns (drive_nb)) of one shared-cash portfolio per strategy over all assets.
 
     Prices of (n_assets, n_bars) arrays; Signals of (n_strategies, n_assets, n_bars) arrays, short ones
     (n_strategies, 0, 0) when not given; one params record per strategy (the same for each of its assets)."""
     return drive_nb(simulate_group_nb, given_signals_nb, signals, prices, params, sim, n_threads)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def block_sums_nb(prices, signals, params, sim, edges, n_threads):
-    """(n_strategies, blocks, 3): the sum, the sum of squares and the count of each strategy's bar returns
-    on each block [sim.start + edges[b], sim.start + edges[b + 1]) (a NaN return counts as 0), for CSCV.
-    Signals as simulate_signals_nb; each thread simulates its strategies into one returns buffer."""
-    n_strat = params.shape[0]
-    n_bars = prices.close.shape[-1]
-    n_blocks = edges.shape[0] - 1
-    out = np.empty((n_strat, n_blocks, 3))
-    n_threads = max(1, min(n_threads, n_strat))
-    returns = np.empty((n_threads, n_bars))
-    trades = np.empty((n_threads, 1, n_bars), dtype=trade_dt)
-    buffers = np.empty((n_threads, 2, n_bars), dtype=np.bool_)
-    rows = np.empty((n_threads, N_METRICS))
-    fps = np.empty((n_threads, 1), dtype=np.uint64)
-    for t in prange(n_threads):
-        for s in range(t, n_strat, n_threads):
-            ws = Workspace(returns[t], buffers[t, 0], buffers[t, 1], trades[t], rows[t], fps[t])
-            simulate_column_nb(prices, given_signals_nb(signals, s, ws.entries, ws.exits), params[s], sim, ws)
-            for b in range(n_blocks):
-                acc = 0.0
-                sq = 0.0
-                for k in range(sim.start + edges[b], sim.start + edges[b + 1]):
-                    r = returns[t, k]
-                    if not np.isnan(r):
-                        acc += r
-                        sq += r * r
-                out[s, b, 0] = acc
-                out[s, b, 1] = sq
-                out[s, b, 2] = edges[b + 1] - edges[b]
-    return out

@@ -9,6 +9,10 @@ among all phenotypes out of sample is turned into a logit; PBO is the share of s
 
 A Sharpe ratio over any union of blocks follows exactly from the blocks' sums, sums of squares and
 counts of bar returns, so the phenotypes' returns are read once and kept as S x 3 numbers each.
+Evaluation computes them in its own pass and the store keeps them rounded to float32 (evo.store.blocks):
+the ranking (which phenotype is chosen, and its relative rank) is over those values, and the chosen
+phenotypes' in- and out-of-sample Sharpe ratios (the degradation, the probability of loss) come from
+their exact sums (`cscv(..., exact=...)`).
 """
 
 from __future__ import annotations
@@ -19,12 +23,7 @@ from itertools import combinations
 
 import numpy as np
 
-
-def block_edges(n_bars: int, n_blocks: int) -> np.ndarray:
-    """Bar offsets [0, ..., n_bars] of n_blocks contiguous blocks, as equal as whole bars allow."""
-    if n_blocks < 2 or n_bars < 2 * n_blocks:
-        raise ValueError(f"{n_bars} bars cannot make {n_blocks} blocks of at least 2 bars")
-    return (np.arange(n_blocks + 1) * n_bars) // n_blocks
+from evo.engine.inputs import block_edges  # noqa: F401  (the blocks CSCV cuts, as evaluation sums them)
 
 
 def block_sums(returns: np.ndarray, n_blocks: int) -> np.ndarray:
@@ -81,6 +80,7 @@ class CSCV:
     logits: np.ndarray
     n_phenotypes: int
     n_blocks: int
+    exact_sums: int = 0  # phenotypes whose exact sums were computed (rounded ones whose order was in doubt, the chosen)
 
     @property
     def pbo(self) -> float:
@@ -102,25 +102,79 @@ class CSCV:
         return float(np.mean(self.oos_sharpe < 0))
 
 
-def cscv(sums: np.ndarray, reducer: str = "mean") -> CSCV:
+#: how far a Sharpe ratio (per bar, x) from float32-rounded block sums may be from the exact one:
+#: ROUNDING_SLACK * (1 + |x|)^3. Rounding moves each sum by at most 2^-24 of itself; a half's Sharpe ratio
+#: then moves by about 2^-24 * (sqrt(Q / V) + 1.5 |x| Q / V), Q / V = 1 + x^2 (n - 1) / n its sum of
+#: squares over its sum of squared deviations: within (1 + |x|)^3 times 2^-24 times a small constant, and
+#: this allows 16 times that
+ROUNDING_SLACK = 2.0 ** -20
+
+
+def cscv(sums: np.ndarray, reducer: str = "mean", exact=None, is_exact=None) -> CSCV:
     """CSCV over phenotypes' block sums [N, A, S, 3] (A symbols; the portfolio reducer passes its one
     series as A = 1), every phenotype over the same bars. Ties in the out-of-sample ranking share their
-    average rank; the relative rank is rank / (N + 1), as in the paper."""
+    average rank; the relative rank is rank / (N + 1), as in the paper.
+
+    exact: None (`sums` are exact), or a function of phenotype indices giving their exact sums [k, A, S,
+    3] where `sums` are rounded to float32 (as stored), except the rows `is_exact` marks. A split whose
+    outcome rounding could have changed (evo.oos.nb.cscv_nb: a rival within the rounding's slack in
+    sample, or enough phenotypes within it out of sample to move the rank across the median) is done
+    again with the exact sums of the phenotypes involved, until none is left; the chosen phenotypes'
+    in- and out-of-sample Sharpe ratios then come from their exact sums. PBO, the chosen phenotypes,
+    the degradation and the probability of loss are then those of the exact sums; a logit may still
+    differ from the exact one by the few ranks of phenotypes whose Sharpe ratios agree to about 6
+    significant digits, where that cannot move it across the median."""
     from evo.oos import nb
 
-    sums = np.asarray(sums, dtype=np.float64)
+    sums = np.array(sums, dtype=np.float64)
     if sums.ndim == 3:
         sums = sums[:, None]
     n, _, s_blocks, _ = sums.shape
     if n < 2:
         raise ValueError("cscv needs at least two phenotypes")
     in_sets = np.array([np.flatnonzero(row) for row in splits(s_blocks)], dtype=np.int64)
-    sq = np.ascontiguousarray(sums[..., :2].transpose(3, 1, 2, 0))  # [2, A, S, N]: phenotypes innermost
     counts = np.ascontiguousarray(sums[0, 0, :, 2])
     k = len(in_sets)
     chosen, is_sr, oos_sr, logits = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k), np.empty(k)
-    nb.cscv_nb(sq, counts, in_sets, nb.REDUCERS[reducer], chosen, is_sr, oos_sr, logits)
-    return CSCV(chosen, is_sr, oos_sr, logits, n, s_blocks)
+    known = np.ones(n, dtype=bool) if exact is None else (
+        np.zeros(n, dtype=bool) if is_exact is None else np.array(is_exact, dtype=bool))
+    todo = np.arange(k)
+    while len(todo):
+        sq = np.ascontiguousarray(sums[..., :2].transpose(3, 1, 2, 0))  # [2, A, S, N]: phenotypes innermost
+        part = np.zeros(len(todo), dtype=nb.split_dt)
+        involved = np.zeros(n, dtype=np.bool_)
+        nb.cscv_nb(sq, counts, np.ascontiguousarray(in_sets[todo]), nb.REDUCERS[reducer], known, ROUNDING_SLACK,
+                   part, involved)
+        for whole, field in zip((chosen, is_sr, oos_sr, logits), ("chosen", "is_sr", "oos_sr", "logit")):
+            whole[todo] = part[field]
+        unsure = part["unsure"]
+        need = np.flatnonzero(involved & ~known)
+        if not len(need):
+            break
+        sums[need] = np.asarray(exact(need), dtype=np.float64)
+        known[need] = True
+        todo = todo[unsure]
+    if exact is not None:
+        rows, at = np.unique(chosen, return_inverse=True)
+        fresh = rows[~known[rows]]
+        if len(fresh):
+            sums[fresh] = np.asarray(exact(fresh), dtype=np.float64)
+        known[fresh] = True
+        is_sr, oos_sr = chosen_sharpe(sums[rows][at], in_sets, reducer)
+    computed = 0 if exact is None else int(known.sum()) - (0 if is_exact is None else int(np.sum(is_exact)))
+    return CSCV(chosen, is_sr, oos_sr, logits, n, s_blocks, computed)
+
+
+def chosen_sharpe(sums: np.ndarray, in_sets: np.ndarray, reducer: str) -> tuple[np.ndarray, np.ndarray]:
+    """(in-sample, out-of-sample) reduced Sharpe ratios of split k's phenotype, whose sums [A, S, 3] are
+    sums[k], on split k's in-sample blocks in_sets[k] and on the others."""
+    inside = np.zeros((len(in_sets), sums.shape[2]), dtype=bool)
+    np.put_along_axis(inside, in_sets, True, axis=1)
+    out = []
+    for mask in (inside, ~inside):
+        part = np.einsum("kasc,ks->kac", sums, mask.astype(np.float64))
+        out.append(_reduce(sharpe_from_sums(part[..., 0], part[..., 1], part[..., 2]), reducer))
+    return out[0], out[1]
 
 
 def summary(result: CSCV, ann_factor: float, max_points: int = 400, bins: int = 20) -> dict:

@@ -66,39 +66,66 @@ def buy_and_hold_returns(ctx: RunContext, window: tuple[int, int]) -> np.ndarray
 
 
 def phenotype_sums(ctx: RunContext, X: np.ndarray, window: tuple[int, int], n_blocks: int) -> np.ndarray:
-    """Block sums [len(X), symbols, blocks, 3] of genomes' returns on a window, per symbol (the portfolio
-    reducer: its one series), for CSCV."""
-    from evo.engine import fast
+    """Block sums [len(X), series, blocks, 3] (sum, sum of squares, count) of genomes' returns on a window,
+    per symbol (the portfolio reducer: its one series), for CSCV: the fast engine's evaluation pass, as
+    evolution computes them (evo.engine.evaluate with edges)."""
+    from evo.engine import evaluate as engine_evaluate
 
     market = process.market_for(ctx)
-    family = process.family_for(ctx)
-    names = process.space_for(ctx).names
-    settings = ctx.config.evaluation
     edges = cscv.block_edges(window[1] - window[0], n_blocks)
-    if settings.reducer == "portfolio":
-        arrays = [market.arrays(a) for a in range(market.n_assets)]
-        return np.stack([fast.sums_by_block(fast.portfolio_returns_of(arrays, family, x, names, settings, market.freq,
-                                                                      window), edges) for x in X])[:, None]
-    return np.stack([fast.block_sums_of(market.arrays(a), family, X, names, settings, market.freq, window, edges)
-                     for a in range(market.n_assets)], axis=1)
+    settings = ctx.config.evaluation.model_copy(update={"engine": "fast"})
+    ev = engine_evaluate(market, process.family_for(ctx), process.space_for(ctx).decode(X), settings, window,
+                         edges=edges)
+    out = np.empty(ev.blocks.shape[:-1] + (3,))
+    out[..., :2] = ev.blocks
+    out[..., 2] = np.diff(edges)
+    return out
 
 
 def pbo(ctx: RunContext) -> dict:
     """The probability of backtest overfitting over every distinct behaviour the run evaluated on its
-    training window (evo.oos.cscv), with what the report draws; null fields with a reason when the run
-    tried fewer than two behaviours or its window is too short for the blocks."""
+    training window (evo.oos.cscv), with what the report draws; null fields with a reason when PBO is
+    off, the run tried fewer than two behaviours or its window is too short for the blocks.
+
+    Each behaviour's block sums are the ones its evaluation stored (evo.store.blocks, float32); those of
+    behaviours evaluated without them (before they were stored, or by the vectorbt engine) are computed
+    here, and so are the exact sums of the behaviours CSCV needs them of (evo.oos.cscv.cscv)."""
     from evo.engine import fast
+    from evo.store import blocks
 
     n_blocks = ctx.config.validation.cscv_blocks
-    genes = process.store_for(ctx).trial_genes(ctx.run_id)
     empty = {"pbo": None, "pbo_degradation": None, "pbo_prob_loss": None}
-    if len(genes) < 2:
-        return {**empty, "pbo_detail": {"reason": f"{len(genes)} distinct behaviour(s) tried: CSCV needs two"}}
-    if ctx.window[1] - ctx.window[0] < 2 * n_blocks:
+    if n_blocks == 0:
+        return {**empty, "pbo_detail": {"reason": "validation.cscv_blocks = 0: PBO not computed"}}
+    store = process.store_for(ctx)
+    trials = store.trial_blocks(ctx.run_id)
+    if len(trials) < 2:
+        return {**empty, "pbo_detail": {"reason": f"{len(trials)} distinct behaviour(s) tried: CSCV needs two"}}
+    n_bars = ctx.window[1] - ctx.window[0]
+    if n_bars < 2 * n_blocks:
         return {**empty, "pbo_detail": {"reason": f"a training window shorter than {2 * n_blocks} bars"}}
-    X = process.space_for(ctx).encode(genes)
-    result = cscv.cscv(phenotype_sums(ctx, X, ctx.window, n_blocks), ctx.config.evaluation.reducer)
-    return cscv.summary(result, fast.ann_factor(process.market_for(ctx).freq))
+    market = process.market_for(ctx)
+    n_series = 1 if ctx.config.evaluation.reducer == "portfolio" else market.n_assets
+    ids = [i for i, _ in trials]
+
+    def exact(rows) -> np.ndarray:
+        genes = store.individual_genes([ids[r] for r in rows])
+        return phenotype_sums(ctx, process.space_for(ctx).encode(genes), ctx.window, n_blocks)
+
+    sums = np.empty((len(trials), n_series, n_blocks, 3))
+    sums[..., 2] = np.diff(cscv.block_edges(n_bars, n_blocks))
+    # a blob for another number of blocks or symbols (another config on the same data) is computed again
+    sums[..., :2], ok = blocks.decode([b or b"" for _, b in trials], n_series, n_blocks)
+    missing = np.flatnonzero(~ok)
+    if len(missing):
+        sums[missing] = exact(missing)
+    is_exact = np.zeros(len(trials), dtype=bool)
+    is_exact[missing] = True
+    result = cscv.cscv(sums, ctx.config.evaluation.reducer, exact=exact, is_exact=is_exact)
+    out = cscv.summary(result, fast.ann_factor(market.freq))
+    # behaviours whose sums were computed here: stored without them, or in doubt after rounding
+    out["pbo_detail"]["computed_at_end"] = len(missing) + result.exact_sums
+    return out
 
 
 def reality_check(ctx: RunContext, holdout_returns: list[np.ndarray] | None) -> dict:

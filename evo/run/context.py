@@ -72,6 +72,19 @@ def run_windows(config: RunConfig, market: Market) -> tuple[tuple[int, int], tup
     return windows.windows(market, config.validation)
 
 
+def cscv_edges(ctx: RunContext):
+    """The block offsets of the training window CSCV cuts (evo.oos.cscv.block_edges), which evaluation
+    sums returns over in its own pass; None when PBO is off (validation.cscv_blocks = 0) or the window is
+    too short for the blocks."""
+    from evo.engine.inputs import block_edges
+
+    n_blocks = ctx.config.validation.cscv_blocks
+    n_bars = ctx.window[1] - ctx.window[0]
+    if n_blocks == 0 or n_bars < 2 * n_blocks:
+        return None
+    return block_edges(n_bars, n_blocks)
+
+
 def oos_evaluation_key(ctx: RunContext) -> str | None:
     return None if ctx.oos_window is None else evaluation_key(ctx.config, ctx.fingerprint, ctx.oos_window)
 

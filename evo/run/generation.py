@@ -26,7 +26,7 @@ from evo.config.metrics import METRICS
 from evo.engine import evaluate as engine_evaluate
 from evo.run import cluster, process
 from evo.run.chunking import ChunkPlan, MemoryReading, plan_for
-from evo.run.context import RunContext, metric_directions
+from evo.run.context import RunContext, cscv_edges, metric_directions
 from evo.run.lease import lease_seconds
 from evo.search.algorithm import Checkpoint, decode_checkpoint, encode_checkpoint, new_rng
 from evo.search.algorithm import pareto_mask, rng_from_state, rng_state
@@ -47,6 +47,9 @@ class ChunkResult:
     market_loads: int = 0  # markets that process has loaded so far
     trades: np.ndarray | None = None  # (n,) int64 trade fingerprints
     worker: str = ""  # the Dask worker's address ("": not on a Dask worker)
+    #: (n, series, blocks, 2): block sums of returns on the training window, for CSCV (None: not asked for
+    #: or not given by the engine)
+    blocks: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -201,8 +204,9 @@ def chunks(ctx: RunContext, gen: Generation) -> list[list[dict]]:
 
 
 def evaluate(ctx: RunContext, params: Sequence[dict], window: tuple[int, int] | None = None) -> ChunkResult:
-    """Metrics of one chunk on the run's training window (or `window`). Takes the market this process
-    was sent (a Dask worker) or loads it once per process, never from the caller."""
+    """Metrics of one chunk on the run's training window (with the block sums CSCV needs, from the same
+    pass) or on `window`. Takes the market this process was sent (a Dask worker) or loads it once per
+    process, never from the caller."""
     from evo.market import load
 
     market = process.market_for(ctx)
@@ -211,10 +215,11 @@ def evaluate(ctx: RunContext, params: Sequence[dict], window: tuple[int, int] | 
     t0 = time.perf_counter()
     with cluster.chunk_threads(ctx.config.execution.task_runner) as worker:
         ev = engine_evaluate(market, process.family_for(ctx), list(params), ctx.config.evaluation,
-                             window or ctx.window, directions)
+                             window or ctx.window, directions, edges=None if window else cscv_edges(ctx))
     return ChunkResult(metrics=ev.metrics, per_asset=ev.per_asset, seconds=time.perf_counter() - t0,
                        rss_before=before, rss_after=MemoryReading.now().rss, pid=os.getpid(),
-                       market_loads=load.loads + load.installs(), trades=ev.fingerprints, worker=worker)
+                       market_loads=load.loads + load.installs(), trades=ev.fingerprints, worker=worker,
+                       blocks=ev.blocks)
 
 
 def evaluate_chunk(ctx: RunContext, params: Sequence[dict], number: int, chunk: int) -> ChunkResult:
@@ -253,6 +258,25 @@ def merge(pop: Population, results: Sequence[ChunkResult]) -> Population:
     if start != len(unseen):
         raise RuntimeError(f"the chunks hold {start} evaluations for {len(unseen)} offspring")
     return pop.set(metrics=metrics, per_asset=per_asset, trades=trades)
+
+
+def phenotype_blocks(gen: Generation) -> dict[int, np.ndarray]:
+    """The block sums ((series, blocks, 2)) of the offspring this generation evaluated, by trade
+    fingerprint, the first of each: every genome of a phenotype has the same returns. Empty when a chunk
+    came without them."""
+    results = gen.chunks
+    if not results or any(c.blocks is None for c in results):
+        return {}
+    blocks = np.concatenate([c.blocks for c in results])
+    trades = gen.pool.trades
+    out: dict[int, np.ndarray] = {}
+    for j, i in enumerate(gen.unseen.tolist()):
+        if i >= len(gen.offspring):  # the neighbours of robust fitness, after the offspring: not trials
+            break
+        t = trades[i]
+        if t is not None and t not in out:
+            out[int(t)] = blocks[j]
+    return out
 
 
 def select(ctx: RunContext, gen: Generation) -> Generation:
@@ -349,6 +373,7 @@ def persist(ctx: RunContext, gen: Generation, *, owner: str | None = None, flow_
         lease_seconds=lease_seconds(),
         new_data=(ctx.fingerprint, ctx.evaluation_key) if gen.new_data else None,
         on_stage=on_stage,
+        blocks=phenotype_blocks(gen),
     )
 
 

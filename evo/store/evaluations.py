@@ -59,6 +59,7 @@ class EvaluationRows:
     metrics: np.ndarray
     per_asset: Sequence[np.ndarray | None]
     trades: Sequence[int | None]
+    blocks: Sequence[bytes | None] | None = None  # block-sums blobs (evo.store.blocks), or None for all
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -148,6 +149,7 @@ class EvaluationsMixin:
             "per_asset": [None if pa is None else pack(pa) for pa in rows.per_asset],
             "created_at": now,
             "trades": list(rows.trades),
+            "blocks": list(rows.blocks) if rows.blocks is not None else None,
         }, conflict=("individual_id", "key_id"), replace=True)
 
     def save_evaluations(self, family: str, evaluation_key: str, rows: EvaluationRows) -> None:

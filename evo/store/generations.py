@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from sqlalchemy import insert, select, update
@@ -67,6 +67,7 @@ class GenerationsMixin:
         on_stage: Callable[[str], None] | None = None,
         neighbours: Population | None = None,
         neighbour_genes_json: Sequence[str] = (),
+        blocks: Mapping[int, np.ndarray] | None = None,
     ) -> bool:
         """Commit generation `number` of a run, all or nothing: the generation row (checkpoint, stats), the
         offspring's new individuals (`genes_json`: their genes as JSON text), the evaluations made in this
@@ -80,6 +81,8 @@ class GenerationsMixin:
         transaction (the fault-injection tests use it). `neighbours` (robust fitness: genomes evaluated
         only as the offspring's neighbours, genes as `neighbour_genes_json`) become individuals, and their
         evaluations made in this generation are written with the offspring's; they are not members.
+        `blocks`: the block sums of the behaviours evaluated, by trade fingerprint: stored on the first new
+        evaluation of each behaviour that has none under the key (evo.store.blocks).
         """
         key_id = self.key_id(evaluation_key)
         set_id = self.metric_set_id(METRICS)
@@ -95,8 +98,10 @@ class GenerationsMixin:
                                                else [*genes_json, *neighbour_genes_json])
                 stage(on_stage, "individuals")
                 new = pool[pool.evaluated]
+                blobs, stored = self._blobs(conn, key_id, new.trades.tolist(), blocks or {})
                 self._write_evaluations(conn, ids, key_id, set_id, EvaluationRows(
-                    new.hash.tolist(), (), METRICS, new.metrics, new.per_asset.tolist(), new.trades.tolist()), now)
+                    new.hash.tolist(), (), METRICS, new.metrics, new.per_asset.tolist(), new.trades.tolist(),
+                    blobs), now)
                 stage(on_stage, "evaluations")
                 self._write_members(conn, run_id, number, ids, family, offspring, survivors, objective_signs)
                 stage(on_stage, "members")
@@ -113,6 +118,7 @@ class GenerationsMixin:
                         f"process took it); generation {number} was not committed"
                     )
                 stage(on_stage, "commit")
+            self._committed_blobs(key_id, stored)
         except IntegrityError as e:
             existing = self.generation(run_id, number)
             if existing is None:

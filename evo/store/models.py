@@ -101,6 +101,9 @@ evaluations = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     # the trade fingerprint: equal for evaluations whose orders are equal (NULL: stored before it existed)
     Column("trades", BigInteger),
+    # the behaviour's block sums of returns on the key's window, for CSCV (evo.store.blocks), on one
+    # evaluation of each behaviour (NULL on the others, and where none were computed)
+    Column("blocks", LargeBinary),
     UniqueConstraint("individual_id", "key_id", name="uq_evaluations_individual_key"),
 )
 

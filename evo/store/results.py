@@ -109,17 +109,6 @@ class ResultsMixin:
                 out.append(math.nan if at is None else struct.unpack_from("<d", r.metrics, at)[0])
         return out
 
-    def trial_genes(self, run_id: int) -> list[dict]:
-        """The genes of one genome of every distinct behaviour the run evaluated (`_trials`), the first
-        stored of each."""
-        with self.engine.connect() as conn:
-            ids = [r.individual for r in self._trials(conn, run_id)]
-            genes = {}
-            for lo in range(0, len(ids), 5000):  # (JSON has no equality in PostgreSQL: no DISTINCT on it)
-                q = select(individuals.c.id, individuals.c.genes).where(individuals.c.id.in_(ids[lo:lo + 5000]))
-                genes.update(conn.execute(q).all())
-        return [genes[i] for i in ids]
-
     # -- validation --------------------------------------------------------------------------------
     def save_validation(self, run_id: int, kind: str, generation: int, result: dict) -> None:
         """The verdict on one generation's Pareto set; a second one for the same generation replaces it."""

@@ -3,7 +3,7 @@ it). Everything else asks `Store` for plain data and typed records.
 
 `Store` is assembled from one mixin per concern: runs and the lease (runs.py), generations and the
 atomic write of one (generations.py), the evaluation cache (evaluations.py), reading results
-(results.py), paper books and their ledger (paper.py). This module opens the database and keeps its schema: checked before anything is
+(results.py), behaviours' block sums for CSCV (blocks.py), paper books and their ledger (paper.py). This module opens the database and keeps its schema: checked before anything is
 written, created or migrated by Alembic only.
 """
 
@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from evo.store import url as urls
+from evo.store.blocks import BlocksMixin
 from evo.store.evaluations import EvaluationsMixin
 from evo.store.generations import GenerationsMixin
 from evo.store.models import metadata
@@ -31,7 +32,7 @@ from evo.store.sql import first_line, sqlite_pragmas, utc
 EVO_TABLES = frozenset({t.name for t in metadata.sorted_tables} | {"alembic_version"})
 
 
-class Store(RunsMixin, GenerationsMixin, EvaluationsMixin, ResultsMixin, PaperMixin):
+class Store(RunsMixin, GenerationsMixin, EvaluationsMixin, BlocksMixin, ResultsMixin, PaperMixin):
     """One database. Opening it (`open_store`) checks that it is evo's before anything is written."""
 
     def __init__(self, url: str):

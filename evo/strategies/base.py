@@ -329,7 +329,8 @@ class Family:
 
     def fast_metrics(self, cache, X: np.ndarray, names: Sequence[str], arrays: Mapping[str, np.ndarray],
                      prices: tuple, params: np.ndarray, sim, n_threads: int) -> np.ndarray:
-        """Metrics (n, N_METRICS) of genomes X in one pass per strategy: signals into a per-thread buffer,
+        """(metrics (n, N_METRICS), trade fingerprints (n,) uint64, block sums (n, blocks, 2) of the blocks
+        sim.edges cuts) of genomes X in one pass per strategy: signals into a per-thread buffer,
         then the simulation (evo/strategies/nb.py). Only for a family with `fused = True`; the fast
         engine computes the others' signals block by block with `fast_signals` and simulates each block.
 

@@ -69,7 +69,8 @@ def rsi_pullback_signals_nb(values, rows, genes, volume, entries, exits):
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def rsi_pullback_metrics_nb(values, rows, genes, volume, prices, params, sim, n_threads):
-    """(metrics (n, N_METRICS), trade fingerprints (n,) uint64): prices is the engine's Prices (open/high/low
+    """(metrics (n, N_METRICS), trade fingerprints (n,) uint64, block sums (n, blocks, 2) of sim.edges):
+    prices is the engine's Prices (open/high/low
     are the close itself for close-only stops), params one evo.engine.enums.params_dt record per strategy,
     sim the SimSettings."""
     return simulate_columns_nb(rsi_pullback_row_nb, (values, rows, genes, volume), prices, params, sim, n_threads)

@@ -113,8 +113,8 @@ def engine_benchmark(
     bare_t = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        bare, _ = nb.simulate_signals_nb(prices, Signals(E, XS, no_signals, no_signals), params, sim,
-                                         numba.get_num_threads())
+        bare, _, _ = nb.simulate_signals_nb(prices, Signals(E, XS, no_signals, no_signals), params, sim,
+                                            numba.get_num_threads())
         bare_t.append(time.perf_counter() - t0)
     del E, XS
 
@@ -358,11 +358,13 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             [
                 [f"CSCV: {r['cscv_phenotypes']} phenotypes, {r['cscv_blocks']} blocks ({r['cscv_splits']} splits)",
                  f"{r['cscv_seconds']:.2f} s"],
-                [f"evaluation (full fitness), {r['bars']} bars", f"{r['evaluation_ms_per_strategy']:.2f} ms per strategy"],
-                [f"block sums for CSCV at the end of a run, {r['bars']} bars", f"{r['block_sums_ms_per_strategy']:.2f} ms per phenotype"],
-                ["block sums / evaluation", f"{r['block_sums_over_evaluation']:.2f}"],
-                ["block sums with the indicator rows evolution kept / evaluation",
-                 f"{r['block_sums_kept_rows_over_evaluation']:.2f}"],
+                [f"evaluation (full fitness), {r['bars']} bars", f"{r['evaluation_ms_per_strategy']:.3f} ms per strategy"],
+                ["the same with the block sums for CSCV, in its own pass",
+                 f"{r['evaluation_with_block_sums_ms_per_strategy']:.3f} ms per strategy"],
+                ["with / without", f"{r['evaluation_with_block_sums_over_without']:.3f}"],
+                [f"block sums stored, {r['cscv_blocks']} blocks", f"{r['block_sums_stored_bytes_per_phenotype']:.0f} bytes per phenotype"],
+                ["block sums of a phenotype evaluated without them, at the end of a run",
+                 f"{r['block_sums_at_end_ms_per_phenotype']:.3f} ms per phenotype"],
                 [f"Monte Carlo risk of one Pareto member, {r['monte_carlo_resamples']} resamples of each window",
                  f"{r['monte_carlo_seconds_per_member']:.2f} s"],
             ],
@@ -371,6 +373,10 @@ def tables(results: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         from evo.flows.bench.cluster import table
 
         out.append(table(results["cluster"]))
+    if results.get("pbo_run"):
+        from evo.flows.bench.verdict import pbo_run_table
+
+        out.append(pbo_run_table(results["pbo_run"]))
     if results.get("robust"):
         from evo.flows.bench.robust import table as robust_table
 

@@ -17,7 +17,7 @@ def _config(pop_size: int, n_bars: int, generations: int, neighbours: int, aggre
                      "algorithm": {"pop_size": pop_size, "generations": generations, "robustness": robustness}})
 
 
-def _one(folder: Path, cfg) -> dict:
+def one_run(folder: Path, cfg) -> dict:
     """One run in a fresh SQLite file: its wall time, its generations' own figures, the file's size."""
     from evo.flows.evolve import drive
     from evo.flows.orchestration import Plain
@@ -46,7 +46,7 @@ def robust_benchmark(pop_size: int = 100, n_bars: int = 50_000, generations: int
     with tempfile.TemporaryDirectory(prefix="evo-bench-robust-") as tmp:
         for rep in range(repeats + 1):
             for key, agg in (("report_only", None), ("robust", aggregate)):
-                r = _one(Path(tmp), _config(pop_size, n_bars, generations, neighbours, agg, f"{key}-{rep}"))
+                r = one_run(Path(tmp), _config(pop_size, n_bars, generations, neighbours, agg, f"{key}-{rep}"))
                 if rep:  # the first of each compiles and warms caches
                     runs[key].append(r)
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}

@@ -200,3 +200,39 @@ def test_neighbours_are_scored_as_vectorbt_scores_them(tmp_path):
         for m, w in want["objectives"].items():
             for k in ("median", "worst"):
                 assert got["objectives"][m][k] == pytest.approx(w[k], rel=1e-9, abs=1e-12)
+
+
+def test_pbo_reads_the_block_sums_evaluation_stored(tmp_path):
+    """One blob per behaviour the run tried, written in the generations' own commits; PBO reads them and
+    computes at the end only the sums of the few behaviours rounding put in doubt and of the chosen ones.
+    A database from before they were stored gives the same PBO, every sum computed at the end; with
+    validation.cscv_blocks = 0 no sums are computed or stored, and PBO is off."""
+    from sqlalchemy import create_engine, text
+
+    from evo.oos import scoring
+    from evo.run.opening import reopen
+    from evo.view.summary import summary
+    from tests.helpers import scalar
+
+    _, url = _run(tmp_path, evaluation={"reducer": "median"}, algorithm={"generations": 4})
+    v = summary("stats", url)["verdict"]
+    n = v["pbo_detail"]["phenotypes"]
+    assert scalar(url, "select count(blocks) from evaluations") == n > 20
+    assert scalar(url, "select count(distinct trades) from evaluations where blocks is not null") == n
+    assert 0 < v["pbo_detail"]["computed_at_end"] < n
+    eng = create_engine(url)
+    with eng.begin() as c:
+        c.execute(text("update evaluations set blocks = null"))
+    eng.dispose()
+    ctx, store = reopen("stats", database=url)
+    again = scoring.pbo(ctx)
+    store.dispose()
+    assert again["pbo_detail"]["computed_at_end"] == n
+    assert (again["pbo"], again["pbo_degradation"], again["pbo_prob_loss"]) == (
+        v["pbo"], pytest.approx(v["pbo_degradation"], abs=1e-12), v["pbo_prob_loss"])
+
+    (tmp_path / "off").mkdir()
+    _, url = _run(tmp_path / "off", validation={"cscv_blocks": 0})
+    off = summary("stats", url)["verdict"]
+    assert off["pbo"] is None and "cscv_blocks = 0" in off["pbo_detail"]["reason"]
+    assert scalar(url, "select count(blocks) from evaluations") == 0

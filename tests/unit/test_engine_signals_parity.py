@@ -545,7 +545,7 @@ def test_portfolio_kernel_trades_from_a_window_start():
                               for k in range(c.shape[1])])
     no = np.empty((1, 0, 0), dtype=np.bool_)
     signals = fast.owned(enums.Signals(np.ascontiguousarray(e.T[None]), np.ascontiguousarray(x.T[None]), no, no))
-    ours, _ = nb.simulate_portfolios_nb(prices, signals, fast.frozen(params), sim, numba.get_num_threads())
+    ours, _, _ = nb.simulate_portfolios_nb(prices, signals, fast.frozen(params), sim, numba.get_num_threads())
     w = slice(start, None)
     ref = vbt_group_metrics(c.iloc[w], e[w], x[w], direction="both", size=5_000.0, size_type="value", sl_stop=0.04,
                             sl_trail=True, open=fr["Open"].iloc[w], high=fr["High"].iloc[w], low=fr["Low"].iloc[w],

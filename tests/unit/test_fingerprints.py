@@ -142,7 +142,7 @@ def test_changing_one_trade_changes_the_fingerprint():
         sim = fast.sim_settings(freq="1h", **costs)
         c = close.to_numpy()
         no = np.empty((1, 0), dtype=np.bool_)
-        _, fp = nb.simulate_signals_nb(fast.frozen(Prices(c, c, c, c)), fast.owned(Signals(ee[None], xx[None], no, no)),
+        _, fp, _ = nb.simulate_signals_nb(fast.frozen(Prices(c, c, c, c)), fast.owned(Signals(ee[None], xx[None], no, no)),
                                        fast.frozen(params), sim, 1)
         fps[name] = int(fp[0])
         records[name] = orders_of(vbt.Portfolio.from_signals(close, ee, xx, freq="1h", **costs, **kw), 1)[0]

@@ -22,7 +22,7 @@ from evo.store import GenerationStats, Store, StoreError
 from evo.store.models import generations, members
 
 TABLES = {"runs", "generations", "individuals", "evaluations", "members", "evaluation_keys", "metric_sets"}
-HEAD = "0008"
+HEAD = "0009"
 DATA_TABLES = ("generations", "individuals", "evaluations", "members")
 FAMILY = "sma_cross"
 KEY = "evalkey-1"
