@@ -102,12 +102,14 @@ class CSCV:
         return float(np.mean(self.oos_sharpe < 0))
 
 
-#: how far a Sharpe ratio (per bar, x) from float32-rounded block sums may be from the exact one:
-#: ROUNDING_SLACK * (1 + |x|)^3. Rounding moves each sum by at most 2^-24 of itself; a half's Sharpe ratio
-#: then moves by about 2^-24 * (sqrt(Q / V) + 1.5 |x| Q / V), Q / V = 1 + x^2 (n - 1) / n its sum of
-#: squares over its sum of squared deviations: within (1 + |x|)^3 times 2^-24 times a small constant, and
-#: this allows 16 times that
-ROUNDING_SLACK = 2.0 ** -20
+#: how far a Sharpe ratio (per bar, x) from stored block sums (evo.store.blocks: sums rounded to float32,
+#: within u = 2^-24 of themselves; sums of squares to 16 significant bits, within v = 2^-16) may be from
+#: the exact one: c0 (1 + |x|)^3 + c1 |x| (1 + x^2), for (c0, c1) = ROUNDING_SLACK. A half of N bars with
+#: sum S, sum of squares Q and V = Q - S^2 / N has dx/dS = (1 + x^2 N / (N - 1)) / (N sd) and dx/dQ =
+#: -x / (2 V); rounding moves S by at most u times the sum of its blocks' |sums|, which is at most
+#: sqrt(N Q) (Cauchy-Schwarz), and Q by at most v Q; with Q / V = 1 + x^2 (N - 1) / N, x moves by at most
+#: u sqrt(1 + x^2) (1 + 1.01 x^2) + v |x| (1 + x^2) / 2. These constants allow 16 and 8 times that.
+ROUNDING_SLACK = np.array([2.0 ** -20, 2.0 ** -14])
 
 
 def cscv(sums: np.ndarray, reducer: str = "mean", exact=None, is_exact=None) -> CSCV:

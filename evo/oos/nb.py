@@ -38,16 +38,16 @@ def reduce_nb(col, reducer: int) -> float:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def slack_nb(big: float, c: float) -> float:
+def slack_nb(big: float, c) -> float:
     """How far a Sharpe ratio from rounded sums may be from the exact one, `big` the largest |Sharpe
-    ratio| of its symbols: c * (1 + big)^3 (c: a multiple of the rounding's unit; see
-    evo.oos.cscv.ROUNDING_SLACK)."""
+    ratio| of its symbols: c[0] * (1 + big)^3 + c[1] * big * (1 + big^2), for sums rounded within c[0] and
+    sums of squares within c[1] (with a margin; see evo.oos.cscv.ROUNDING_SLACK)."""
     a = 1.0 + big
-    return c * a * a * a
+    return c[0] * a * a * a + c[1] * big * (1.0 + big * big)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def phenotype_slack_nb(j: int, sr, q, tot_q, inside: bool, exact, c: float) -> float:
+def phenotype_slack_nb(j: int, sr, q, tot_q, inside: bool, exact, c) -> float:
     """slack_nb of phenotype j's reduced Sharpe ratio on one side of a split: sr[j, a] its symbols' Sharpe
     ratios there, q[j, a] their in-sample sums of squares (tot_q[a, j] - q[j, a] out of sample). 0 for
     exact sums, or a side flat on every symbol (its sums are zeros in any precision)."""
@@ -63,7 +63,7 @@ def phenotype_slack_nb(j: int, sr, q, tot_q, inside: bool, exact, c: float) -> f
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def cscv_nb(sq, counts, in_sets, reducer: int, exact, c: float, out, involved) -> None:
+def cscv_nb(sq, counts, in_sets, reducer: int, exact, c, out, involved) -> None:
     """CSCV: sq holds the block sums and sums of squares [2, A, S, N] (A symbols, S blocks, N phenotypes),
     counts the bars per block [S], in_sets the in-sample blocks of each split [splits, S/2]. Writes into
     out (a split_dt record per split) the chosen phenotype (best reduced in-sample Sharpe ratio, first on ties), its in- and
@@ -96,7 +96,7 @@ def cscv_nb(sq, counts, in_sets, reducer: int, exact, c: float, out, involved) -
         qi = np.empty(n)
         rin = np.empty(n)
         rout = np.empty(n)
-        # with several symbols, the largest |Sharpe ratio| of any symbol bounds every phenotype's slack
+        # the largest |Sharpe ratio| of any phenotype and symbol: it bounds every phenotype's slack
         big_in = 0.0
         big_out = 0.0
         # the symbols' Sharpe ratios and in-sample sums of squares, for the slacks (one symbol: rin, rout
@@ -115,6 +115,9 @@ def cscv_nb(sq, counts, in_sets, reducer: int, exact, c: float, out, involved) -
             for j in range(n):
                 rin[j] = sharpe_nb(si[j], qi[j], n_in)
                 rout[j] = sharpe_nb(tot_s[0, j] - si[j], tot_q[0, j] - qi[j], n_out)
+            for j in range(n):
+                big_in = max(big_in, abs(rin[j]))
+                big_out = max(big_out, abs(rout[j]))
         else:
             sr_in = np.empty((n, n_sym))
             sr_out = np.empty((n, n_sym))
@@ -149,11 +152,7 @@ def cscv_nb(sq, counts, in_sets, reducer: int, exact, c: float, out, involved) -
         pick = rout[best]
         slack_best_in = phenotype_slack_nb(best, sr_in, q_in, tot_q, True, exact, c)
         slack_best_out = phenotype_slack_nb(best, sr_out, q_in, tot_q, False, exact, c)
-        # no other phenotype's slack exceeds these (one symbol: a rival within reach is within 1 of the
-        # chosen one's Sharpe ratio): only phenotypes within them need a closer look, rarely any
-        if n_sym == 1:
-            big_in = abs(rin[best]) + 1.0
-            big_out = abs(pick) + 1.0
+        # no phenotype's slack exceeds slack_nb(big): only those within these reaches need a closer look
         reach_in = rin[best] - (slack_best_in + slack_nb(big_in, c))
         reach_out = slack_best_out + slack_nb(big_out, c)
         below = 0

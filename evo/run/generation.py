@@ -102,7 +102,10 @@ class Generation:
 
 
 def resume_point(ctx: RunContext) -> Resume:
-    last = process.store_for(ctx).last_generation(ctx.run_id)
+    """Where the run stands, read from the store (where every start and resume begins)."""
+    store = process.store_for(ctx)
+    store.forget_stored_behaviours()  # what this process knew may be of a database since recreated
+    last = store.last_generation(ctx.run_id)
     if last is None:
         return Resume(done=0, survivors=None, rng=None, n_eval=0)
     space = process.space_for(ctx)

@@ -76,6 +76,21 @@ class ResultsMixin:
         """One row per distinct behaviour the run evaluated, each under its generation's key: genomes whose
         trades are identical (the same trade fingerprint) count once; an evaluation stored before
         fingerprints existed counts as its own behaviour."""
+        seen = set()
+        for r in self._trial_rows(conn, run_id, *columns):
+            ident = self._trial_ident(r)
+            if ident not in seen:
+                seen.add(ident)
+                yield r
+
+    @staticmethod
+    def _trial_ident(r) -> tuple:
+        """What makes a row of _trial_rows a behaviour of its own."""
+        return (r.key_id, r.trades) if r.trades is not None else (r.key_id, "individual", r.individual)
+
+    def _trial_rows(self, conn, run_id: int, *columns) -> list:
+        """Every evaluation of the run's offspring under its generation's key (individual, key_id, trades
+        and `columns`), by individual id: _trials keeps the first of each behaviour."""
         q = (
             select(individuals.c.id.label("individual"), evaluations.c.key_id, evaluations.c.trades, *columns)
             .select_from(members)
@@ -88,12 +103,7 @@ class ResultsMixin:
             .distinct()
             .order_by(individuals.c.id)
         )
-        seen = set()
-        for r in conn.execute(q).all():
-            ident = (r.key_id, r.trades) if r.trades is not None else (r.key_id, "individual", r.individual)
-            if ident not in seen:
-                seen.add(ident)
-                yield r
+        return conn.execute(q).all()
 
     def trial_metrics(self, run_id: int, metric: str) -> list[float]:
         """`metric` of every distinct behaviour the run evaluated (`_trials`). NaN where an evaluation

@@ -250,9 +250,25 @@ def _check_bench_verdict(cmd, cwd, env, api):
     assert res.returncode == 0, out[-3000:]
     r = json.loads((cwd / "bench-results" / "bench.json").read_text())["verdict"]
     assert r["cscv_phenotypes"] == 20_000 and r["cscv_splits"] == 12_870 and r["cscv_seconds"] > 0
-    assert r["block_sums_ms_per_strategy"] > 0 and r["evaluation_ms_per_strategy"] > 0
+    assert r["evaluation_ms_per_strategy"] > 0 and r["evaluation_with_block_sums_ms_per_strategy"] > 0
+    assert r["evaluation_with_block_sums_over_without"] > 0 and r["block_sums_at_end_ms_per_phenotype"] > 0
+    # 16 blocks: a byte for their number, two of bits, 7 bytes per block the strategy traded in
+    assert 3 <= r["block_sums_stored_bytes_per_phenotype"] <= 3 + 16 * 7
     assert r["monte_carlo_resamples"] == 1000 and r["monte_carlo_seconds_per_member"] > 0
-    assert 0 < r["block_sums_kept_rows_ms_per_strategy"]
+
+
+def _check_bench_pbo_run(cmd, cwd, env, api):
+    argv = _small(cmd)
+    for flag, small in (("--n", "16"), ("--bars", "1500"), ("--generations", "3")):
+        argv[argv.index(flag) + 1] = small
+    res, out = _evo([*argv, "--repeats", "1"], cwd, env, timeout=600)
+    assert res.returncode == 0, out[-3000:]
+    r = json.loads((cwd / "bench-results" / "bench.json").read_text())["pbo_run"]
+    with_, without = r["with"], r["without"]
+    # the same evolution: the same genomes evaluated; PBO's sums make the database larger
+    assert with_["evaluated"] == without["evaluated"] > 0 and r["ratio"]["database_bytes"] > 1
+    assert with_["phenotypes"] >= 2 and 0 <= with_["pbo"] <= 1 and with_["pbo_step_seconds"] > 0
+    assert 0 <= with_["computed_at_end"] <= with_["phenotypes"] and "PBO's cost" in out
 
 
 def _check_bench_robust(cmd, cwd, env, api):
@@ -442,6 +458,7 @@ COMMANDS = [
     (r"evo bench --verdict", _check_bench_verdict),
     (r"evo bench --cluster", _check_bench_cluster),
     (r"evo bench --robust --n \d+ --bars \d+ --generations \d+", _check_bench_robust),
+    (r"evo bench --pbo-run --n \d+ --bars \d+ --generations \d+", _check_bench_pbo_run),
     (r"evo bench --no-engine --no-signals --no-portfolio --no-rss --population \d+ --db postgresql://\S+",
      _check_bench_postgres),
     (r"evo --debug \.\.\.", _check_debug),
@@ -479,7 +496,7 @@ GROUPS = {
     "serving and healing": {_check_serve, _check_heal},
     "the benchmarks": {_check_bench, _check_bench_orchestration, _check_bench_postgres},
     "the cluster benchmark": {_check_bench_cluster},
-    "the verdict benchmark": {_check_bench_verdict, _check_bench_robust},
+    "the verdict benchmark": {_check_bench_verdict, _check_bench_robust, _check_bench_pbo_run},
     "the multi-host setup": {_check_run_on_dask},
 }
 

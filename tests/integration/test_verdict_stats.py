@@ -214,12 +214,20 @@ def test_pbo_reads_the_block_sums_evaluation_stored(tmp_path):
     from evo.view.summary import summary
     from tests.helpers import scalar
 
-    _, url = _run(tmp_path, evaluation={"reducer": "median"}, algorithm={"generations": 4})
+    from evo.flows.evolve import drive
+    from evo.flows.orchestration import Plain
+
+    cfg, url = _run(tmp_path, evaluation={"reducer": "median"}, algorithm={"generations": 4})
     v = summary("stats", url)["verdict"]
     n = v["pbo_detail"]["phenotypes"]
     assert scalar(url, "select count(blocks) from evaluations") == n > 20
     assert scalar(url, "select count(distinct trades) from evaluations where blocks is not null") == n
     assert 0 < v["pbo_detail"]["computed_at_end"] < n
+    # the same run under another name finds every evaluation, and the sums, in the cache
+    drive(cfg.with_overrides(name="again"), None, None, url, None, False, Plain())
+    w = summary("again", url)["verdict"]
+    assert scalar(url, "select count(blocks) from evaluations") == n
+    assert w["pbo_detail"] == v["pbo_detail"] and (w["pbo"], w["pbo_degradation"]) == (v["pbo"], v["pbo_degradation"])
     eng = create_engine(url)
     with eng.begin() as c:
         c.execute(text("update evaluations set blocks = null"))

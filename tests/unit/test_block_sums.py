@@ -102,7 +102,8 @@ def test_block_edges_must_cut_the_window():
 
 
 sums_arrays = st.tuples(st.integers(1, 6), st.integers(1, 3), st.integers(2, 20)).flatmap(lambda shape: hnp.arrays(
-    np.float64, shape + (2,), elements=st.one_of(st.just(0.0), st.floats(-1e3, 1e3, width=32))))
+    np.float64, shape + (2,), elements=st.one_of(st.just(0.0), st.floats(2.0 ** -100, 1e3, width=32),
+                                                 st.floats(-1e3, -(2.0 ** -100), width=32))))
 
 
 @settings(max_examples=200, deadline=None)
@@ -110,17 +111,23 @@ sums_arrays = st.tuples(st.integers(1, 6), st.integers(1, 3), st.integers(2, 20)
 def test_blobs_give_back_the_float32_sums(sums, data):
     k, n_series, n_blocks, _ = sums.shape
     blobs = blocks.encode(sums)
+    sums[..., 1] = np.abs(sums[..., 1])  # sums of squares
+    blobs = blocks.encode(sums)
     got, ok = blocks.decode(blobs, n_series, n_blocks)
     assert ok.all()
-    np.testing.assert_array_equal(got, sums.astype(np.float32))
+    np.testing.assert_array_equal(got, blocks.rounded(sums))
+    # sums to float32; sums of squares to 16 significant bits
+    np.testing.assert_array_equal(got[..., 0], sums[..., 0].astype(np.float32))
+    np.testing.assert_allclose(got[..., 1], sums[..., 1], rtol=2.0 ** -16, atol=0)
+    np.testing.assert_array_equal(got == 0, sums == 0)
     traded = (sums != 0).any(axis=3).sum(axis=(1, 2))
-    assert [len(b) for b in blobs] == (1 + n_series * ((n_blocks + 7) // 8) + 8 * traded).tolist()
+    assert [len(b) for b in blobs] == (1 + n_series * ((n_blocks + 7) // 8) + 7 * traded).tolist()
     # blobs of another shape, or damaged, among good ones: those rows are refused, the others kept
     other = blocks.encode(np.zeros((1, n_series, n_blocks + 2 if n_blocks <= 18 else n_blocks - 2, 2)))[0]
     bad = data.draw(st.sampled_from([b"", other, blobs[0][:-1], blobs[0] + b"\0"]))
     got, ok = blocks.decode([bad, *blobs], n_series, n_blocks)
     assert not ok[0] and ok[1:].all() and np.isnan(got[0]).all()
-    np.testing.assert_array_equal(got[1:], sums.astype(np.float32))
+    np.testing.assert_array_equal(got[1:], blocks.rounded(sums))
     _, ok = blocks.decode(blobs, n_series + 1, n_blocks)
     assert not ok.any()
     got, ok = blocks.decode([b""] * k, n_series, n_blocks)  # none stored (the vectorbt engine)
@@ -145,7 +152,7 @@ def _twins(seed: int, n_sym: int = 1, n: int = 60, t: int = 960):
 def test_cscv_on_stored_sums_equals_cscv_on_exact_sums(seed, n_sym, reducer):
     exact = cscv.block_sums(_twins(seed, n_sym), 10)
     stored = exact.copy()
-    stored[..., :2] = exact[..., :2].astype(np.float32)
+    stored[..., :2] = blocks.rounded(exact[..., :2])
     want = cscv.cscv(exact, reducer)
     asked = []
 
