@@ -21,7 +21,7 @@ def bench(
     cluster: bool = typer.Option(False, "--cluster", help="Only the Dask path: the same evolution on 1 and 2 single-threaded Dask workers beside the thread path (--n, --bars, --generations, --repeats): scaling efficiency, the cluster path's cost per generation, the bytes that travel."),
     orchestration: bool = typer.Option(False, "--orchestration", help="Only the Prefect overhead: the same evolution through the flow and as a plain loop, then `evo run` itself (about 6 minutes)."),
     verdict: bool = typer.Option(False, "--verdict", help="Only the verdict's cost: CSCV over 20,000 phenotypes at 16 blocks, the evaluation with and without the block sums it computes for CSCV, their stored bytes, and one Pareto member's Monte Carlo risk (--n, --bars)."),
-    pbo_run: bool = typer.Option(False, "--pbo-run", help="Only PBO's cost in whole runs: the same evolution with and without PBO (validation.cscv_blocks 16 and 0), as plain runs: seconds, database bytes (--n population, --bars, --generations, --repeats; at 1,000, 87,600 and 100, about 4 minutes a pair)."),
+    pbo_run: bool = typer.Option(False, "--pbo-run", help="Only PBO's cost in whole runs: `evo run` of the same evolution with and without PBO (validation.cscv_blocks 16 and 0): seconds, database bytes (--n population, --bars, --generations, --repeats; at 1,000, 87,600 and 100, about 4 minutes a pair)."),
     robust: bool = typer.Option(False, "--robust", help="Only robust fitness's cost: the same evolution with and without algorithm.robustness.aggregate = 'worst' (K = 8), as plain runs (--n population, --bars, --generations, --repeats)."),
     n: int = typer.Option(1000, "--n", min=1, max=1_000_000, help="Strategies (engine, orchestration) / individuals (persist)."),
     bars: int = typer.Option(87_600, "--bars", min=300, max=10_000_000, help="Bars for the throughput and orchestration benchmarks."),
@@ -49,6 +49,7 @@ def bench(
 
         results["verdict"] = verdict_benchmark(n=n, n_bars=bars, repeats=min(repeats, 3))
     elif pbo_run:
+        prefect_env()
         from evo.flows.bench.verdict import pbo_run_benchmark
 
         results["pbo_run"] = pbo_run_benchmark(pop_size=n, n_bars=bars, generations=generations,
