@@ -101,7 +101,7 @@ def pbo_run_benchmark(pop_size: int = 1000, n_bars: int = 87_600, generations: i
     """PBO's cost in whole runs: `evo run` as a user types it (Prefect's ephemeral API, SQLite), of the
     embedded default's family, objectives and validation on a synthetic market of `n_bars` hourly bars,
     with PBO (validation.cscv_blocks = 16, the default) and without it (0), interleaved, after one
-    warm-up pair; medians over `repeats`. Also each run's generation figures, its database's bytes, the
+    warm-up pair (none for one repeat: a quick check); medians over `repeats`. Also each run's generation figures, its database's bytes, the
     seconds of the verdict's PBO step alone (evo.oos.scoring.pbo again on the finished run) and what CSCV
     found."""
     import subprocess
@@ -119,7 +119,8 @@ def pbo_run_benchmark(pop_size: int = 1000, n_bars: int = 87_600, generations: i
             (folder / f"{key}.toml").write_text(
                 f"[data.synthetic]\nn_bars = {n_bars}\n\n[algorithm]\npop_size = {pop_size}\n"
                 f"generations = {generations}\n\n[validation]\ncscv_blocks = {blocks}\n")
-        for rep in range(repeats + 1):
+        first = 0 if repeats == 1 else 1  # the warm-up pair compiles and warms caches
+        for rep in range(1 - first, repeats + 1):
             pairs = (("without", 0), ("with", 16)) if rep % 2 == 0 else (("with", 16), ("without", 0))
             for key, blocks in pairs:
                 name = f"{key}-{rep}"
@@ -146,7 +147,7 @@ def pbo_run_benchmark(pop_size: int = 1000, n_bars: int = 87_600, generations: i
                     r["computed_at_end"] = found["pbo_detail"]["computed_at_end"]
                     r["pbo"] = found["pbo"]
                     store.dispose()
-                if rep:  # the first of each compiles and warms caches
+                if rep:
                     runs[key].append(r)
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}
     ratio = {f: med["with"][f] / med["without"][f] for f in med["without"] if med["without"][f]}
