@@ -17,19 +17,23 @@ def _config(pop_size: int, n_bars: int, generations: int, neighbours: int, aggre
                      "algorithm": {"pop_size": pop_size, "generations": generations, "robustness": robustness}})
 
 
-def one_run(folder: Path, cfg) -> dict:
+def _one(folder: Path, cfg) -> dict:
     """One run in a fresh SQLite file: its wall time, its generations' own figures, the file's size."""
     from evo.flows.evolve import drive
     from evo.flows.orchestration import Plain
+
+    t0 = time.perf_counter()
+    drive(cfg, None, None, f"sqlite:///{folder / cfg.name}.db", None, False, Plain())
+    return run_figures(folder, cfg.name, time.perf_counter() - t0)
+
+
+def run_figures(folder: Path, name: str, wall: float) -> dict:
+    """A finished run's figures, from its SQLite file `folder/name.db`: the wall time given, its
+    generations' own figures, the file's size."""
     from evo.store import Store
 
-    path = folder / f"{cfg.name}.db"
-    url = f"sqlite:///{path}"
-    t0 = time.perf_counter()
-    drive(cfg, None, None, url, None, False, Plain())
-    wall = time.perf_counter() - t0
-    store = Store(url)
-    stats = store.generation_stats(store.get_run(cfg.name).id)
+    store = Store(f"sqlite:///{folder / name}.db")
+    stats = store.generation_stats(store.get_run(name).id)
     store.dispose()
     return {"run_seconds": wall, "generation_seconds": sum(s.seconds for s in stats),
             "evaluation_seconds": sum(s.eval_seconds for s in stats), "evaluated": sum(s.evaluated for s in stats),
@@ -46,7 +50,7 @@ def robust_benchmark(pop_size: int = 100, n_bars: int = 50_000, generations: int
     with tempfile.TemporaryDirectory(prefix="evo-bench-robust-") as tmp:
         for rep in range(repeats + 1):
             for key, agg in (("report_only", None), ("robust", aggregate)):
-                r = one_run(Path(tmp), _config(pop_size, n_bars, generations, neighbours, agg, f"{key}-{rep}"))
+                r = _one(Path(tmp), _config(pop_size, n_bars, generations, neighbours, agg, f"{key}-{rep}"))
                 if rep:  # the first of each compiles and warms caches
                     runs[key].append(r)
     med = {k: {f: statistics.median(r[f] for r in v) for f in v[0]} for k, v in runs.items()}

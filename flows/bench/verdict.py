@@ -107,10 +107,9 @@ def pbo_run_benchmark(pop_size: int = 1000, n_bars: int = 87_600, generations: i
     import subprocess
     import sys
 
+    from evo.flows.bench.robust import run_figures
     from evo.oos import scoring
     from evo.run.opening import reopen
-    from evo.store import Store
-
     evo = str(Path(sys.executable).parent / "evo")
     runs: dict[str, list[dict]] = {"without": [], "with": []}
     with tempfile.TemporaryDirectory(prefix="evo-bench-pbo-") as tmp:
@@ -131,13 +130,7 @@ def pbo_run_benchmark(pop_size: int = 1000, n_bars: int = 87_600, generations: i
                 wall = time.perf_counter() - t0
                 if res.returncode != 0:
                     raise RuntimeError(f"evo run failed: {res.stderr.strip().splitlines()[-1:]}")
-                store = Store(url)
-                stats = store.generation_stats(store.get_run(name).id)
-                store.dispose()
-                r = {"run_seconds": wall, "generation_seconds": sum(x.seconds for x in stats),
-                     "evaluation_seconds": sum(x.eval_seconds for x in stats),
-                     "evaluated": sum(x.evaluated for x in stats),
-                     "database_bytes": sum(p.stat().st_size for p in folder.glob(f"{name}.db*"))}
+                r = run_figures(folder, name, wall)
                 if blocks:
                     ctx, store = reopen(name, database=url, write=False)
                     t0 = time.perf_counter()
