@@ -39,7 +39,7 @@ def run_figures(folder: Path, name: str, wall: float) -> dict:
             "evaluation_seconds": sum(s.eval_seconds for s in stats), "evaluated": sum(s.evaluated for s in stats),
             "cache_hits": sum(s.cache_hits for s in stats), "offspring": sum(s.n_offspring for s in stats),
             # SQLite's write-ahead log holds what the open store has not checkpointed yet
-            "database_bytes": sum(p.stat().st_size for p in folder.glob(f"{cfg.name}.db*"))}
+            "database_bytes": sum(p.stat().st_size for p in folder.glob(f"{name}.db*"))}
 
 
 def robust_benchmark(pop_size: int = 100, n_bars: int = 50_000, generations: int = 4, neighbours: int = 8,
